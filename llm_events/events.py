@@ -1,0 +1,324 @@
+"""The event vocabulary: immutable msgspec structs in one tagged union.
+
+Events are the only source of truth; every table other than ``events`` is derived from
+them.  They are plain data (no behaviour, no I/O) and import nothing else of ours.
+
+Compatibility rules: a field is never repurposed or removed; new fields get defaults; the
+``v`` field says which schema version wrote an event.  Unknown event types (written by a
+newer version) decode to :class:`UnknownEvent`, which projections skip.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, ClassVar
+
+import msgspec
+
+#: Version of the event schema this code writes.  Bump when adding fields.
+EVENT_SCHEMA_VERSION = 1
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Fields every event has: a time-ordered unique ``id`` and an ISO-8601 UTC ``ts``."""
+
+    id: str
+    ts: str
+    v: int = EVENT_SCHEMA_VERSION
+
+    type_name: ClassVar[str] = ""
+
+    @property
+    def key(self) -> str | None:
+        """The value stored in the ``events.call_id`` column (the call or replay it belongs to)."""
+        return getattr(self, "call_id", None) or getattr(self, "replay_id", None)
+
+
+class ContextItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One piece of retrieved context a builder put into a prompt."""
+
+    text: str
+    score: float | None = None
+    source: str = ""
+
+
+class PromptBuilt(Event, tag="prompt_built", kw_only=True):
+    """A builder made a Prompt.  ``prompt_id`` equals the event ``id``."""
+
+    prompt_id: str
+    system: str = ""
+    user: str = ""
+    examples: list[str] = []
+    tags: list[str] = []
+    metadata: dict[str, Any] = {}
+    vector_confidence: float | None = None
+    origin: str = ""
+    context: list[ContextItem] = []
+    builder: str = ""
+    fingerprint: str = ""
+
+
+class CallStarted(Event, tag="call_started", kw_only=True):
+    """A logical call begins: one per ``generate`` (retries and fallbacks nest inside)."""
+
+    call_id: str
+    prompt_id: str | None = None
+    client: str = ""
+    model: str | None = None
+    parent_call_id: str | None = None
+    tags: list[str] = []
+    metadata: dict[str, Any] = {}
+
+
+class RouteChosen(Event, tag="route_chosen", kw_only=True):
+    """A router picked a backend; ``reason`` is tags / size / confidence / cooldown."""
+
+    call_id: str
+    chosen: str
+    reason: str
+    candidates: list[str] = []
+    estimated_tokens: int | None = None
+
+
+class AttemptStarted(Event, tag="attempt_started", kw_only=True):
+    """One request to one backend, written before the request leaves."""
+
+    call_id: str
+    attempt: int
+    backend: str
+    model: str | None = None
+    params: dict[str, Any] = {}
+
+
+class AttemptFailed(Event, tag="attempt_failed", kw_only=True):
+    """The request failed; ``retryable`` says whether a retry could help."""
+
+    call_id: str
+    attempt: int
+    backend: str = ""
+    error_type: str
+    message: str = ""
+    retryable: bool = False
+    status_code: int | None = None
+    latency_ms: float | None = None
+    partial_text: str | None = None
+
+
+class RetryScheduled(Event, tag="retry_scheduled", kw_only=True):
+    """``with_retry`` will call again after ``delay_s`` seconds."""
+
+    call_id: str
+    attempt: int
+    delay_s: float
+    error_type: str = ""
+
+
+class FallbackTaken(Event, tag="fallback_taken", kw_only=True):
+    """Switching from one backend to another after a failure."""
+
+    call_id: str
+    from_backend: str
+    to_backend: str
+    reason: str = ""
+
+
+class AttemptSucceeded(Event, tag="attempt_succeeded", kw_only=True):
+    """An answer came back.  ``tokens_estimated`` marks counts we estimated ourselves."""
+
+    call_id: str
+    attempt: int
+    backend: str = ""
+    model: str | None = None
+    text: str = ""
+    parsed: Any = None
+    raw: Any = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    tokens_estimated: bool = False
+    cost: float | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    finish_reason: str | None = None
+
+
+class CallFinished(Event, tag="call_finished", kw_only=True):
+    """The logical call ends with status ``ok`` or ``error``."""
+
+    call_id: str
+    status: str
+    attempts: int = 0
+    backend: str | None = None
+    model: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    latency_ms: float | None = None
+
+
+class ReplayStarted(Event, tag="replay_started", kw_only=True):
+    """A replay run begins."""
+
+    replay_id: str
+    against: str = ""
+    compare: str = ""
+    selection: dict[str, Any] = {}
+    total: int | None = None
+
+
+class ReplayCompared(Event, tag="replay_compared", kw_only=True):
+    """One recorded call was re-run and compared; verdict is same / changed / error."""
+
+    replay_id: str
+    source_call_id: str
+    replay_call_id: str | None = None
+    verdict: str
+    score: float | None = None
+    diff: str = ""
+    reason: str = ""
+    compare: str = ""
+    latency_delta_ms: float | None = None
+    input_tokens_delta: int | None = None
+    output_tokens_delta: int | None = None
+    cost_delta: float | None = None
+
+
+class ReplayFinished(Event, tag="replay_finished", kw_only=True):
+    """A replay run ends (``status`` completed or interrupted) with counts per verdict."""
+
+    replay_id: str
+    status: str = "completed"
+    counts: dict[str, int] = {}
+    total: int = 0
+
+
+class UnknownEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event whose type this version does not know (written by a newer version)."""
+
+    type: str
+    id: str
+    ts: str
+    payload: dict[str, Any] = {}
+
+    @property
+    def key(self) -> str | None:
+        return self.payload.get("call_id") or self.payload.get("replay_id")
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    PromptBuilt,
+    CallStarted,
+    RouteChosen,
+    AttemptStarted,
+    AttemptFailed,
+    RetryScheduled,
+    FallbackTaken,
+    AttemptSucceeded,
+    CallFinished,
+    ReplayStarted,
+    ReplayCompared,
+    ReplayFinished,
+)
+
+#: tag -> struct class, for the types this version knows.
+EVENT_CLASSES: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in EVENT_TYPES}
+for _tag, _cls in EVENT_CLASSES.items():
+    _cls.type_name = _tag
+
+AnyEvent = (
+    PromptBuilt
+    | CallStarted
+    | RouteChosen
+    | AttemptStarted
+    | AttemptFailed
+    | RetryScheduled
+    | FallbackTaken
+    | AttemptSucceeded
+    | CallFinished
+    | ReplayStarted
+    | ReplayCompared
+    | ReplayFinished
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+_loose_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def encode(event: Event) -> bytes:
+    """Encode an event (with its ``type`` tag) to JSON bytes."""
+    return _encoder.encode(event)
+
+
+def decode(data: bytes | str, type_: str | None = None) -> Event | UnknownEvent:
+    """Decode JSON into its event struct; an unknown ``type`` gives an :class:`UnknownEvent`."""
+    if type_ is not None and type_ not in EVENT_CLASSES:
+        return _unknown(data)
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError:
+        loose = _loose_decoder.decode(data)
+        if loose.get("type") in EVENT_CLASSES:
+            raise
+        return _unknown(data)
+
+
+def _unknown(data: bytes | str) -> UnknownEvent:
+    loose = _loose_decoder.decode(data)
+    return UnknownEvent(
+        type=str(loose.get("type", "")),
+        id=str(loose.get("id", "")),
+        ts=str(loose.get("ts", "")),
+        payload=loose,
+    )
+
+
+# --- ids and timestamps -------------------------------------------------------------------
+
+_id_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def new_id() -> str:
+    """A UUIDv7 string: time-ordered (millisecond prefix, then a per-process counter)."""
+    global _last_ms, _counter
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_ms:
+            ms = _last_ms
+            _counter += 1
+            if _counter > 0xFFF:
+                ms += 1
+                _counter = 0
+        else:
+            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+        _last_ms = ms
+        counter = _counter
+    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def now_iso(t: float | None = None) -> str:
+    """ISO-8601 UTC with microseconds and a ``Z``: sorts as text, reads in Datasette."""
+    if t is None:
+        t = time.time()
+    secs = int(t)
+    micros = int(round((t - secs) * 1_000_000))
+    if micros >= 1_000_000:
+        secs, micros = secs + 1, micros - 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{micros:06d}Z"
+
+
+def parse_iso(ts: str) -> float:
+    """Seconds since the epoch for a timestamp written by :func:`now_iso` (or any ISO form)."""
+    from datetime import datetime, timezone
+
+    dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()

@@ -1,0 +1,496 @@
+"""Projections: tables derived from events, updated in the transaction that appends them.
+
+Each projection folds a batch of ``(seq, event)`` pairs into its table(s).  They depend only
+on the event vocabulary; the store decides when to run them (on every append, and from seq 0
+on ``rebuild``).  A projection whose ``version`` changed is rebuilt when a store is opened,
+so a new column or a fixed rule re-derives history.
+
+Tables: ``calls`` (one row per logical call), ``prompts`` (the seed's PromptDB: one row per
+answered call, plus ``call_id``; full-text index ``prompts_fts``) and ``replay_results``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from . import events as ev
+from .pricing import price_call
+
+_json = msgspec.json.Encoder()
+_decode_any = msgspec.json.Decoder()
+
+PREVIEW_CHARS = 200
+_CACHE_MAX = 20_000
+
+
+def dumps(value: Any) -> str:
+    return _json.encode(value).decode()
+
+
+def _preview(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = " ".join(text[: 4 * PREVIEW_CHARS].split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+class _Cache(dict):
+    """A small insertion-ordered cache: bounded memory during rebuilds of huge stores."""
+
+    def put(self, key: str, value: Any) -> None:
+        if len(self) >= _CACHE_MAX:
+            for old in list(self)[: _CACHE_MAX // 4]:
+                del self[old]
+        self[key] = value
+
+
+class Projection:
+    name: str = ""
+    version: int = 1
+    tables: tuple[str, ...] = ()
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        raise NotImplementedError
+
+    def drop(self, conn: sqlite3.Connection) -> None:
+        for table in self.tables:
+            conn.execute(f"DROP TABLE IF EXISTS [{table}]")
+
+    def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
+        raise NotImplementedError
+
+    def reset_caches(self) -> None:
+        """Forget cached state (called before a rebuild)."""
+
+
+def _load_prompt(conn: sqlite3.Connection, cache: _Cache, prompt_id: str | None) -> Any:
+    if not prompt_id:
+        return None
+    hit = cache.get(prompt_id)
+    if hit is not None:
+        return hit
+    row = conn.execute(
+        "SELECT payload FROM events WHERE id = ? AND type = 'prompt_built'", (prompt_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    prompt = ev.decode(row[0], "prompt_built")
+    cache.put(prompt_id, prompt)
+    return prompt
+
+
+CALL_COLUMNS = (
+    "call_id",
+    "started_at",
+    "finished_at",
+    "status",
+    "client",
+    "backend",
+    "model",
+    "attempts",
+    "failures",
+    "retries",
+    "fallbacks",
+    "route",
+    "route_reason",
+    "input_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "cost",
+    "latency_ms",
+    "error_type",
+    "error_message",
+    "prompt_id",
+    "parent_call_id",
+    "tags",
+    "prompt_preview",
+    "response_preview",
+    "first_seq",
+    "last_seq",
+)
+
+
+class CallsProjection(Projection):
+    """``calls``: one row per logical call, its status, attempts, retries, fallbacks and cost."""
+
+    name = "calls"
+    version = 1
+    tables = ("calls",)
+
+    def __init__(self) -> None:
+        self.prompts = _Cache()
+
+    def reset_caches(self) -> None:
+        self.prompts = _Cache()
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS calls (
+                call_id TEXT PRIMARY KEY,
+                started_at TEXT,
+                finished_at TEXT,
+                status TEXT,
+                client TEXT,
+                backend TEXT,
+                model TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                failures INTEGER NOT NULL DEFAULT 0,
+                retries INTEGER NOT NULL DEFAULT 0,
+                fallbacks INTEGER NOT NULL DEFAULT 0,
+                route TEXT,
+                route_reason TEXT,
+                input_tokens INTEGER,
+                output_tokens INTEGER,
+                tokens_estimated INTEGER,
+                cost REAL,
+                latency_ms REAL,
+                error_type TEXT,
+                error_message TEXT,
+                prompt_id TEXT,
+                parent_call_id TEXT,
+                tags TEXT,
+                prompt_preview TEXT,
+                response_preview TEXT,
+                first_seq INTEGER,
+                last_seq INTEGER
+            )"""
+        )
+        conn.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at)")
+        conn.execute("CREATE INDEX IF NOT EXISTS calls_status ON calls(status, started_at)")
+        conn.execute("CREATE INDEX IF NOT EXISTS calls_model ON calls(model, started_at)")
+        conn.execute("CREATE INDEX IF NOT EXISTS calls_parent ON calls(parent_call_id)")
+
+    def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
+        state: dict[str, dict[str, Any]] = {}
+        for seq, event in batch:
+            if isinstance(event, ev.PromptBuilt):
+                self.prompts.put(event.prompt_id, event)
+                continue
+            call_id = getattr(event, "call_id", None)
+            if call_id is None or not isinstance(event, ev.Event):
+                continue
+            row = state.get(call_id)
+            if row is None:
+                row = self._load(conn, call_id, seq)
+                state[call_id] = row
+            self._fold(conn, row, seq, event)
+        if state:
+            placeholders = ",".join("?" * len(CALL_COLUMNS))
+            conn.executemany(
+                f"INSERT OR REPLACE INTO calls ({','.join(CALL_COLUMNS)}) VALUES ({placeholders})",
+                [tuple(row[c] for c in CALL_COLUMNS) for row in state.values()],
+            )
+
+    def _load(self, conn: sqlite3.Connection, call_id: str, seq: int) -> dict[str, Any]:
+        cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+        found = cur.fetchone()
+        if found is not None:
+            return dict(zip([d[0] for d in cur.description], found, strict=True))
+        row = dict.fromkeys(CALL_COLUMNS)
+        row.update(call_id=call_id, attempts=0, failures=0, retries=0, fallbacks=0, first_seq=seq)
+        row["status"] = "running"
+        return row
+
+    def _fold(self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: Any) -> None:
+        row["last_seq"] = seq
+        if isinstance(e, ev.CallStarted):
+            row.update(
+                started_at=e.ts,
+                client=e.client,
+                prompt_id=e.prompt_id,
+                parent_call_id=e.parent_call_id,
+                tags=dumps(e.tags),
+                first_seq=seq,
+            )
+            if e.model and not row["model"]:
+                row["model"] = e.model
+            prompt = _load_prompt(conn, self.prompts, e.prompt_id)
+            if prompt is not None:
+                row["prompt_preview"] = _preview(prompt.user)
+        elif isinstance(e, ev.RouteChosen):
+            row.update(route=e.chosen, route_reason=e.reason)
+        elif isinstance(e, ev.AttemptStarted):
+            row["attempts"] = max(row["attempts"] or 0, e.attempt)
+            row["backend"] = e.backend
+            if e.model:
+                row["model"] = e.model
+        elif isinstance(e, ev.AttemptFailed):
+            row["failures"] = (row["failures"] or 0) + 1
+            row["error_type"] = e.error_type
+            row["error_message"] = e.message
+        elif isinstance(e, ev.RetryScheduled):
+            row["retries"] = (row["retries"] or 0) + 1
+        elif isinstance(e, ev.FallbackTaken):
+            row["fallbacks"] = (row["fallbacks"] or 0) + 1
+        elif isinstance(e, ev.AttemptSucceeded):
+            row["attempts"] = max(row["attempts"] or 0, e.attempt)
+            if e.backend:
+                row["backend"] = e.backend
+            if e.model:
+                row["model"] = e.model
+            row.update(
+                input_tokens=e.input_tokens,
+                output_tokens=e.output_tokens,
+                tokens_estimated=int(e.tokens_estimated),
+                cost=price_call(e, row["backend"], row["model"]),
+                response_preview=_preview(e.text),
+            )
+        elif isinstance(e, ev.CallFinished):
+            row.update(status=e.status, finished_at=e.ts, latency_ms=e.latency_ms)
+            if e.backend:
+                row["backend"] = e.backend
+            if e.model:
+                row["model"] = e.model
+            if e.status == "ok":
+                row.update(error_type=None, error_message=None)
+            else:
+                row.update(error_type=e.error_type, error_message=e.error_message)
+
+
+PROMPT_COLUMNS = (
+    "call_id",
+    "prompt",
+    "text",
+    "system",
+    "examples",
+    "vector_confidence",
+    "vector_confidences",
+    "outcome_tags",
+    "completion_raw",
+    "completion_parsed",
+    "response_text",
+    "response_parsed",
+    "model",
+    "timestamp",
+    "prompt_tokens",
+    "completion_tokens",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "cost",
+    "backend",
+)
+
+
+class PromptsProjection(Projection):
+    """``prompts``: the seed's PromptDB table, one row per answered call, searchable."""
+
+    name = "prompts"
+    version = 1
+    tables = ("prompts",)
+
+    def __init__(self) -> None:
+        self.prompts = _Cache()
+        self.successes = _Cache()
+        self.calls = _Cache()
+
+    def reset_caches(self) -> None:
+        self.__init__()
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS prompts (
+                id INTEGER PRIMARY KEY,
+                call_id TEXT UNIQUE,
+                prompt TEXT,
+                text TEXT,
+                system TEXT,
+                examples TEXT,
+                vector_confidence REAL,
+                vector_confidences TEXT,
+                outcome_tags TEXT,
+                completion_raw TEXT,
+                completion_parsed TEXT,
+                response_text TEXT,
+                response_parsed TEXT,
+                model TEXT,
+                timestamp TEXT,
+                prompt_tokens INTEGER,
+                completion_tokens INTEGER,
+                input_tokens INTEGER,
+                output_tokens INTEGER,
+                latency_ms REAL,
+                cost REAL,
+                backend TEXT
+            )"""
+        )
+        conn.execute("CREATE INDEX IF NOT EXISTS prompts_model ON prompts(model)")
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS prompts_fts USING fts5("
+            "text, response_text, content='prompts', content_rowid='id')"
+        )
+        self.create_triggers(conn)
+
+    @staticmethod
+    def create_triggers(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            """CREATE TRIGGER IF NOT EXISTS prompts_ai AFTER INSERT ON prompts BEGIN
+                INSERT INTO prompts_fts(rowid, text, response_text)
+                VALUES (new.id, new.text, new.response_text);
+            END"""
+        )
+        conn.execute(
+            """CREATE TRIGGER IF NOT EXISTS prompts_ad AFTER DELETE ON prompts BEGIN
+                INSERT INTO prompts_fts(prompts_fts, rowid, text, response_text)
+                VALUES ('delete', old.id, old.text, old.response_text);
+            END"""
+        )
+
+    def drop(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DROP TABLE IF EXISTS prompts_fts")
+        conn.execute("DROP TABLE IF EXISTS prompts")
+
+    def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
+        rows = []
+        for _seq, e in batch:
+            if isinstance(e, ev.PromptBuilt):
+                self.prompts.put(e.prompt_id, e)
+            elif isinstance(e, ev.CallStarted):
+                self.calls.put(e.call_id, e)
+            elif isinstance(e, ev.AttemptSucceeded):
+                self.successes.put(e.call_id, e)
+            elif isinstance(e, ev.CallFinished):
+                if e.status == "ok":
+                    row = self._row(conn, e)
+                    if row is not None:
+                        rows.append(row)
+                self.successes.pop(e.call_id, None)
+                self.calls.pop(e.call_id, None)
+        if rows:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO prompts ({','.join(PROMPT_COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(PROMPT_COLUMNS))})",
+                rows,
+            )
+
+    def _row(self, conn: sqlite3.Connection, done: ev.CallFinished) -> tuple | None:
+        success = self.successes.get(done.call_id) or _last_of(
+            conn, done.call_id, "attempt_succeeded"
+        )
+        if success is None:
+            return None
+        started = self.calls.get(done.call_id) or _last_of(conn, done.call_id, "call_started")
+        prompt = _load_prompt(conn, self.prompts, started.prompt_id if started else None)
+        backend = done.backend or success.backend or None
+        model = done.model or success.model or (started.model if started else None)
+        if prompt is not None:
+            confs = prompt.metadata.get("vector_confidences")
+            if not isinstance(confs, list):
+                confs = [] if prompt.vector_confidence is None else [prompt.vector_confidence]
+            prompt_json = dumps(
+                {
+                    "system": prompt.system,
+                    "user": prompt.user,
+                    "examples": prompt.examples,
+                    "tags": prompt.tags,
+                    "metadata": prompt.metadata,
+                    "origin": prompt.origin,
+                }
+            )
+            values = (
+                prompt_json,
+                prompt.user,
+                prompt.system,
+                dumps(prompt.examples),
+                prompt.vector_confidence,
+                dumps(confs),
+                dumps(prompt.tags),
+            )
+        else:
+            values = (None, None, None, "[]", None, "[]", "[]")
+        return (
+            done.call_id,
+            *values,
+            dumps(success.raw),
+            dumps(success.parsed),
+            success.text,
+            dumps(success.parsed),
+            model,
+            done.ts,
+            success.input_tokens,
+            success.output_tokens,
+            success.input_tokens,
+            success.output_tokens,
+            success.latency_ms if success.latency_ms is not None else done.latency_ms,
+            price_call(success, backend, model),
+            backend,
+        )
+
+
+def _last_of(conn: sqlite3.Connection, call_id: str, type_: str) -> Any:
+    row = conn.execute(
+        "SELECT payload FROM events WHERE call_id = ? AND type = ? ORDER BY seq DESC LIMIT 1",
+        (call_id, type_),
+    ).fetchone()
+    return None if row is None else ev.decode(row[0], type_)
+
+
+REPLAY_COLUMNS = (
+    "replay_id",
+    "source_call_id",
+    "replay_call_id",
+    "verdict",
+    "score",
+    "diff",
+    "reason",
+    "compare",
+    "latency_delta_ms",
+    "input_tokens_delta",
+    "output_tokens_delta",
+    "cost_delta",
+    "ts",
+)
+
+
+class ReplayResultsProjection(Projection):
+    """``replay_results``: one row per compared call of a replay run."""
+
+    name = "replay_results"
+    version = 1
+    tables = ("replay_results",)
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS replay_results (
+                id INTEGER PRIMARY KEY,
+                replay_id TEXT NOT NULL,
+                source_call_id TEXT NOT NULL,
+                replay_call_id TEXT,
+                verdict TEXT NOT NULL,
+                score REAL,
+                diff TEXT,
+                reason TEXT,
+                compare TEXT,
+                latency_delta_ms REAL,
+                input_tokens_delta INTEGER,
+                output_tokens_delta INTEGER,
+                cost_delta REAL,
+                ts TEXT,
+                UNIQUE (replay_id, source_call_id)
+            )"""
+        )
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS replay_results_verdict ON replay_results(replay_id, verdict)"
+        )
+
+    def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
+        rows = [
+            tuple(getattr(e, c) for c in REPLAY_COLUMNS)
+            for _seq, e in batch
+            if isinstance(e, ev.ReplayCompared)
+        ]
+        if rows:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO replay_results ({','.join(REPLAY_COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(REPLAY_COLUMNS))})",
+                rows,
+            )
+
+
+def default_projections() -> list[Projection]:
+    """Fresh instances of the built-in projections, in the order they are applied."""
+    return [CallsProjection(), PromptsProjection(), ReplayResultsProjection()]

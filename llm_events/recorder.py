@@ -1,0 +1,474 @@
+"""Recording: turning what clients do into events, one logical call at a time.
+
+A :class:`CallScope` is the open call.  It lives in a context variable, so code nested
+inside one call (``with_retry`` around ``LLMRouter.generate`` around a client with a backend
+chain) adds attempts to that call instead of starting new ones; each thread and asyncio task
+has its own.  The scope is lazy: it writes nothing until a client starts it with a prompt.
+
+Durability: ``prompt_built``, ``call_started`` and each ``attempt_started`` are committed
+before the request leaves (write-ahead); outcomes are committed before ``generate`` returns.
+If the store fails, the default is to raise :class:`RecordingError` (no answer without its
+record); with ``on_store_error="warn"`` the answer goes through and the loss is warned about.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import events as ev
+from .config import open_store, settings
+from .prompt import LLMResult, Prompt, prompt_fingerprint
+from .redaction import Redactor, UnstorableValueError, clean, clean_text
+from .store import EventStore, StoreError
+from .tokens import estimate_prompt_tokens, estimate_tokens
+
+
+class RecordingError(StoreError):
+    """An event could not be recorded, so the call was stopped (``on_store_error="raise"``)."""
+
+
+class RecordingLostWarning(UserWarning):
+    """An event could not be recorded; the answer went through (``on_store_error="warn"``)."""
+
+
+StoreSpec = str | EventStore | None
+
+_current: ContextVar[CallScope | None] = ContextVar("llm_events_call", default=None)
+_options: ContextVar[CallOptions | None] = ContextVar("llm_events_call_options", default=None)
+
+
+@dataclass
+class CallOptions:
+    """Defaults for the calls started inside :func:`call_options` (used by replay)."""
+
+    store: StoreSpec = None
+    parent_call_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    call_ids: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def call_options(
+    *,
+    store: StoreSpec = None,
+    parent_call_id: str | None = None,
+    tags: Sequence[str] = (),
+    metadata: dict[str, Any] | None = None,
+) -> Iterator[CallOptions]:
+    """Record the calls made inside this block with these settings.
+
+    The call ids started inside are collected in ``options.call_ids`` (even for calls that
+    raised), so a harness can link what it ran to what was recorded.
+    """
+    opts = CallOptions(store, parent_call_id, list(tags), dict(metadata or {}))
+    token = _options.set(opts)
+    try:
+        yield opts
+    finally:
+        _options.reset(token)
+
+
+def current_call() -> CallScope | None:
+    """The open call in this context, if any."""
+    return _current.get()
+
+
+def emit(
+    store: EventStore, events: Sequence[ev.Event], on_store_error: str, *, what: str = ""
+) -> bool:
+    """Append events; on failure raise :class:`RecordingError` or warn (returns False)."""
+    try:
+        store.append(events)
+        return True
+    except (StoreError, sqlite3.Error, OSError) as e:
+        message = f"could not record {what or 'events'} to {store.path or 'the store'}: {e}"
+        if on_store_error == "warn":
+            warnings.warn(message, RecordingLostWarning, stacklevel=3)
+            return False
+        raise RecordingError(message) from e
+
+
+def resolve_store(explicit: StoreSpec, on_store_error: str) -> EventStore | None:
+    """Open the store for a recording; ``None`` (after a warning) if it cannot be opened."""
+    try:
+        return open_store(explicit)
+    except (StoreError, sqlite3.Error, OSError) as e:
+        if on_store_error == "warn":
+            warnings.warn(f"not recording: {e}", RecordingLostWarning, stacklevel=3)
+            return None
+        if isinstance(e, StoreError):
+            raise RecordingError(str(e)) from e
+        raise RecordingError(f"cannot open event store: {e}") from e
+
+
+# --- prompts ----------------------------------------------------------------------------------
+
+_PROMPT_STATE = "_llm_events_recorded"
+
+
+def prompt_built_event(
+    prompt: Prompt,
+    redactor: Redactor,
+    *,
+    builder: str = "",
+    context: Sequence[ev.ContextItem] = (),
+) -> ev.PromptBuilt:
+    """A ``prompt_built`` event for ``prompt``, cleaned and redacted (raises if unstorable)."""
+    event_id = ev.new_id()
+    return ev.PromptBuilt(
+        id=event_id,
+        ts=ev.now_iso(),
+        prompt_id=event_id,
+        system=clean_text(prompt.system or "", redactor, "prompt.system"),
+        user=clean_text(prompt.user or "", redactor, "prompt.user"),
+        examples=clean(list(prompt.examples), redactor, "prompt.examples"),
+        tags=clean(list(prompt.tags), redactor, "prompt.tags"),
+        metadata=clean(prompt.metadata, redactor, "prompt.metadata"),
+        vector_confidence=clean(prompt.vector_confidence, redactor, "prompt.vector_confidence"),
+        origin=prompt.origin,
+        context=[
+            ev.ContextItem(
+                text=clean_text(c.text, redactor, "context"), score=c.score, source=c.source
+            )
+            for c in context
+        ],
+        builder=builder,
+        fingerprint=prompt_fingerprint(prompt),
+    )
+
+
+def _store_key(store: EventStore) -> str:
+    return store.path or f"conn:{id(store)}"
+
+
+def mark_recorded(prompt: Prompt, event: ev.PromptBuilt, store: EventStore) -> None:
+    """Remember on the prompt that ``store`` holds its ``prompt_built`` (private attribute)."""
+    state = prompt.__dict__.get(_PROMPT_STATE)
+    if state is None or state[1] != event.fingerprint:
+        state = (event.prompt_id, event.fingerprint, set())
+        prompt.__dict__[_PROMPT_STATE] = state
+    state[2].add(_store_key(store))
+
+
+def recorded_prompt_id(prompt: Prompt, store: EventStore) -> str | None:
+    """The prompt id already recorded in ``store`` for this exact prompt content, if any."""
+    state = prompt.__dict__.get(_PROMPT_STATE)
+    if state is None or _store_key(store) not in state[2]:
+        return None
+    try:
+        if prompt_fingerprint(prompt) != state[1]:
+            return None  # changed after it was built: record the prompt as it is now
+    except TypeError:
+        return None
+    return state[0]
+
+
+# --- the open call ----------------------------------------------------------------------------
+
+
+def _exc_message(exc: BaseException) -> str:
+    return str(exc) or repr(exc)
+
+
+def classify(exc: BaseException) -> tuple[bool, int | None]:
+    """(retryable, status code) of an error, from the attributes backends set."""
+    retryable = getattr(exc, "retryable", None)
+    status = getattr(exc, "status_code", None)
+    if retryable is None:
+        if isinstance(status, int):
+            retryable = status in (408, 409, 429) or status >= 500
+        else:
+            retryable = isinstance(exc, (ConnectionError, TimeoutError))
+    return bool(retryable), status if isinstance(status, int) else None
+
+
+class CallScope:
+    """One logical call being recorded."""
+
+    def __init__(
+        self,
+        store: StoreSpec = None,
+        on_store_error: str | None = None,
+        options: CallOptions | None = None,
+    ) -> None:
+        self.options = options
+        self.store_spec = store if store is not None else (options.store if options else None)
+        self.on_store_error = on_store_error or settings().on_store_error
+        self.redactor = settings().redactor
+        self.store: EventStore | None = None
+        self.call_id: str | None = None
+        self.started = False
+        self.recording = settings().enabled
+        self.attempt = 0
+        self.pending: list[ev.Event] = []
+        self.t0 = time.perf_counter()
+        self.last_success: ev.AttemptSucceeded | None = None
+        self.last_backend: str | None = None
+        self.last_model: str | None = None
+        self.prompt_tokens_estimate = 0
+
+    # writing ---------------------------------------------------------------------------------
+
+    def _add(self, event: ev.Event) -> None:
+        if self.recording:
+            self.pending.append(event)
+
+    def commit(self, what: str = "") -> None:
+        """Write what is pending (one transaction)."""
+        if not self.pending or self.store is None:
+            self.pending.clear()
+            return
+        batch, self.pending = self.pending, []
+        if not emit(self.store, batch, self.on_store_error, what=what or batch[-1].type_name):
+            self.recording = False  # one warning per call is enough
+
+    # lifecycle --------------------------------------------------------------------------------
+
+    def start(self, prompt: Prompt, client: str, model: str | None = None) -> None:
+        """Begin the call for ``prompt`` (first caller wins; later ones join)."""
+        if self.started:
+            return
+        self.started = True
+        self.call_id = ev.new_id()
+        if self.options is not None:
+            self.options.call_ids.append(self.call_id)
+        self.prompt_tokens_estimate = estimate_prompt_tokens(
+            prompt.system or "", prompt.user or "", prompt.examples
+        )
+        if not self.recording:
+            return
+        store = resolve_store(self.store_spec, self.on_store_error)
+        if store is None:
+            self.recording = False
+            return
+        self.store = store
+        prompt_id = recorded_prompt_id(prompt, store)
+        if prompt_id is None:
+            built = prompt_built_event(prompt, self.redactor, builder="generate")
+            self._add(built)
+            prompt_id = built.prompt_id
+            mark_recorded(prompt, built, store)
+        opts = self.options
+        self._add(
+            ev.CallStarted(
+                id=ev.new_id(),
+                ts=ev.now_iso(),
+                call_id=self.call_id,
+                prompt_id=prompt_id,
+                client=client,
+                model=model,
+                parent_call_id=opts.parent_call_id if opts else None,
+                tags=list(opts.tags) if opts else [],
+                metadata=clean(opts.metadata, self.redactor, "call metadata") if opts else {},
+            )
+        )
+
+    def route(self, chosen: str, reason: str, candidates: Sequence[str], tokens: int | None) -> None:
+        self._add(
+            ev.RouteChosen(
+                id=ev.new_id(),
+                ts=ev.now_iso(),
+                call_id=self.call_id or "",
+                chosen=chosen,
+                reason=reason,
+                candidates=list(candidates),
+                estimated_tokens=tokens,
+            )
+        )
+
+    def begin_attempt(
+        self, backend: str, model: str | None, params: dict[str, Any] | None = None
+    ) -> int:
+        """Record ``attempt_started`` and commit it before the request leaves."""
+        self.attempt += 1
+        self._add(
+            ev.AttemptStarted(
+                id=ev.new_id(),
+                ts=ev.now_iso(),
+                call_id=self.call_id or "",
+                attempt=self.attempt,
+                backend=backend,
+                model=model,
+                params=clean(params or {}, self.redactor, "params"),
+            )
+        )
+        self.commit("attempt_started")
+        return self.attempt
+
+    def attempt_failed(
+        self,
+        attempt: int,
+        exc: BaseException,
+        backend: str,
+        latency_ms: float | None,
+        partial_text: str | None = None,
+    ) -> None:
+        retryable, status = classify(exc)
+        self._add(
+            ev.AttemptFailed(
+                id=ev.new_id(),
+                ts=ev.now_iso(),
+                call_id=self.call_id or "",
+                attempt=attempt,
+                backend=backend,
+                error_type=type(exc).__name__,
+                message=self._safe_text(_exc_message(exc)),
+                retryable=retryable,
+                status_code=status,
+                latency_ms=latency_ms,
+                partial_text=None if partial_text is None else self._safe_text(partial_text),
+            )
+        )
+
+    def attempt_succeeded(
+        self,
+        attempt: int,
+        result: LLMResult,
+        backend: str,
+        model: str | None,
+        *,
+        tokens_estimated: bool = False,
+        ttft_ms: float | None = None,
+        finish_reason: str | None = None,
+        extra_usage: dict[str, int | None] | None = None,
+    ) -> None:
+        """Record the answer.  Raises :class:`UnstorableValueError` if it cannot be stored."""
+        raw = result.raw
+        if finish_reason is None and isinstance(raw, dict):
+            finish_reason = raw.get("finish_reason")
+        usage = extra_usage or {}
+        event = ev.AttemptSucceeded(
+            id=ev.new_id(),
+            ts=ev.now_iso(),
+            call_id=self.call_id or "",
+            attempt=attempt,
+            backend=backend,
+            model=model,
+            text=clean_text(result.text or "", self.redactor, "result.text"),
+            parsed=clean(result.parsed, self.redactor, "result.parsed"),
+            raw=clean(raw, self.redactor, "result.raw"),
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cached_tokens=usage.get("cached_tokens"),
+            reasoning_tokens=usage.get("reasoning_tokens"),
+            tokens_estimated=tokens_estimated,
+            cost=result.cost,
+            latency_ms=result.latency_ms,
+            ttft_ms=ttft_ms,
+            finish_reason=str(finish_reason) if finish_reason is not None else None,
+        )
+        self.last_success = event
+        self.last_backend, self.last_model = backend, model
+        self._add(event)
+
+    def retry_scheduled(self, attempt: int, delay_s: float, exc: BaseException) -> None:
+        """Record that ``with_retry`` will try again, committed before it sleeps."""
+        if not self.started:
+            return
+        self._add(
+            ev.RetryScheduled(
+                id=ev.new_id(),
+                ts=ev.now_iso(),
+                call_id=self.call_id or "",
+                attempt=attempt,
+                delay_s=delay_s,
+                error_type=type(exc).__name__,
+            )
+        )
+        self.commit("retry_scheduled")
+
+    def fallback(self, from_backend: str, to_backend: str, reason: str) -> None:
+        self._add(
+            ev.FallbackTaken(
+                id=ev.new_id(),
+                ts=ev.now_iso(),
+                call_id=self.call_id or "",
+                from_backend=from_backend,
+                to_backend=to_backend,
+                reason=self._safe_text(reason),
+            )
+        )
+
+    def finish(self, exc: BaseException | None) -> None:
+        """Record ``call_finished`` (ok, or error with ``exc``) and commit."""
+        if not self.started:
+            return
+        latency = round((time.perf_counter() - self.t0) * 1000, 3)
+        if exc is None:
+            done = ev.CallFinished(
+                id=ev.new_id(),
+                ts=ev.now_iso(),
+                call_id=self.call_id or "",
+                status="ok",
+                attempts=self.attempt,
+                backend=self.last_backend,
+                model=self.last_model,
+                latency_ms=latency,
+            )
+        else:
+            done = ev.CallFinished(
+                id=ev.new_id(),
+                ts=ev.now_iso(),
+                call_id=self.call_id or "",
+                status="error",
+                attempts=self.attempt,
+                error_type=type(exc).__name__,
+                error_message=self._safe_text(_exc_message(exc)),
+                latency_ms=latency,
+            )
+        self._add(done)
+        self.commit("call_finished")
+
+    def _safe_text(self, text: str) -> str:
+        try:
+            return clean_text(text, self.redactor, "text")
+        except UnstorableValueError:
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+    def estimate_output(self, text: str) -> int:
+        return estimate_tokens(text)
+
+
+@contextlib.contextmanager
+def call_scope(
+    store: StoreSpec = None, on_store_error: str | None = None
+) -> Iterator[tuple[CallScope, bool]]:
+    """Join the open call, or open a new one; yields ``(scope, owner)``.
+
+    The owner finishes the call when the block ends: ``call_finished`` with status ``ok``,
+    or ``error`` when the block raises (the exception propagates unchanged).
+    """
+    outer = _current.get()
+    if outer is not None:
+        yield outer, False
+        return
+    scope = CallScope(store, on_store_error, _options.get())
+    token = _current.set(scope)
+    try:
+        yield scope, True
+    except BaseException as exc:
+        _current.reset(token)
+        token = None
+        if scope.started and scope.call_id is not None:
+            with contextlib.suppress(AttributeError, TypeError):
+                exc.llm_events_call_id = scope.call_id  # type: ignore[attr-defined]
+        try:
+            scope.finish(exc)
+        except RecordingError as rec_err:
+            raise rec_err from exc
+        raise
+    else:
+        _current.reset(token)
+        token = None
+        scope.finish(None)
+    finally:
+        if token is not None:
+            _current.reset(token)

@@ -1,0 +1,105 @@
+"""Cleaning values before they become events: secrets masked, unstorable values refused.
+
+Events are immutable, so redaction must happen before the write.  The same walk checks that
+every value can be stored faithfully as JSON; anything that cannot (an arbitrary object, NaN,
+a lone surrogate) is refused with :class:`UnstorableValueError` naming where it was, before
+anything of the call is written.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+#: Default secret patterns.  Each match is replaced by its group 1 (if any) + ``[REDACTED]``.
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    r"\b(sk-(?:ant-|proj-)?)[A-Za-z0-9_\-]{8,}",
+    r"(?i)\b(Bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*",
+    r"(?i)(x-api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+",
+    r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}",
+)
+
+MASK = "[REDACTED]"
+
+
+class UnstorableValueError(ValueError):
+    """A value cannot be recorded faithfully; nothing was written."""
+
+
+class Redactor:
+    """Masks secrets in strings: regex patterns, then user callables ``str -> str``."""
+
+    def __init__(
+        self,
+        patterns: Iterable[str | re.Pattern[str]] | None = None,
+        callables: Iterable[Callable[[str], str]] = (),
+        *,
+        include_defaults: bool = True,
+    ) -> None:
+        pats: list[str | re.Pattern[str]] = list(DEFAULT_PATTERNS) if include_defaults else []
+        pats.extend(patterns or ())
+        self.patterns = [p if isinstance(p, re.Pattern) else re.compile(p) for p in pats]
+        self.callables = list(callables)
+
+    def __call__(self, text: str) -> str:
+        for pattern in self.patterns:
+            if pattern.search(text):
+                pattern_has_group = pattern.groups >= 1
+                text = pattern.sub(
+                    (lambda m: (m.group(1) or "") + MASK) if pattern_has_group else MASK,
+                    text,
+                )
+        for fn in self.callables:
+            text = fn(text)
+        return text
+
+
+NO_REDACTION = Redactor(include_defaults=False)
+
+
+def check_text(value: str, where: str) -> None:
+    """Refuse strings that JSON-in-UTF-8 cannot hold (lone surrogates)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise UnstorableValueError(
+                f"{where} contains a character that cannot be stored "
+                f"(lone surrogate {value[e.start]!r} at position {e.start})"
+            ) from None
+
+
+def clean_text(value: str, redact: Redactor, where: str) -> str:
+    check_text(value, where)
+    return redact(value)
+
+
+def clean(value: Any, redact: Redactor, where: str) -> Any:
+    """Return a JSON-safe, redacted copy of ``value`` or raise :class:`UnstorableValueError`."""
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        return clean_text(value, redact, where)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise UnstorableValueError(f"{where} is {value!r}, which JSON cannot store")
+        return float(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise UnstorableValueError(
+                    f"{where} has a key {k!r} of type {type(k).__name__}; keys must be strings"
+                )
+            out[clean_text(k, redact, where)] = clean(v, redact, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [clean(v, redact, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise UnstorableValueError(
+        f"{where} holds a {type(value).__module__}.{type(value).__qualname__} object, "
+        "which cannot be recorded as JSON; convert it to str, dict or list first"
+    )
