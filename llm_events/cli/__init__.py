@@ -1,0 +1,29 @@
+"""The ``llm-events`` command line: a thin, lazily loaded layer over the Python API.
+
+Each command lives in a module grouped by concern; :data:`COMMANDS` maps names to
+``module:attr`` so that running one command imports only what it needs (fast start-up).
+"""
+
+from __future__ import annotations
+
+import click
+
+from .common import LazyGroup
+
+#: command name -> "module:attr" (relative to llm_events.cli), in --help order.
+COMMANDS: dict[str, str] = {
+    "path": "store_commands:path_command",
+    "demo": "demo:demo_command",
+    "verify": "store_commands:verify_command",
+    "rebuild": "store_commands:rebuild_command",
+}
+
+
+@click.group(cls=LazyGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llm-events", prog_name="llm-events")
+def main() -> None:
+    """Record LLM traffic as an immutable event log, replay it, browse it.
+
+    Every command takes --db PATH (or the LLM_EVENTS_DB environment variable); the default
+    store is the file `llm-events path` prints.
+    """

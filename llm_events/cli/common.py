@@ -1,0 +1,111 @@
+"""What every command shares: the lazy group, ``--db``, opening the store, one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import importlib
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported only when they are run or listed."""
+
+    def __init__(self, *args: Any, commands: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.lazy_commands) + [c for c in super().list_commands(ctx) if c not in self.lazy_commands]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy_commands.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attr = target.partition(":")
+        module = importlib.import_module(f"llm_events.cli.{module_name}")
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=80)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--db PATH`` (env ``LLM_EVENTS_DB``): the store a command works on."""
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="LLM_EVENTS_DB",
+        help="The event store (SQLite file). Default: $LLM_EVENTS_DB, else `llm-events path`.",
+    )(fn)
+
+
+def db_path(db: Path | None) -> Path:
+    from ..config import resolve_db_path
+
+    return resolve_db_path(db)
+
+
+def open_cli_store(db: Path | None, *, readonly: bool = False, must_exist: bool = True) -> Any:
+    """Open the store for a command; a missing file is an error unless ``must_exist=False``."""
+    from ..store import EventStore
+
+    path = db_path(db)
+    if must_exist and not path.exists():
+        raise click.ClickException(
+            f"no event store at {path} (run `llm-events demo` to create one, or pass --db)"
+        )
+    if not must_exist:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return EventStore(path, readonly=readonly)
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into one clear line and exit status 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..redaction import UnstorableValueError
+        from ..store import StoreError
+
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except (StoreError, UnstorableValueError, sqlite3.DatabaseError, OSError) as e:
+            raise click.ClickException(str(e)) from None
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        return None
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def progress_bar(total: int, label: str, quiet: bool = False):  # type: ignore[no-untyped-def]
+    """A click progress bar on a terminal (stderr), nothing otherwise."""
+    if quiet or total < 50_000 or not sys.stderr.isatty():
+        return _NoBar()
+    return click.progressbar(length=total, label=label, file=sys.stderr)
