@@ -236,40 +236,48 @@ class CallScope:
         """Begin the call for ``prompt`` (first caller wins; later ones join)."""
         if self.started:
             return
-        self.started = True
-        self.call_id = ev.new_id()
-        if self.options is not None:
-            self.options.call_ids.append(self.call_id)
+        call_id = ev.new_id()
         self.prompt_tokens_estimate = estimate_prompt_tokens(
             prompt.system or "", prompt.user or "", prompt.examples
         )
         if not self.recording:
+            self._started(call_id)
             return
         store = resolve_store(self.store_spec, self.on_store_error)
         if store is None:
             self.recording = False
+            self._started(call_id)
             return
-        self.store = store
         prompt_id = recorded_prompt_id(prompt, store)
+        built = None
         if prompt_id is None:
+            # raises UnstorableValueError before anything of the call exists
             built = prompt_built_event(prompt, self.redactor, builder="generate")
-            self._add(built)
             prompt_id = built.prompt_id
-            mark_recorded(prompt, built, store)
         opts = self.options
-        self._add(
-            ev.CallStarted(
-                id=ev.new_id(),
-                ts=ev.now_iso(),
-                call_id=self.call_id,
-                prompt_id=prompt_id,
-                client=client,
-                model=model,
-                parent_call_id=opts.parent_call_id if opts else None,
-                tags=list(opts.tags) if opts else [],
-                metadata=clean(opts.metadata, self.redactor, "call metadata") if opts else {},
-            )
+        started = ev.CallStarted(
+            id=ev.new_id(),
+            ts=ev.now_iso(),
+            call_id=call_id,
+            prompt_id=prompt_id,
+            client=client,
+            model=model,
+            parent_call_id=opts.parent_call_id if opts else None,
+            tags=list(opts.tags) if opts else [],
+            metadata=clean(opts.metadata, self.redactor, "call metadata") if opts else {},
         )
+        self.store = store
+        self._started(call_id)
+        if built is not None:
+            self._add(built)
+            mark_recorded(prompt, built, store)
+        self._add(started)
+
+    def _started(self, call_id: str) -> None:
+        self.started = True
+        self.call_id = call_id
+        if self.options is not None:
+            self.options.call_ids.append(call_id)
 
     def route(self, chosen: str, reason: str, candidates: Sequence[str], tokens: int | None) -> None:
         self._add(
