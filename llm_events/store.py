@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from . import events as ev
 from .projections import Projection, default_projections
+from .views import VIEW_SQL
 
 #: Version of the file layout this code writes; older files are migrated in place.
 STORE_SCHEMA_VERSION = 1
@@ -87,6 +88,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS _projections (
         name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL
     )""",
+    *VIEW_SQL,  # views flattening event payloads (llm_events.views), for browsing
 ]
 
 

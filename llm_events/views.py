@@ -1,0 +1,171 @@
+"""SQL views that flatten the JSON payload of each main event type into columns.
+
+Why views and not projections: they cost nothing at append time, never go stale and need no
+rebuild, and they make the raw log browsable as ordinary tables in Datasette (facets, sorting,
+filters) without anyone writing ``json_extract``.  Each view reads one event type through the
+``events(type, seq)`` index, so "newest first" pages stay fast on large stores.
+
+This module depends on nothing else of ours: the store creates the views with its schema
+(:data:`VIEW_SQL`), and :func:`ensure_views` adds them to a file created before they existed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+def _j(field: str, alias: str | None = None) -> str:
+    return f"json_extract(payload, '$.{field}') AS {alias or field}"
+
+
+def _view(name: str, type_: str, columns: list[str], key: str = "call_id") -> str:
+    cols = ",\n    ".join(["seq", "ts", f"call_id AS {key}", *columns])
+    return (
+        f"CREATE VIEW IF NOT EXISTS {name} AS SELECT\n    {cols}\n"
+        f"FROM events WHERE type = '{type_}'"
+    )
+
+
+#: view name -> (event type, the SQL that creates it)
+VIEWS: dict[str, tuple[str, str]] = {
+    "events_prompt_built": (
+        "prompt_built",
+        "CREATE VIEW IF NOT EXISTS events_prompt_built AS SELECT\n    seq, ts, id AS prompt_id,\n    "
+        + ",\n    ".join(
+            [
+                _j("system"),
+                _j("user"),
+                _j("examples"),
+                _j("tags"),
+                _j("metadata"),
+                _j("vector_confidence"),
+                _j("origin"),
+                _j("builder"),
+                _j("fingerprint"),
+                "json_array_length(payload, '$.context') AS context_items",
+            ]
+        )
+        + "\nFROM events WHERE type = 'prompt_built'",
+    ),
+    "events_call_started": (
+        "call_started",
+        _view(
+            "events_call_started",
+            "call_started",
+            [_j("prompt_id"), _j("client"), _j("model"), _j("parent_call_id"), _j("tags")],
+        ),
+    ),
+    "events_route_chosen": (
+        "route_chosen",
+        _view(
+            "events_route_chosen",
+            "route_chosen",
+            [_j("chosen"), _j("reason"), _j("candidates"), _j("estimated_tokens")],
+        ),
+    ),
+    "events_attempt_started": (
+        "attempt_started",
+        _view(
+            "events_attempt_started",
+            "attempt_started",
+            [_j("attempt"), _j("backend"), _j("model"), _j("params")],
+        ),
+    ),
+    "events_attempt_failed": (
+        "attempt_failed",
+        _view(
+            "events_attempt_failed",
+            "attempt_failed",
+            [
+                _j("attempt"),
+                _j("backend"),
+                _j("error_type"),
+                _j("message"),
+                _j("retryable"),
+                _j("status_code"),
+                _j("latency_ms"),
+            ],
+        ),
+    ),
+    "events_retry_scheduled": (
+        "retry_scheduled",
+        _view(
+            "events_retry_scheduled",
+            "retry_scheduled",
+            [_j("attempt"), _j("delay_s"), _j("error_type")],
+        ),
+    ),
+    "events_fallback_taken": (
+        "fallback_taken",
+        _view(
+            "events_fallback_taken",
+            "fallback_taken",
+            [_j("from_backend"), _j("to_backend"), _j("reason")],
+        ),
+    ),
+    "events_attempt_succeeded": (
+        "attempt_succeeded",
+        _view(
+            "events_attempt_succeeded",
+            "attempt_succeeded",
+            [
+                _j("attempt"),
+                _j("backend"),
+                _j("model"),
+                _j("text"),
+                _j("input_tokens"),
+                _j("output_tokens"),
+                _j("tokens_estimated"),
+                _j("cost"),
+                _j("latency_ms"),
+                _j("ttft_ms"),
+                _j("finish_reason"),
+            ],
+        ),
+    ),
+    "events_call_finished": (
+        "call_finished",
+        _view(
+            "events_call_finished",
+            "call_finished",
+            [
+                _j("status"),
+                _j("attempts"),
+                _j("backend"),
+                _j("model"),
+                _j("error_type"),
+                _j("error_message"),
+                _j("latency_ms"),
+            ],
+        ),
+    ),
+    "replays": (
+        "replay_started",
+        """CREATE VIEW IF NOT EXISTS replays AS SELECT
+    s.seq AS seq,
+    s.call_id AS replay_id,
+    s.ts AS started_at,
+    f.ts AS finished_at,
+    json_extract(s.payload, '$.against') AS against,
+    json_extract(s.payload, '$.compare') AS compare,
+    json_extract(s.payload, '$.total') AS total,
+    coalesce(json_extract(f.payload, '$.status'), 'running') AS status,
+    json_extract(f.payload, '$.counts') AS counts,
+    json_extract(s.payload, '$.selection') AS selection
+FROM events s
+LEFT JOIN events f ON f.call_id = s.call_id AND f.type = 'replay_finished'
+WHERE s.type = 'replay_started'""",
+    ),
+}
+
+#: The statements the store runs when it creates its schema.
+VIEW_SQL: list[str] = [sql for _type, sql in VIEWS.values()]
+
+
+def ensure_views(conn: sqlite3.Connection) -> list[str]:
+    """Create any missing view (for files made before it existed); returns those created."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+    missing = [name for name in VIEWS if name not in have]
+    for name in missing:
+        conn.execute(VIEWS[name][1])
+    return missing
