@@ -1,0 +1,561 @@
+"""Core performance benchmarks (issue 2): recording overhead, batch appends, rebuild, lookups.
+
+Run ``python benchmarks/bench_core.py`` (add ``--quick`` for a smaller, faster run); it prints
+one JSON document on stdout and progress on stderr.  Everything is measured in one run so that
+ratios compare figures taken on the same machine under the same load: the machine this was
+written for is shared and noisy, so every figure is the median of several repetitions and
+the baselines are interleaved with the measurement they are compared with.
+
+What is measured, and why this way:
+
+* ``recording``: one successful call through ``ContextBuilder.build_prompt`` +
+  ``LLMClient.generate`` with an instant client at default durability (3 commits: the
+  ``prompt_built``, then ``call_started`` + ``attempt_started``, then ``attempt_succeeded``
+  + ``call_finished``).  The overhead is that loop minus the same loop unrecorded (a builder
+  whose ``record`` is a no-op and the client's ``_generate`` called directly), so it holds
+  everything recording costs (events, redaction, encoding, hashing, SQLite, projections) and
+  nothing the caller would pay anyway.  Baselines: raw ``sqlite3`` doing the same 3 commits
+  of the same payload strings (captured from the store) into a plain table with the same
+  WAL/synchronous settings, and ``llm``'s ``Response.log_to_db`` for an ``echo`` response
+  of the same prompt, into a ``logs.db`` set up as ``llm`` sets it up (``migrate``).
+* ``batch``: a batch-mode store fed whole calls (5 events each, appended in the 3 groups the
+  recorder uses) and flushed; events are built before the clock starts (building them is the
+  caller's work), projections are applied as always.
+* ``rebuild``: a 1,000,000-event store (generated in batch mode and cached under /tmp keyed
+  by a version string, so reruns skip generation), rebuilt from seq 0; then, on it, one call's
+  events (``EventStore.call_events``) and the 50 newest calls from ``calls``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import llm_events
+from llm_events import ContextBuilder, EventStore, KeywordRetriever, LLMClient, LLMResult, config
+from llm_events import events as ev
+from llm_events.projections import default_projections
+from llm_events.store import STORE_SCHEMA_VERSION
+
+#: Bump when the generated 1M-event data changes shape, so stale caches are not reused.
+DATA_VERSION = 1
+
+TARGETS = {
+    "recording_vs_raw_max": 2.0,
+    "llm_vs_recording_min": 25.0,
+    "batch_events_per_s_min": 100_000,
+    "rebuild_s_max": 30.0,
+    "lookup_ms_max": 50.0,
+}
+
+SYSTEM = (
+    "You are a careful assistant for an internal support desk. Answer briefly and cite sources."
+)
+DOCS = [
+    f"Runbook {i}: when service {i % 9} reports error E{i:03d}, restart the worker, check the "
+    f"queue depth on shard {i % 4} and page the on-call engineer if latency stays above "
+    f"{100 + i} ms for five minutes."
+    for i in range(24)
+]
+ANSWER = (
+    "Restart the worker first, then check the queue depth on the affected shard. If latency "
+    "stays above the threshold for five minutes, page the on-call engineer; the runbook lists "
+    "the escalation path and the dashboards to attach to the incident. "
+) * 2
+
+
+def log(msg: str) -> None:
+    print(f"[bench_core] {msg}", file=sys.stderr, flush=True)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def question(i: int) -> str:
+    return (
+        f"Service {i % 9} shows error E{i % 24:03d} and latency around {100 + i % 50} ms on "
+        f"shard {i % 4}; what should I do first, and when should I page someone? (ticket {i})"
+    )
+
+
+# --- 1. recording overhead ---------------------------------------------------------------
+
+
+class InstantClient(LLMClient):
+    """A client whose own work is nothing but returning a fixed answer."""
+
+    backend_name = "instant"
+
+    def _generate(self, prompt: Any, *, context_builder: Any) -> LLMResult:
+        return LLMResult(text=ANSWER, input_tokens=180, output_tokens=90)
+
+
+class UnrecordedBuilder(ContextBuilder):
+    """The same builder work (retrieval, packing, Prompt) without writing ``prompt_built``."""
+
+    def record(self, prompt: Any, items: Any = ()) -> None:
+        return None
+
+
+def _time_loop(n: int, start: int, body: Callable[[int], None]) -> float:
+    """Seconds per iteration of ``body(i)`` for ``i`` in ``start .. start+n``."""
+    gc.collect()
+    t0 = time.perf_counter()
+    for i in range(start, start + n):
+        body(i)
+    return (time.perf_counter() - t0) / n
+
+
+def _commit_groups(store_path: str, calls: int) -> list[list[str]]:
+    """The payload strings of the first ``calls`` recorded calls, grouped as they were committed."""
+    conn = sqlite3.connect(store_path)
+    rows = conn.execute(
+        "SELECT type, payload FROM events ORDER BY seq LIMIT ?", (calls * 5,)
+    ).fetchall()
+    conn.close()
+    groups: list[list[str]] = []
+    for type_, payload in rows:
+        if type_ in ("prompt_built", "call_started", "attempt_succeeded"):
+            groups.append([payload])
+        else:
+            groups[-1].append(payload)
+    return groups
+
+
+def _raw_sqlite(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
+    return conn
+
+
+def _llm_responses(n: int) -> list[Any]:
+    import llm
+
+    model = llm.get_model("echo")
+    out = []
+    for i in range(n):
+        response = model.prompt(question(i), system=SYSTEM)
+        response.text()  # the model's work happens here, outside the clock
+        out.append(response)
+    return out
+
+
+def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[str, Any]:
+    log(f"recording: {reps} reps x {calls} calls (llm: {llm_calls} responses per rep)")
+    store_path = str(tmp / "recording.db")
+    config.reset()
+    config.configure(db=store_path)
+    retriever = KeywordRetriever(DOCS)
+    builder = ContextBuilder([retriever], system=SYSTEM)
+    plain = UnrecordedBuilder([retriever], system=SYSTEM)
+    client = InstantClient("instant-1")
+    store = llm_events.open_store(store_path)
+
+    def recorded(i: int) -> None:
+        prompt = builder.build_prompt(question(i))
+        client.generate(prompt, context_builder=builder)
+
+    def unrecorded(i: int) -> None:
+        prompt = plain.build_prompt(question(i))
+        client._generate(prompt, context_builder=plain)
+
+    # Warm up (imports, caches, file growth), then capture the bytes each commit wrote.
+    _time_loop(calls, 0, recorded)
+    groups = _commit_groups(store_path, calls)
+    assert len(groups) == 3 * calls, "expected 3 commits per call"
+    raw = _raw_sqlite(str(tmp / "raw.db"), store.synchronous)
+
+    def raw_call(i: int) -> None:
+        for payloads in groups[3 * (i % calls) : 3 * (i % calls) + 3]:
+            raw.execute("BEGIN IMMEDIATE")
+            raw.executemany("INSERT INTO log (payload) VALUES (?)", [(p,) for p in payloads])
+            raw.execute("COMMIT")
+
+    _time_loop(calls, 0, raw_call)
+
+    llm_db = None
+    llm_error = None
+    try:
+        import sqlite_utils
+        from llm.migrations import migrate
+
+        llm_db = sqlite_utils.Database(tmp / "logs.db")
+        migrate(llm_db)
+        for r in _llm_responses(5):
+            r.log_to_db(llm_db)
+    except Exception as e:  # llm is optional: report why it is missing
+        llm_error = f"{type(e).__name__}: {e}"
+        llm_db = None
+
+    base_s, rec_s, raw_s, llm_s = [], [], [], []
+    offset = calls
+    for rep in range(reps):
+        base_s.append(_time_loop(calls, offset, unrecorded))
+        rec_s.append(_time_loop(calls, offset, recorded))
+        raw_s.append(_time_loop(calls, offset, raw_call))
+        offset += calls
+        if llm_db is not None:
+            responses = _llm_responses(llm_calls)
+            gc.collect()
+            t0 = time.perf_counter()
+            for r in responses:
+                r.log_to_db(llm_db)
+            llm_s.append((time.perf_counter() - t0) / llm_calls)
+        log(
+            f"  rep {rep + 1}: overhead {(rec_s[-1] - base_s[-1]) * 1e6:.0f} us, "
+            f"raw {raw_s[-1] * 1e6:.0f} us" + (f", llm {llm_s[-1] * 1e6:.0f} us" if llm_s else "")
+        )
+    raw.close()
+
+    overheads = [r - b for r, b in zip(rec_s, base_s, strict=True)]
+    overhead_us = median(overheads) * 1e6
+    raw_us = median(raw_s) * 1e6
+    ratios_raw = [o / r for o, r in zip(overheads, raw_s, strict=True)]
+    out: dict[str, Any] = {
+        "calls_per_rep": calls,
+        "reps": reps,
+        "commits_per_call": 3,
+        "payload_bytes_per_call": sum(len(p.encode()) for g in groups[:3] for p in g),
+        "recorded_call_us": round(median(rec_s) * 1e6, 1),
+        "unrecorded_call_us": round(median(base_s) * 1e6, 1),
+        "overhead_us": round(overhead_us, 1),
+        "raw_sqlite3_us": round(raw_us, 1),
+        "overhead_vs_raw": round(median(ratios_raw), 2),
+        "overhead_vs_raw_target_max": TARGETS["recording_vs_raw_max"],
+        "sqlite_settings": {"journal_mode": "wal", "synchronous": store.synchronous},
+    }
+    out["overhead_vs_raw_met"] = out["overhead_vs_raw"] <= TARGETS["recording_vs_raw_max"]
+    if llm_s:
+        ratios_llm = [ls / o for ls, o in zip(llm_s, overheads, strict=True)]
+        out.update(
+            llm_log_to_db_us=round(median(llm_s) * 1e6, 1),
+            llm_vs_overhead=round(median(ratios_llm), 1),
+            llm_vs_overhead_target_min=TARGETS["llm_vs_recording_min"],
+            llm_settings="sqlite_utils.Database(logs.db) + llm.migrations.migrate, as llm does",
+        )
+        out["llm_vs_overhead_met"] = out["llm_vs_overhead"] >= TARGETS["llm_vs_recording_min"]
+    else:
+        out["llm_log_to_db_us"] = None
+        out["llm_error"] = llm_error or "llm not installed"
+    config.reset()
+    return out
+
+
+# --- synthetic calls (batch appends and the 1M store) --------------------------------------
+
+_MODELS = ["gpt-4o-mini", "claude-3-5-haiku", "llama3.1:8b", "echo"]
+_BACKENDS = ["openai", "anthropic", "ollama", "echo"]
+
+
+class _Ids:
+    """UUIDv7-shaped, time-ordered ids without the cost of randomness (millions are made)."""
+
+    def __init__(self, ms: int, salt: int) -> None:
+        self.ms = ms
+        self.n = 0
+        self.salt = salt & 0xFFFF_FFFF
+
+    def __call__(self) -> str:
+        self.n += 1
+        ms = self.ms + self.n // 4
+        h = f"{ms:012x}7{self.n & 0xFFF:03x}8{self.salt:07x}{self.n:016x}"[:32]
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def synthetic_calls(n_calls: int, *, start_ms: int, salt: int) -> Iterator[list[list[ev.Event]]]:
+    """Whole successful calls, 5 events each, grouped the way the recorder commits them."""
+    ids = _Ids(start_ms, salt)
+    rng = random.Random(salt)
+    for i in range(n_calls):
+        k = i % len(_MODELS)
+        t = (start_ms + i * 4) / 1000
+        ts = [ev.now_iso(t + j * 0.0005) for j in range(5)]
+        prompt_id, call_id = ids(), ids()
+        q = question(i)
+        examples = DOCS[i % 20 : i % 20 + 2]
+        text = ANSWER[: 200 + rng.randrange(300)]
+        yield [
+            [
+                ev.PromptBuilt(
+                    id=prompt_id,
+                    ts=ts[0],
+                    prompt_id=prompt_id,
+                    system=SYSTEM,
+                    user=q,
+                    examples=examples,
+                    tags=["support"],
+                    metadata={"vector_confidences": [0.5, 0.25]},
+                    vector_confidence=0.375,
+                    origin="context_builder",
+                    context=[ev.ContextItem(text=e, score=0.5, source="kw") for e in examples],
+                    builder="ContextBuilder",
+                    fingerprint=f"{i:064x}",
+                )
+            ],
+            [
+                ev.CallStarted(
+                    id=ids(),
+                    ts=ts[1],
+                    call_id=call_id,
+                    prompt_id=prompt_id,
+                    client=f"{_BACKENDS[k]}:{_MODELS[k]}",
+                    model=_MODELS[k],
+                ),
+                ev.AttemptStarted(
+                    id=ids(),
+                    ts=ts[2],
+                    call_id=call_id,
+                    attempt=1,
+                    backend=_BACKENDS[k],
+                    model=_MODELS[k],
+                    params={"temperature": 0.2},
+                ),
+            ],
+            [
+                ev.AttemptSucceeded(
+                    id=ids(),
+                    ts=ts[3],
+                    call_id=call_id,
+                    attempt=1,
+                    backend=_BACKENDS[k],
+                    model=_MODELS[k],
+                    text=text,
+                    raw={"id": f"resp-{i}", "finish_reason": "stop"},
+                    input_tokens=180 + i % 50,
+                    output_tokens=len(text) // 4,
+                    latency_ms=250.0 + i % 100,
+                    finish_reason="stop",
+                ),
+                ev.CallFinished(
+                    id=ids(),
+                    ts=ts[4],
+                    call_id=call_id,
+                    status="ok",
+                    attempts=1,
+                    backend=_BACKENDS[k],
+                    model=_MODELS[k],
+                    latency_ms=260.0 + i % 100,
+                ),
+            ],
+        ]
+
+
+# --- 2. batch appends ----------------------------------------------------------------------
+
+
+def bench_batch(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
+    log(f"batch: {reps} reps x {calls} calls ({calls * 5} events)")
+    rates = []
+    for rep in range(reps):
+        groups = [
+            g for call in synthetic_calls(calls, start_ms=1_700_000_000_000, salt=rep) for g in call
+        ]
+        n_events = sum(len(g) for g in groups)
+        path = tmp / f"batch-{rep}.db"
+        store = EventStore(path, batch=True)
+        gc.collect()
+        t0 = time.perf_counter()
+        for g in groups:
+            store.append(g)
+        store.flush()
+        dt = time.perf_counter() - t0
+        store.close()
+        rates.append(n_events / dt)
+        log(f"  rep {rep + 1}: {n_events / dt:,.0f} events/s")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    rate = median(rates)
+    return {
+        "calls_per_rep": calls,
+        "events_per_rep": calls * 5,
+        "reps": reps,
+        "events_per_s": round(rate),
+        "events_per_s_all": [round(r) for r in rates],
+        "events_per_s_target_min": TARGETS["batch_events_per_s_min"],
+        "events_per_s_met": rate >= TARGETS["batch_events_per_s_min"],
+    }
+
+
+# --- 3. rebuild and lookups on a big store -------------------------------------------------
+
+
+def _cache_key(n_events: int) -> str:
+    projections = "-".join(f"{p.name}{p.version}" for p in default_projections())
+    return f"core-{n_events}-d{DATA_VERSION}-s{STORE_SCHEMA_VERSION}-e{ev.EVENT_SCHEMA_VERSION}-{projections}"
+
+
+def big_store(cache_dir: Path, n_events: int) -> tuple[Path, float | None]:
+    """The cached store of ``n_events`` events (made in batch mode on first use)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{_cache_key(n_events)}.db"
+    if path.exists():
+        log(f"rebuild: using cached {path}")
+        return path, None
+    log(f"rebuild: generating {n_events:,} events into {path} (cached for next runs)")
+    partial = path.with_suffix(".partial")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    store = EventStore(partial, batch=True)
+    for call in synthetic_calls(n_events // 5, start_ms=1_600_000_000_000, salt=99):
+        for g in call:
+            store.append(g)
+    store.flush()
+    conn = store.conn()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    took = time.perf_counter() - t0
+    os.replace(partial, path)
+    log(f"  generated in {took:.1f} s")
+    return path, took
+
+
+def bench_rebuild(cache_dir: Path, n_events: int, lookups: int) -> dict[str, Any]:
+    path, generated_s = big_store(cache_dir, n_events)
+    store = EventStore(path)
+    total = store.count()
+    log(f"rebuild: {total:,} events")
+    gc.collect()
+    t0 = time.perf_counter()
+    applied = store.rebuild()
+    rebuild_s = time.perf_counter() - t0
+    store.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    log(f"  rebuilt in {rebuild_s:.1f} s")
+
+    # Lookups as a fresh process would do them: a new read-only store.
+    reader = EventStore(path, readonly=True)
+    conn = reader.conn()
+    n_calls = conn.execute("SELECT count(*) FROM calls").fetchone()[0]
+    rng = random.Random(7)
+    call_ids = [
+        conn.execute(
+            "SELECT call_id FROM calls LIMIT 1 OFFSET ?", (rng.randrange(n_calls),)
+        ).fetchone()[0]
+        for _ in range(lookups)
+    ]
+    one_call_ms = []
+    for cid in call_ids:
+        t0 = time.perf_counter()
+        found = reader.call_events(cid)
+        one_call_ms.append((time.perf_counter() - t0) * 1000)
+        assert len(found) == 5, (cid, len(found))
+    newest_sql = (
+        "SELECT call_id, started_at, status, backend, model, attempts, latency_ms, "
+        "prompt_preview FROM calls ORDER BY started_at DESC LIMIT 50"
+    )
+    newest_ms = []
+    for _ in range(lookups):
+        t0 = time.perf_counter()
+        rows = conn.execute(newest_sql).fetchall()
+        newest_ms.append((time.perf_counter() - t0) * 1000)
+        assert len(rows) == 50
+    reader.close()
+    one_call = median(one_call_ms)
+    newest = median(newest_ms)
+    return {
+        "events": total,
+        "applied": applied,
+        "store": str(path),
+        "store_mb": round(path.stat().st_size / 1e6, 1),
+        "generated_s": None if generated_s is None else round(generated_s, 1),
+        "generated_events_per_s": None if generated_s is None else round(total / generated_s),
+        "rebuild_s": round(rebuild_s, 2),
+        "rebuild_s_target_max": TARGETS["rebuild_s_max"],
+        "rebuild_s_met": rebuild_s < TARGETS["rebuild_s_max"],
+        "call_events_ms": round(one_call, 2),
+        "call_events_ms_max": round(max(one_call_ms), 2),
+        "newest_50_calls_ms": round(newest, 2),
+        "newest_50_calls_ms_max": round(max(newest_ms), 2),
+        "newest_50_calls_sql": newest_sql,
+        "lookups": lookups,
+        "lookup_ms_target_max": TARGETS["lookup_ms_max"],
+        "lookups_met": max(one_call, newest) < TARGETS["lookup_ms_max"],
+    }
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "msgspec": __import__("msgspec").__version__,
+        "llm_events": llm_events.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per measurement")
+    parser.add_argument("--events", type=int, default=None, help="events in the rebuild store")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "llm-events-bench",
+        help="where the generated rebuild store is cached",
+    )
+    parser.add_argument(
+        "--only", choices=["recording", "batch", "rebuild"], action="append", help="run only these"
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    reps = args.reps or (3 if quick else 7)
+    only = set(args.only or ["recording", "batch", "rebuild"])
+    result: dict[str, Any] = {"benchmark": "core", "quick": quick, "machine": machine()}
+    tmp = Path(tempfile.mkdtemp(prefix="llm-events-bench-"))
+    try:
+        if "recording" in only:
+            result["recording"] = bench_recording(
+                tmp, calls=200 if quick else 500, reps=reps, llm_calls=40 if quick else 100
+            )
+        if "batch" in only:
+            result["batch"] = bench_batch(tmp, calls=4_000 if quick else 20_000, reps=reps)
+        if "rebuild" in only:
+            n_events = args.events or (100_000 if quick else 1_000_000)
+            result["rebuild"] = bench_rebuild(args.cache_dir, n_events, lookups=50)
+    finally:
+        config.reset()
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["targets_met"] = all(
+        v
+        for section in result.values()
+        if isinstance(section, dict)
+        for k, v in section.items()
+        if k.endswith("_met")
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
