@@ -12,12 +12,15 @@ import asyncio
 import contextvars
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .prompt import BUILDER_ORIGINS, LLMResult, Prompt
 from .recorder import CallScope, StoreSpec, call_scope
 from .redaction import UnstorableValueError
+
+if TYPE_CHECKING:
+    from .streaming import StreamChunk
 
 #: Tags that mark a prompt as a small task (the first backend is then tried last).
 SMALL_TASK_TAGS = frozenset({"small_task", "small-task", "small"})
@@ -198,7 +201,28 @@ class LLMClient:
             assert last_exc is not None
             raise last_exc
 
-    # async -------------------------------------------------------------------------------
+    # async and streaming --------------------------------------------------------------------
+
+    def _stream(self, prompt: Prompt, *, context_builder: Any) -> Iterator[StreamChunk]:
+        """Optional hook: yield the answer as :class:`StreamChunk` objects (blocking I/O).
+
+        Run in a worker thread by ``async_generate``; backends whose library is synchronous
+        (the ``llm`` package) implement this one.
+        """
+        raise NotImplementedError
+
+    async def _astream(self, prompt: Prompt, *, context_builder: Any) -> AsyncIterator[StreamChunk]:
+        """Optional hook: yield the answer as :class:`StreamChunk` objects (async I/O).
+
+        HTTP backends implement this one (SSE for OpenAI/Anthropic, NDJSON for Ollama).  The
+        last chunks usually carry usage and the finish reason rather than text.
+        """
+        raise NotImplementedError
+        yield  # pragma: no cover  (makes this an async generator)
+
+    def _async_via_thread(self) -> bool:
+        """True when async calls must run ``generate`` in a thread (routers, overrides)."""
+        return self._records_itself or getattr(type(self), "_user_generate", None) is not None
 
     async def agenerate(
         self,
@@ -208,18 +232,36 @@ class LLMClient:
         parse_fn: Callable[[str], Any] | None = None,
         backend: str | None = None,
     ) -> LLMResult:
-        """``generate`` without blocking the event loop (recorded the same way)."""
-        ctx = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
-        call = functools.partial(
-            ctx.run,
-            self.generate,
+        """``generate`` without blocking the event loop (recorded the same way).
+
+        Backends that stream are read as a stream (so time to first chunk is recorded);
+        others run in a worker thread.
+        """
+        if self._async_via_thread():
+            ctx = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            call = functools.partial(
+                ctx.run,
+                self.generate,
+                prompt,
+                context_builder=context_builder,
+                parse_fn=parse_fn,
+                backend=backend,
+            )
+            return await loop.run_in_executor(None, call)
+        from .streaming import stream_call
+
+        results: list[LLMResult] = []
+        async for _piece in stream_call(
+            self,
             prompt,
             context_builder=context_builder,
             parse_fn=parse_fn,
             backend=backend,
-        )
-        return await loop.run_in_executor(None, call)
+            results=results,
+        ):
+            pass
+        return results[-1]
 
     async def async_generate(
         self,
@@ -229,11 +271,51 @@ class LLMClient:
         parse_fn: Callable[[str], Any] | None = None,
         backend: str | None = None,
     ) -> AsyncIterator[str]:
-        """Yield the answer in chunks (one chunk unless a backend streams), then record it."""
-        result = await self.agenerate(
-            prompt, context_builder=context_builder, parse_fn=parse_fn, backend=backend
-        )
-        yield result.text
+        """Yield the answer in text chunks as they arrive, then record the assembled result.
+
+        One chunk for clients that do not stream.  A stream broken mid-way is recorded as a
+        failed attempt that keeps the partial text, and the error propagates.
+        """
+        if self._async_via_thread():
+            result = await self.agenerate(
+                prompt, context_builder=context_builder, parse_fn=parse_fn, backend=backend
+            )
+            yield result.text
+            return
+        from .streaming import stream_call
+
+        async for piece in stream_call(
+            self, prompt, context_builder=context_builder, parse_fn=parse_fn, backend=backend
+        ):
+            yield piece
+
+
+#: Private attribute of an :class:`LLMResult` where a backend leaves what the dataclass has no
+#: field for (cached/reasoning tokens, finish reason, time to first chunk); see
+#: :func:`attach_details`.
+_DETAILS = "_llm_events_details"
+
+
+def attach_details(
+    result: LLMResult,
+    *,
+    cached_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+    finish_reason: str | None = None,
+    ttft_ms: float | None = None,
+) -> LLMResult:
+    """Give the recorder details the seed's ``LLMResult`` has no field for.
+
+    They travel in a private attribute (``dataclasses.asdict`` ignores it), so backends can
+    report cached and reasoning tokens without changing the seed's dataclass.
+    """
+    result.__dict__[_DETAILS] = {
+        "cached_tokens": cached_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "finish_reason": finish_reason,
+        "ttft_ms": ttft_ms,
+    }
+    return result
 
 
 def run_attempt(
@@ -254,6 +336,19 @@ def run_attempt(
     except Exception as exc:
         scope.attempt_failed(attempt, exc, backend, round((time.perf_counter() - t0) * 1000, 3))
         raise
+    return record_success(scope, attempt, result, backend, model, parse_fn, t0)
+
+
+def record_success(
+    scope: CallScope,
+    attempt: int,
+    result: LLMResult,
+    backend: str,
+    model: str | None,
+    parse_fn: Callable[[str], Any] | None,
+    t0: float,
+) -> LLMResult:
+    """Finish a successful attempt: latency, parsing, token counts, then ``attempt_succeeded``."""
     if result.latency_ms is None:
         result.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
     if parse_fn is not None:
@@ -264,9 +359,24 @@ def run_attempt(
     estimated = _fill_tokens(result, scope.prompt_tokens_estimate)
     if isinstance(result.raw, dict):
         backend = str(result.raw.get("backend") or backend)
-        model = str(result.raw.get("model") or model) if (result.raw.get("model") or model) else None
+        model = (
+            str(result.raw.get("model") or model) if (result.raw.get("model") or model) else None
+        )
+    details = result.__dict__.pop(_DETAILS, None) or {}
     try:
-        scope.attempt_succeeded(attempt, result, backend, model, tokens_estimated=estimated)
+        scope.attempt_succeeded(
+            attempt,
+            result,
+            backend,
+            model,
+            tokens_estimated=estimated,
+            ttft_ms=details.get("ttft_ms"),
+            finish_reason=details.get("finish_reason"),
+            extra_usage={
+                "cached_tokens": details.get("cached_tokens"),
+                "reasoning_tokens": details.get("reasoning_tokens"),
+            },
+        )
     except UnstorableValueError as exc:
         scope.attempt_failed(attempt, exc, backend, result.latency_ms)
         raise

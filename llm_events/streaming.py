@@ -1,0 +1,260 @@
+"""Streamed calls: text chunks as they arrive, each attempt recorded once it ends.
+
+``LLMClient.async_generate`` and ``agenerate`` run here.  A backend that streams (an
+``_astream`` or ``_stream`` hook) is read chunk by chunk: the attempt records the time to the
+first chunk, the assembled text and the usage the final chunk reports.  If the stream breaks
+mid-way the attempt is recorded as failed with the partial text, and the error propagates
+(no fallback once text has been handed to the caller: it cannot be taken back).  Clients
+that do not stream run in a worker thread and yield their answer as one chunk.
+
+The call scope is a context variable, so while the caller consumes chunks it is inside the
+call; events are written synchronously (SQLite appends take about a millisecond).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import LLMClient, check_origin, record_success, run_attempt
+from .prompt import LLMResult, Prompt
+from .recorder import CallScope, call_scope
+from .redaction import UnstorableValueError
+
+
+@dataclass
+class StreamChunk:
+    """One piece of a streamed answer: text, and/or what the protocol reports at the end."""
+
+    text: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    #: Provider fields worth keeping in ``raw`` (ids, usage); merged over the stream.
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def streams(client: LLMClient) -> bool:
+    """Whether ``client`` implements a streaming hook of its own."""
+    cls = type(client)
+    if getattr(cls, "_user_generate", None) is not None or cls._records_itself:
+        return False
+    return cls._astream is not LLMClient._astream or cls._stream is not LLMClient._stream
+
+
+def chunks_of(
+    client: LLMClient, prompt: Prompt, context_builder: Any
+) -> AsyncIterator[StreamChunk]:
+    """The client's chunks as an async iterator (a sync ``_stream`` runs in a thread)."""
+    if type(client)._astream is not LLMClient._astream:
+        return client._astream(prompt, context_builder=context_builder)
+    return iterate_in_thread(lambda: client._stream(prompt, context_builder=context_builder))
+
+
+_DONE = object()
+
+
+async def iterate_in_thread(make_iter: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
+    """Drive a blocking iterator in a worker thread, handing its items to the event loop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
+    stop = threading.Event()
+    ctx = contextvars.copy_context()
+
+    def put(item: Any, err: BaseException | None = None) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (item, err))
+        except RuntimeError:  # the loop is gone: nobody is listening any more
+            stop.set()
+
+    def pump() -> None:
+        try:
+            for item in make_iter():
+                if stop.is_set():
+                    return
+                put(item)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(_DONE, e)
+            return
+        put(_DONE)
+
+    worker = loop.run_in_executor(None, ctx.run, pump)
+    try:
+        while True:
+            item, err = await queue.get()
+            if item is _DONE:
+                if err is not None:
+                    raise err
+                break
+            yield item
+    finally:
+        stop.set()
+        if worker.done():
+            worker.result()
+
+
+class _Assembly:
+    """What a stream has delivered so far."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.ttft_ms: float | None = None
+        self.usage: dict[str, int | None] = {}
+        self.finish_reason: str | None = None
+        self.model: str | None = None
+        self.raw: dict[str, Any] = {}
+
+    def add(self, chunk: StreamChunk, t0: float) -> None:
+        if chunk.text:
+            if self.ttft_ms is None:
+                self.ttft_ms = round((time.perf_counter() - t0) * 1000, 3)
+            self.pieces.append(chunk.text)
+        for name in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens"):
+            value = getattr(chunk, name)
+            if value is not None:
+                self.usage[name] = value
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+        if chunk.model:
+            self.model = chunk.model
+        if chunk.raw:
+            self.raw.update(chunk.raw)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def result(self) -> LLMResult:
+        from .client import attach_details
+
+        raw = dict(self.raw)
+        raw["streamed"] = True
+        if self.model:
+            raw.setdefault("model", self.model)
+        if self.finish_reason is not None:
+            raw.setdefault("finish_reason", self.finish_reason)
+        result = LLMResult(
+            raw=raw,
+            text=self.text,
+            input_tokens=self.usage.get("input_tokens"),
+            output_tokens=self.usage.get("output_tokens"),
+        )
+        return attach_details(
+            result,
+            cached_tokens=self.usage.get("cached_tokens"),
+            reasoning_tokens=self.usage.get("reasoning_tokens"),
+            finish_reason=self.finish_reason,
+            ttft_ms=self.ttft_ms,
+        )
+
+
+async def stream_attempt(
+    scope: CallScope,
+    target: LLMClient,
+    prompt: Prompt,
+    context_builder: Any,
+    parse_fn: Callable[[str], Any] | None,
+    results: list[LLMResult],
+    *,
+    label: str | None = None,
+) -> AsyncIterator[str]:
+    """One recorded streamed attempt; yields text and appends the result to ``results``."""
+    backend = label or target.backend_label()
+    model = target.model_label()
+    attempt = scope.begin_attempt(backend, model, {**target.params, "stream": True})
+    t0 = time.perf_counter()
+    got = _Assembly()
+    try:
+        async for chunk in chunks_of(target, prompt, context_builder):
+            got.add(chunk, t0)
+            if chunk.text:
+                yield chunk.text
+    except BaseException as exc:  # including a consumer that stops early (GeneratorExit)
+        latency = round((time.perf_counter() - t0) * 1000, 3)
+        scope.attempt_failed(attempt, exc, backend, latency, partial_text=got.text or None)
+        raise
+    results.append(record_success(scope, attempt, got.result(), backend, model, parse_fn, t0))
+
+
+async def _threaded_attempt(
+    scope: CallScope,
+    target: LLMClient,
+    prompt: Prompt,
+    context_builder: Any,
+    parse_fn: Callable[[str], Any] | None,
+    label: str | None,
+) -> LLMResult:
+    """A non-streaming client's attempt, run in a worker thread inside this call."""
+    ctx = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+
+    def work() -> LLMResult:
+        return run_attempt(
+            scope, target, lambda: target._invoke(prompt, context_builder), parse_fn, label=label
+        )
+
+    return await loop.run_in_executor(None, ctx.run, work)
+
+
+async def stream_call(
+    client: LLMClient,
+    prompt: Prompt,
+    *,
+    context_builder: Any,
+    parse_fn: Callable[[str], Any] | None = None,
+    backend: str | None = None,
+    results: list[LLMResult] | None = None,
+) -> AsyncIterator[str]:
+    """One recorded call, streamed: the client's backend chain tried in order.
+
+    A backend that fails before yielding any text falls back to the next one, as ``generate``
+    does; the final :class:`LLMResult` is appended to ``results``.
+    """
+    check_origin(prompt)
+    out: list[LLMResult] = results if results is not None else []
+    with call_scope(client.store, client.on_store_error) as (scope, owner):
+        scope.start(prompt, client=client.name, model=client.model_label())
+        chain = client._chain(prompt, backend)
+        label = backend if (backend and len(chain) == 1) else None
+        last_exc: BaseException | None = None
+        previous: LLMClient | None = None
+        for target in chain:
+            if previous is not None:
+                scope.fallback(previous.name, target.name, type(last_exc).__name__)
+            previous = target
+            yielded = False
+            try:
+                if streams(target):
+                    async for piece in stream_attempt(
+                        scope, target, prompt, context_builder, parse_fn, out, label=label
+                    ):
+                        yielded = True
+                        yield piece
+                else:
+                    result = await _threaded_attempt(
+                        scope, target, prompt, context_builder, parse_fn, label
+                    )
+                    out.append(result)
+                    if result.text:
+                        yielded = True
+                        yield result.text
+            except UnstorableValueError:
+                raise
+            except Exception as exc:
+                if yielded:
+                    raise
+                last_exc = exc
+                continue
+            if not owner:
+                scope.commit("attempt_succeeded")
+            return
+        assert last_exc is not None
+        raise last_exc
