@@ -1,0 +1,75 @@
+"""Regenerate docs/events.md from llm_events/events.py: python scripts/gen_events_doc.py"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import msgspec
+
+from llm_events import events as ev
+
+
+def type_name(t: msgspec.inspect.Type) -> str:
+    if isinstance(t, msgspec.inspect.UnionType):
+        return " or ".join(type_name(x) for x in t.types)
+    if isinstance(t, msgspec.inspect.ListType):
+        return f"list[{type_name(t.item_type)}]"
+    if isinstance(t, msgspec.inspect.DictType):
+        return f"dict[{type_name(t.key_type)}, {type_name(t.value_type)}]"
+    if isinstance(t, msgspec.inspect.StructType):
+        return t.cls.__name__
+    name = type(t).__name__.removesuffix("Type").lower()
+    return {"none": "null", "any": "any"}.get(name, name)
+
+
+def default(f: msgspec.inspect.Field) -> str:
+    if f.required:
+        return "required"
+    if f.default is not msgspec.NODEFAULT:
+        return f"`{f.default!r}`"
+    return f"`{f.default_factory()!r}`"
+
+
+HEAD = """# Events and the store contract
+
+Generated from `llm_events/events.py` by `scripts/gen_events_doc.py`. Field names and types
+are the contract: fields are only ever added, with defaults; none is renamed, removed or
+repurposed. Every event also has `type` (the tag), `id` (UUIDv7, time-ordered), `ts`
+(ISO-8601 UTC with microseconds and `Z`) and `v` (the schema version that wrote it). Event
+types written by a newer version decode as `UnknownEvent` and are skipped by projections.
+"""
+
+TAIL = """## Tables
+
+| table | what | rebuilt by `llm-events rebuild` |
+|---|---|---|
+| `events` | the log: `seq` (commit order), `id`, `type`, `call_id` (the call or replay the event belongs to), `ts`, `payload` (JSON), `prev_hash`, `hash` | never: it is the truth |
+| `calls` | one row per logical call: status (`running`, `ok`, `error`), attempts, failures, retries, fallbacks, route, backend, model, tokens, cost, latency, error, previews | yes |
+| `prompts` | the seed's PromptDB: one row per answered call (+ `call_id`, `system`); `prompts_fts` indexes `text` and `response_text` | yes |
+| `replay_results` | one row per compared call of a replay run | yes |
+| `_meta` | the chain head (`head` = `seq:hash`) | no |
+| `_projections` | each projection's last applied `seq` and version | yes |
+
+`PRAGMA user_version` is the store schema version; `PRAGMA application_id` is `0x4C4C4D45`.
+"""
+
+
+def render() -> str:
+    out = [HEAD]
+    for cls in ev.EVENT_TYPES:
+        info = msgspec.inspect.type_info(cls)
+        out.append(f"## `{cls.type_name}`\n\n{(cls.__doc__ or '').strip()}\n")
+        out.append("| field | type | default |\n|---|---|---|")
+        for f in info.fields:
+            if f.name not in ("id", "ts", "v"):
+                out.append(f"| `{f.name}` | {type_name(f.type)} | {default(f)} |")
+        out.append("")
+    out.append(TAIL)
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    target = Path(__file__).resolve().parent.parent / "docs" / "events.md"
+    target.write_text(render(), encoding="utf-8")
+    sys.stdout.write(f"wrote {target}\n")
