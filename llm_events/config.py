@@ -7,6 +7,7 @@ Stores are opened once per path and process and shared by every client.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -89,10 +90,8 @@ def reset() -> None:
     _settings = Settings()
     with _lock:
         for store in _stores.values():
-            try:
+            with contextlib.suppress(Exception):
                 store.close()
-            except Exception:
-                pass
         _stores.clear()
 
 

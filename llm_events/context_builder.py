@@ -25,8 +25,9 @@ _WORD = re.compile(r"[A-Za-z0-9_]+")
 class Retriever(Protocol):
     """Finds context for a query: returns items, ``(text, score)`` pairs or strings."""
 
-    def retrieve(self, query: str, top_k: int) -> Sequence[ContextItem | tuple[str, float] | str]:
-        ...
+    def retrieve(
+        self, query: str, top_k: int
+    ) -> Sequence[ContextItem | tuple[str, float] | str]: ...
 
 
 def _words(text: str) -> set[str]:
@@ -51,7 +52,9 @@ class KeywordRetriever:
         for source, text, words in self._index:
             overlap = len(q & words)
             if overlap:
-                scored.append(ContextItem(text=text, score=round(overlap / len(q), 4), source=source))
+                scored.append(
+                    ContextItem(text=text, score=round(overlap / len(q), 4), source=source)
+                )
         scored.sort(key=lambda c: -(c.score or 0.0))
         return scored[:top_k]
 

@@ -8,6 +8,7 @@ and one failed call.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,14 @@ QUESTIONS: list[tuple[str, list[str]]] = [
     ("What happens when I exceed the API rate limit per minute?", ["high_roi"]),
     ("How does data export work for large workspaces?", ["low_roi"]),
     ("Where is customer data stored?", []),
-    ("Summarise our refund and billing policy for the sales team in three bullet points.", ["high_roi"]),
-    ("Translate the SSO note into legal language for a contract appendix.", ["high_roi", "blocked"]),
+    (
+        "Summarise our refund and billing policy for the sales team in three bullet points.",
+        ["high_roi"],
+    ),
+    (
+        "Translate the SSO note into legal language for a contract appendix.",
+        ["high_roi", "blocked"],
+    ),
 ]
 
 
@@ -114,22 +121,22 @@ class DemoReport:
 
 def run_demo(store: EventStore, *, retry_delay: float = 0.05) -> DemoReport:
     """Record the demo session into ``store`` and summarise what was recorded."""
-    builder = ContextBuilder([KeywordRetriever(NOTES)], store=store, system="Answer from the notes.")
+    builder = ContextBuilder(
+        [KeywordRetriever(NOTES)], store=store, system="Answer from the notes."
+    )
     remote, local = SimulatedRemote(), SimulatedLocal()
     router = LLMRouter(remote, local, size_threshold=60, failure_cooldown=0.0, store=store)
     events_before = store.last_seq()
     with call_options(store=store, tags=["demo"]) as opts:
         for question, tags in QUESTIONS:
             prompt = builder.build_prompt(question, tags=tags, intent="support-answer")
-            try:
+            with contextlib.suppress(ContentRefused):  # the failed call stays recorded
                 with_retry(
                     lambda p=prompt: router.generate(p, context_builder=builder),
                     attempts=3,
                     delay=retry_delay,
                     exc=ServiceUnavailable,
                 )
-            except ContentRefused:
-                pass
         # A direct call to the remote, retried on its 503 (no router to fall back on).
         prompt = builder.build_prompt("Which regions can customer data live in?")
         remote.requests = 1  # its next request is one that fails with 503
@@ -140,11 +147,15 @@ def run_demo(store: EventStore, *, retry_delay: float = 0.05) -> DemoReport:
             exc=ServiceUnavailable,
         )
     placeholders = ",".join("?" * len(opts.call_ids))
-    rows = store.conn().execute(
-        f"SELECT call_id, status, attempts, retries, fallbacks FROM calls "
-        f"WHERE call_id IN ({placeholders}) ORDER BY first_seq",
-        opts.call_ids,
-    ).fetchall()
+    rows = (
+        store.conn()
+        .execute(
+            f"SELECT call_id, status, attempts, retries, fallbacks FROM calls "
+            f"WHERE call_id IN ({placeholders}) ORDER BY first_seq",
+            opts.call_ids,
+        )
+        .fetchall()
+    )
 
     def first(pred: Any) -> str | None:
         return next((r[0] for r in rows if pred(r)), None)

@@ -42,31 +42,49 @@ def import_legacy_prompts(store: Any, conn: sqlite3.Connection) -> int:
         call_id = ev.new_id()
         batch += [
             ev.PromptBuilt(
-                id=prompt_id, ts=ts, prompt_id=prompt_id, user=str(text),
+                id=prompt_id,
+                ts=ts,
+                prompt_id=prompt_id,
+                user=str(text),
                 examples=[str(e) for e in _json(row.get("examples"), [])],
                 tags=[str(t) for t in tags] if isinstance(tags, list) else [],
                 metadata={"vector_confidences": confs, "legacy_id": row.get("id")}
                 if confs
                 else {"legacy_id": row.get("id")},
                 vector_confidence=float(confs[0]) if confs else None,
-                origin="context_builder", builder="legacy-prompts",
+                origin="context_builder",
+                builder="legacy-prompts",
             ),
             ev.CallStarted(
-                id=ev.new_id(), ts=ts, call_id=call_id, prompt_id=prompt_id,
-                client="legacy PromptDB", model=model,
+                id=ev.new_id(),
+                ts=ts,
+                call_id=call_id,
+                prompt_id=prompt_id,
+                client="legacy PromptDB",
+                model=model,
             ),
             ev.AttemptStarted(
                 id=ev.new_id(), ts=ts, call_id=call_id, attempt=1, backend=backend, model=model
             ),
             ev.AttemptSucceeded(
-                id=ev.new_id(), ts=ts, call_id=call_id, attempt=1, backend=backend, model=model,
+                id=ev.new_id(),
+                ts=ts,
+                call_id=call_id,
+                attempt=1,
+                backend=backend,
+                model=model,
                 text=str(row.get("response_text") or ""),
                 parsed=_json(row.get("response_parsed") or row.get("completion_parsed"), None),
                 raw=_json(row.get("response_raw") or row.get("completion_raw"), None),
             ),
             ev.CallFinished(
-                id=ev.new_id(), ts=ts, call_id=call_id, status="ok", attempts=1,
-                backend=backend, model=model,
+                id=ev.new_id(),
+                ts=ts,
+                call_id=call_id,
+                status="ok",
+                attempts=1,
+                backend=backend,
+                model=model,
             ),
         ]
         count += 1

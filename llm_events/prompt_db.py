@@ -44,9 +44,7 @@ class PromptDB:
         redact = settings().redactor
         raw = result.raw if isinstance(result.raw, dict) else {}
         model = raw.get("model") or self.model
-        backend = (
-            backend or raw.get("backend") or prompt.metadata.get("backend") or "prompt_db"
-        )
+        backend = backend or raw.get("backend") or prompt.metadata.get("backend") or "prompt_db"
         events: list[ev.Event] = []
         prompt_id = recorded_prompt_id(prompt, self.store)
         built = None
@@ -58,27 +56,49 @@ class PromptDB:
         ts = ev.now_iso()
         events += [
             ev.CallStarted(
-                id=ev.new_id(), ts=ts, call_id=call_id, prompt_id=prompt_id,
-                client="PromptDB.log", model=str(model),
+                id=ev.new_id(),
+                ts=ts,
+                call_id=call_id,
+                prompt_id=prompt_id,
+                client="PromptDB.log",
+                model=str(model),
             ),
             ev.AttemptStarted(
-                id=ev.new_id(), ts=ts, call_id=call_id, attempt=1, backend=str(backend),
+                id=ev.new_id(),
+                ts=ts,
+                call_id=call_id,
+                attempt=1,
+                backend=str(backend),
                 model=str(model),
             ),
             ev.AttemptSucceeded(
-                id=ev.new_id(), ts=ts, call_id=call_id, attempt=1, backend=str(backend),
+                id=ev.new_id(),
+                ts=ts,
+                call_id=call_id,
+                attempt=1,
+                backend=str(backend),
                 model=str(model),
                 text=clean_text(result.text or "", redact, "result.text"),
                 parsed=clean(result.parsed, redact, "result.parsed"),
                 raw=clean(result.raw, redact, "result.raw"),
-                input_tokens=result.input_tokens if result.input_tokens is not None else result.prompt_tokens,
-                output_tokens=result.output_tokens if result.output_tokens is not None else result.completion_tokens,
+                input_tokens=result.input_tokens
+                if result.input_tokens is not None
+                else result.prompt_tokens,
+                output_tokens=result.output_tokens
+                if result.output_tokens is not None
+                else result.completion_tokens,
                 cost=result.cost,
                 latency_ms=result.latency_ms,
             ),
             ev.CallFinished(
-                id=ev.new_id(), ts=ts, call_id=call_id, status="ok", attempts=1,
-                backend=str(backend), model=str(model), latency_ms=result.latency_ms,
+                id=ev.new_id(),
+                ts=ts,
+                call_id=call_id,
+                status="ok",
+                attempts=1,
+                backend=str(backend),
+                model=str(model),
+                latency_ms=result.latency_ms,
             ),
         ]
         emit(self.store, events, settings().on_store_error, what="PromptDB.log")

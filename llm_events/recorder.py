@@ -279,7 +279,9 @@ class CallScope:
         if self.options is not None:
             self.options.call_ids.append(call_id)
 
-    def route(self, chosen: str, reason: str, candidates: Sequence[str], tokens: int | None) -> None:
+    def route(
+        self, chosen: str, reason: str, candidates: Sequence[str], tokens: int | None
+    ) -> None:
         self._add(
             ev.RouteChosen(
                 id=ev.new_id(),

@@ -24,7 +24,9 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 MASK = "[REDACTED]"
 
 #: Mapping keys whose string values are masked whole (headers, config dicts).
-DEFAULT_SENSITIVE_KEYS = r"(?i)^(x-)?(api[-_]?key|auth(orization)?|access[-_]?token|secret|password|token)$"
+DEFAULT_SENSITIVE_KEYS = (
+    r"(?i)^(x-)?(api[-_]?key|auth(orization)?|access[-_]?token|secret|password|token)$"
+)
 
 
 class UnstorableValueError(ValueError):
@@ -42,7 +44,9 @@ class Redactor:
         include_defaults: bool = True,
         sensitive_keys: str | None = DEFAULT_SENSITIVE_KEYS,
     ) -> None:
-        self.sensitive_keys = re.compile(sensitive_keys) if sensitive_keys and include_defaults else None
+        self.sensitive_keys = (
+            re.compile(sensitive_keys) if sensitive_keys and include_defaults else None
+        )
         pats: list[str | re.Pattern[str]] = list(DEFAULT_PATTERNS) if include_defaults else []
         pats.extend(patterns or ())
         self.patterns = [p if isinstance(p, re.Pattern) else re.compile(p) for p in pats]
@@ -100,7 +104,11 @@ def clean(value: Any, redact: Redactor, where: str) -> Any:
                 raise UnstorableValueError(
                     f"{where} has a key {k!r} of type {type(k).__name__}; keys must be strings"
                 )
-            if isinstance(v, str) and redact.sensitive_keys is not None and redact.sensitive_keys.match(k):
+            if (
+                isinstance(v, str)
+                and redact.sensitive_keys is not None
+                and redact.sensitive_keys.match(k)
+            ):
                 check_text(v, f"{where}[{k!r}]")
                 out[k] = MASK
                 continue

@@ -16,6 +16,7 @@ One file holds the ``events`` table (the truth) and the projections derived from
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -59,7 +60,9 @@ def row_hash(
     prev_hash: str, seq: int, id_: str, type_: str, key: str | None, ts: str, payload: str
 ) -> str:
     """The chain hash of one row: its content plus the previous row's hash."""
-    h = hashlib.sha256(f"{prev_hash}\x1f{seq}\x1f{id_}\x1f{type_}\x1f{key or ''}\x1f{ts}\x1f".encode())
+    h = hashlib.sha256(
+        f"{prev_hash}\x1f{seq}\x1f{id_}\x1f{type_}\x1f{key or ''}\x1f{ts}\x1f".encode()
+    )
     h.update(payload.encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
@@ -319,14 +322,14 @@ class EventStore:
                     prev = h
                 if params:
                     conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", params)
-                    conn.execute("UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",))
+                    conn.execute(
+                        "UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",)
+                    )
                     self._project(conn, applied)
                 conn.execute("COMMIT")
             except BaseException as e:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
                 if isinstance(e, sqlite3.Error):
                     raise StoreError(f"cannot write to event store {self.path}: {e}") from None
                 raise
@@ -361,7 +364,9 @@ class EventStore:
     # --- batch mode ------------------------------------------------------------------------
 
     def _start_writer(self) -> None:
-        self._writer = threading.Thread(target=self._writer_loop, name="llm-events-writer", daemon=True)
+        self._writer = threading.Thread(
+            target=self._writer_loop, name="llm-events-writer", daemon=True
+        )
         self._writer.start()
 
     def _enqueue(self, events: Sequence[ev.Event]) -> None:
@@ -412,10 +417,8 @@ class EventStore:
                 self._queue_cond.notify_all()
             if self._shared_conn is None:
                 for c in self._all_conns:
-                    try:
+                    with contextlib.suppress(sqlite3.Error):
                         c.close()
-                    except sqlite3.Error:
-                        pass
             self._all_conns = []
             self._local = threading.local()
 
@@ -494,7 +497,9 @@ class EventStore:
         if type_ is None:
             return self.conn().execute("SELECT count(*) FROM events").fetchone()[0]
         return (
-            self.conn().execute("SELECT count(*) FROM events WHERE type = ?", (type_,)).fetchone()[0]
+            self.conn()
+            .execute("SELECT count(*) FROM events WHERE type = ?", (type_,))
+            .fetchone()[0]
         )
 
     def has_call(self, call_id: str) -> bool:

@@ -11,4 +11,6 @@ def estimate_tokens(text: str) -> int:
 
 
 def estimate_prompt_tokens(system: str, user: str, examples: Iterable[str] = ()) -> int:
-    return estimate_tokens(system) + estimate_tokens(user) + sum(estimate_tokens(e) for e in examples)
+    return (
+        estimate_tokens(system) + estimate_tokens(user) + sum(estimate_tokens(e) for e in examples)
+    )

@@ -19,7 +19,12 @@ def isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LLM_EVENTS_DB", str(db))
     monkeypatch.setenv("LLM_EVENTS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PROMPT_DB_PATH", str(tmp_path / "prompts.db"))
-    for var in ("LLM_BACKEND", "LLM_FALLBACK_BACKEND", "AVAILABLE_LLM_BACKENDS", "LLM_EVENTS_PRICES"):
+    for var in (
+        "LLM_BACKEND",
+        "LLM_FALLBACK_BACKEND",
+        "AVAILABLE_LLM_BACKENDS",
+        "LLM_EVENTS_PRICES",
+    ):
         monkeypatch.delenv(var, raising=False)
     config.reset()
     yield db

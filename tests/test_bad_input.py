@@ -10,7 +10,13 @@ import warnings
 import pytest
 
 import llm_events
-from llm_events import LLMClient, LLMResult, RecordingError, RecordingLostWarning, UnstorableValueError
+from llm_events import (
+    LLMClient,
+    LLMResult,
+    RecordingError,
+    RecordingLostWarning,
+    UnstorableValueError,
+)
 
 
 def count(db, table="events"):
@@ -92,9 +98,13 @@ def test_unicode_and_nested_values_round_trip(db_path, builder):
     prompt = builder.build_prompt("héllo wörld 日本", metadata=meta)
     parsed = {"answer": ["ok", {"n": 1}]}
     Returns(LLMResult(text="réponse", parsed=parsed)).generate(prompt, context_builder=builder)
-    row = sqlite3.connect(db_path).execute(
-        "SELECT text, response_text, response_parsed, json_extract(prompt, '$.metadata') FROM prompts"
-    ).fetchone()
+    row = (
+        sqlite3.connect(db_path)
+        .execute(
+            "SELECT text, response_text, response_parsed, json_extract(prompt, '$.metadata') FROM prompts"
+        )
+        .fetchone()
+    )
     import json
 
     assert row[0] == "héllo wörld 日本" and row[1] == "réponse"
@@ -108,11 +118,17 @@ def test_secrets_are_redacted_before_write(db_path, builder):
         "use key sk-abcdefghijklmnop1234 and header Authorization: Bearer abc.def.ghijklmnop",
         metadata={"headers": {"x-api-key": "secret-value-123"}},
     )
-    Returns(LLMResult(text="echo sk-proj-ZZZZZZZZZZZZZZZZ", raw={"api_key": "abcdef123456"})).generate(
-        prompt, context_builder=builder
-    )
+    Returns(
+        LLMResult(text="echo sk-proj-ZZZZZZZZZZZZZZZZ", raw={"api_key": "abcdef123456"})
+    ).generate(prompt, context_builder=builder)
     dump = "\n".join(p for (p,) in sqlite3.connect(db_path).execute("SELECT payload FROM events"))
-    for secret in ("abcdefghijklmnop1234", "abc.def.ghijklmnop", "secret-value-123", "ZZZZZZZZZZZZZZZZ", "abcdef123456"):
+    for secret in (
+        "abcdefghijklmnop1234",
+        "abc.def.ghijklmnop",
+        "secret-value-123",
+        "ZZZZZZZZZZZZZZZZ",
+        "abcdef123456",
+    ):
         assert secret not in dump
     assert "sk-[REDACTED]" in dump and "Bearer [REDACTED]" in dump
     # the caller still gets the real answer

@@ -53,7 +53,9 @@ def test_verify_ok_and_tampered(db_path):
     invoke("demo")
     ok = invoke("verify")
     assert ok.exit_code == 0 and ok.output == f"ok: 65 events verified in {db_path}\n"
-    tamper(db_path, "UPDATE events SET payload = replace(payload, 'refund', 'REFUND') WHERE seq = 7")
+    tamper(
+        db_path, "UPDATE events SET payload = replace(payload, 'refund', 'REFUND') WHERE seq = 7"
+    )
     bad = CliRunner().invoke(main, ["verify"])
     assert bad.exit_code == 1
     assert "FAILED at seq 7: event seq 7 was altered after it was written" in bad.output
@@ -65,7 +67,10 @@ def test_rebuild(db_path):
     before = sqlite3.connect(db_path).execute("SELECT * FROM calls ORDER BY call_id").fetchall()
     result = invoke("rebuild")
     assert result.output == "rebuilt all projections from 65 events\n"
-    assert sqlite3.connect(db_path).execute("SELECT * FROM calls ORDER BY call_id").fetchall() == before
+    assert (
+        sqlite3.connect(db_path).execute("SELECT * FROM calls ORDER BY call_id").fetchall()
+        == before
+    )
     assert invoke("rebuild", "--only", "calls").output == "rebuilt calls from 65 events\n"
     bad = CliRunner().invoke(main, ["rebuild", "--only", "nope"])
     assert bad.exit_code == 1 and "unknown projection nope" in bad.output
@@ -76,7 +81,10 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     for command in ("verify", "rebuild"):
         result = CliRunner().invoke(main, [command, "--db", str(missing)])
         assert result.exit_code == 1
-        assert result.output == f"Error: no event store at {missing} (run `llm-events demo` to create one, or pass --db)\n"
+        assert (
+            result.output
+            == f"Error: no event store at {missing} (run `llm-events demo` to create one, or pass --db)\n"
+        )
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not sqlite" * 100)
     result = CliRunner().invoke(main, ["verify", "--db", str(garbage)])
@@ -89,8 +97,12 @@ def test_console_script_in_a_subprocess(tmp_path):
     exe = shutil.which("llm-events", path=str(Path(sys.executable).parent))
     assert exe is not None, "the llm-events console script is installed with the package"
     db = tmp_path / "sub.db"
-    demo = subprocess.run([exe, "demo", "--db", str(db)], capture_output=True, text=True, timeout=60)
+    demo = subprocess.run(
+        [exe, "demo", "--db", str(db)], capture_output=True, text=True, timeout=60
+    )
     assert demo.returncode == 0, demo.stderr
     assert demo.stdout.startswith("Recorded 9 calls")
-    verify = subprocess.run([exe, "verify", "--db", str(db)], capture_output=True, text=True, timeout=60)
+    verify = subprocess.run(
+        [exe, "verify", "--db", str(db)], capture_output=True, text=True, timeout=60
+    )
     assert (verify.returncode, verify.stdout) == (0, f"ok: 65 events verified in {db}\n")

@@ -72,6 +72,6 @@ def test_sigkill_while_appending_loses_nothing_that_returned(tmp_path):
     assert result.ok, result.reason
     # a crashed writer never leaves half a call: every call has all four events
     store = EventStore(db)
-    assert store.conn().execute(
-        "SELECT count(*) FROM calls WHERE status != 'ok'"
-    ).fetchone() == (0,)
+    assert store.conn().execute("SELECT count(*) FROM calls WHERE status != 'ok'").fetchone() == (
+        0,
+    )

@@ -23,7 +23,10 @@ from llm_events.backends import backend, get_backend, register_backend
 
 
 def test_prompt_aliases_and_fallbacks():
-    p = Prompt(text="hi", metadata={"vector_confidences": [0.7, 0.1], "tags": ["t"], "origin": "context_builder"})
+    p = Prompt(
+        text="hi",
+        metadata={"vector_confidences": [0.7, 0.1], "tags": ["t"], "origin": "context_builder"},
+    )
     assert p.user == "hi" and p.text == "hi" and str(p) == "hi"
     assert p.vector_confidence == 0.7
     assert p.vector_confidences == [0.7, 0.1]

@@ -70,14 +70,20 @@ def test_failed_call_is_recorded_fully_and_reraised_unchanged(db_path, builder):
         "attempt_failed",
         "call_finished",
     ]
-    row = sqlite3.connect(db_path).execute(
-        "SELECT status, error_type, error_message, attempts, failures FROM calls"
-    ).fetchone()
+    row = (
+        sqlite3.connect(db_path)
+        .execute("SELECT status, error_type, error_message, attempts, failures FROM calls")
+        .fetchone()
+    )
     assert row == ("error", "Overloaded", "503 model overloaded", 1, 1)
-    failed = sqlite3.connect(db_path).execute(
-        "SELECT json_extract(payload, '$.retryable'), json_extract(payload, '$.status_code') "
-        "FROM events WHERE type = 'attempt_failed'"
-    ).fetchone()
+    failed = (
+        sqlite3.connect(db_path)
+        .execute(
+            "SELECT json_extract(payload, '$.retryable'), json_extract(payload, '$.status_code') "
+            "FROM events WHERE type = 'attempt_failed'"
+        )
+        .fetchone()
+    )
     assert failed == (1, 503)
     assert sqlite3.connect(db_path).execute("SELECT count(*) FROM prompts").fetchone() == (0,)
 
@@ -102,9 +108,11 @@ def test_with_retry_around_generate_is_one_call(db_path, builder, monkeypatch):
         "attempt_succeeded",
         "call_finished",
     ]
-    row = sqlite3.connect(db_path).execute(
-        "SELECT status, attempts, retries, failures, error_type FROM calls"
-    ).fetchone()
+    row = (
+        sqlite3.connect(db_path)
+        .execute("SELECT status, attempts, retries, failures, error_type FROM calls")
+        .fetchone()
+    )
     assert row == ("ok", 3, 2, 2, None)
     delays = [
         d
@@ -142,9 +150,11 @@ def test_retry_around_router_with_fallback_is_one_call(db_path, builder, monkeyp
         "attempt_succeeded",
         "call_finished",
     ]
-    row = sqlite3.connect(db_path).execute(
-        "SELECT status, retries, fallbacks, backend, model FROM calls"
-    ).fetchone()
+    row = (
+        sqlite3.connect(db_path)
+        .execute("SELECT status, retries, fallbacks, backend, model FROM calls")
+        .fetchone()
+    )
     assert row == ("ok", 1, 2, "Scripted", "small")
 
 
@@ -209,9 +219,11 @@ def test_tokens_estimated_when_backend_gives_none(db_path, builder):
     result = client.generate(builder.build_prompt("abcd" * 10), context_builder=builder)
     assert (result.input_tokens, result.output_tokens) == (10, 2)
     assert (result.prompt_tokens, result.completion_tokens) == (10, 2)
-    row = sqlite3.connect(db_path).execute(
-        "SELECT input_tokens, output_tokens, tokens_estimated FROM calls"
-    ).fetchone()
+    row = (
+        sqlite3.connect(db_path)
+        .execute("SELECT input_tokens, output_tokens, tokens_estimated FROM calls")
+        .fetchone()
+    )
     assert row == (10, 2, 1)
 
 
@@ -239,7 +251,10 @@ def test_asyncio_tasks_get_separate_calls(db_path, builder):
 
     async def main():
         return await asyncio.gather(
-            *(client.agenerate(builder.build_prompt(f"task {i}"), context_builder=builder) for i in range(5))
+            *(
+                client.agenerate(builder.build_prompt(f"task {i}"), context_builder=builder)
+                for i in range(5)
+            )
         )
 
     results = asyncio.run(main())
@@ -263,13 +278,17 @@ def test_call_options_set_parent_and_tags(db_path, builder):
     from llm_events.recorder import call_options
 
     with call_options(parent_call_id="parent-1", tags=["replay:r1"]) as opts:
-        llm_events.client_from_spec("echo").generate(builder.build_prompt("x"), context_builder=builder)
+        llm_events.client_from_spec("echo").generate(
+            builder.build_prompt("x"), context_builder=builder
+        )
         with pytest.raises(Overloaded):
             Failing(Overloaded("x")).generate(builder.build_prompt("y"), context_builder=builder)
     assert len(opts.call_ids) == 2
-    rows = sqlite3.connect(db_path).execute(
-        "SELECT parent_call_id, tags, status FROM calls ORDER BY first_seq"
-    ).fetchall()
+    rows = (
+        sqlite3.connect(db_path)
+        .execute("SELECT parent_call_id, tags, status FROM calls ORDER BY first_seq")
+        .fetchall()
+    )
     assert rows == [("parent-1", '["replay:r1"]', "ok"), ("parent-1", '["replay:r1"]', "error")]
 
 

@@ -1,15 +1,12 @@
 """The seed document's examples, run with only their import lines changed to llm_events."""
 
-from __future__ import annotations
-
 import dataclasses
 import json
 import sqlite3
 
 import pytest
 
-from llm_events import LLMClient, LLMResult, Prompt
-from llm_events import open_store
+from llm_events import LLMClient, LLMResult, Prompt, open_store
 
 
 def _rows(db, sql, *args):

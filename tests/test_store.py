@@ -54,7 +54,13 @@ def test_intact_store_verifies(db_path, builder):
 @pytest.mark.parametrize(
     ("statements", "bad_seq", "reason"),
     [
-        (["UPDATE events SET payload = replace(payload, 'question 2', 'question X') WHERE seq = 11"], 11, "altered"),
+        (
+            [
+                "UPDATE events SET payload = replace(payload, 'question 2', 'question X') WHERE seq = 11"
+            ],
+            11,
+            "altered",
+        ),
         (["DELETE FROM events WHERE seq = 7"], 7, "missing"),
         (
             [
@@ -118,7 +124,11 @@ def test_original_promptdb_file_is_migrated(tmp_path):
     conn.close()
     db = llm_events.PromptDB("m", path=old)
     (log,) = db.fetch_logs()
-    assert (log["text"], log["response_text"], log["model"]) == ("old question", "old answer", "gpt")
+    assert (log["text"], log["response_text"], log["model"]) == (
+        "old question",
+        "old answer",
+        "gpt",
+    )
     assert log["outcome_tags"] == '["t1"]' and log["vector_confidence"] == 0.5
     assert db.fetch_logs(tag="t1") and not db.fetch_logs(tag="t2")
     assert db.store.verify().ok
@@ -166,17 +176,29 @@ def test_rebuild_reproduces_the_incremental_projections(store, builder, monkeypa
         t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
         for t in ("calls", "prompts", "replay_results")
     }
-    fts_before = conn.execute("SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH 'question'").fetchall()
+    fts_before = conn.execute(
+        "SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH 'question'"
+    ).fetchall()
     conn.close()
     store.rebuild()
     conn = sqlite3.connect(store.path)
     after = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in before}
     assert after == before
     assert len(before["calls"]) == 4 and len(before["prompts"]) == 3
-    assert conn.execute("SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH 'question'").fetchall() == fts_before
+    assert (
+        conn.execute("SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH 'question'").fetchall()
+        == fts_before
+    )
     # new appends after a rebuild still reach the FTS index (triggers re-created)
     record_calls(store.path, builder, 1)
-    assert len(conn.execute("SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH 'question'").fetchall()) == 4
+    assert (
+        len(
+            conn.execute(
+                "SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH 'question'"
+            ).fetchall()
+        )
+        == 4
+    )
 
 
 def test_batch_mode_commits_on_flush_and_close(tmp_path):
@@ -196,7 +218,9 @@ def test_batch_mode_commits_on_flush_and_close(tmp_path):
 def test_import_style_append_ignores_existing_ids(store):
     events = [ev.CallStarted(id=f"id-{i}", ts=ev.now_iso(), call_id=f"c{i}") for i in range(3)]
     store.append(events, ignore_existing=True)
-    store.append(events + [ev.CallStarted(id="id-9", ts=ev.now_iso(), call_id="c9")], ignore_existing=True)
+    store.append(
+        events + [ev.CallStarted(id="id-9", ts=ev.now_iso(), call_id="c9")], ignore_existing=True
+    )
     assert store.count() == 4
     assert store.verify().ok
 

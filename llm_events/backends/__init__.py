@@ -16,6 +16,7 @@ Factory = Callable[..., Any]
 
 _REGISTRY: dict[str, Factory | str] = {
     "echo": "llm_events.backends.echo:EchoBackend",
+    "recorded": "replay.cassette:recorded_backend",
 }
 
 

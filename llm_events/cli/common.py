@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-import sys
 import importlib
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,9 @@ class LazyGroup(click.Group):
         self.lazy_commands = dict(commands or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.lazy_commands) + [c for c in super().list_commands(ctx) if c not in self.lazy_commands]
+        return list(self.lazy_commands) + [
+            c for c in super().list_commands(ctx) if c not in self.lazy_commands
+        ]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = self.lazy_commands.get(cmd_name)

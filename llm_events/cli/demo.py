@@ -27,11 +27,12 @@ def demo_command(db: Path | None) -> None:
         report = run_demo(store)
     finally:
         store.close()
-    click.echo(f"Recorded {len(report.call_ids)} calls ({report.ok} ok, {report.errors} failed) "
-               f"as {report.events} events in {path}")
     click.echo(
-        f"  attempts: {report.attempts}   retries: {report.retries}   "
-        f"fallbacks: {report.fallbacks}"
+        f"Recorded {len(report.call_ids)} calls ({report.ok} ok, {report.errors} failed) "
+        f"as {report.events} events in {path}"
+    )
+    click.echo(
+        f"  attempts: {report.attempts}   retries: {report.retries}   fallbacks: {report.fallbacks}"
     )
     db_arg = f" --db {path}" if db is not None else ""
     click.echo("")

@@ -48,7 +48,9 @@ def verify_command(db: Path | None, quiet: bool) -> None:
 
 @click.command(name="rebuild")
 @db_option
-@click.option("--only", multiple=True, help="Rebuild only this projection (calls, prompts, replay_results).")
+@click.option(
+    "--only", multiple=True, help="Rebuild only this projection (calls, prompts, replay_results)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @friendly_errors
 def rebuild_command(db: Path | None, only: tuple[str, ...], quiet: bool) -> None:

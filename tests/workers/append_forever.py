@@ -19,7 +19,9 @@ def main() -> None:
         call_id = ev.new_id()
         batch = [
             ev.CallStarted(id=ev.new_id(), ts=ev.now_iso(), call_id=call_id, client="crash"),
-            ev.AttemptStarted(id=ev.new_id(), ts=ev.now_iso(), call_id=call_id, attempt=1, backend="b"),
+            ev.AttemptStarted(
+                id=ev.new_id(), ts=ev.now_iso(), call_id=call_id, attempt=1, backend="b"
+            ),
             ev.AttemptSucceeded(
                 id=ev.new_id(), ts=ev.now_iso(), call_id=call_id, attempt=1, text="x" * (i % 5000)
             ),
