@@ -95,6 +95,14 @@ _SCHEMA = [
 ]
 
 
+def _is_legacy_prompt_log(conn: sqlite3.Connection, tables: set[str]) -> bool:
+    """A file written by the original PromptDB: only a ``prompts`` table of its shape."""
+    if tables - {"prompts", "sqlite_sequence"} or "prompts" not in tables:
+        return False
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(prompts)")}
+    return {"text", "response_text"} <= columns
+
+
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
     msg = str(exc)
     return "locked" in msg or "busy" in msg
@@ -248,12 +256,12 @@ class EventStore:
                 tables = {
                     r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
                 }
-                if tables and "events" not in tables and "prompts" not in tables:
+                legacy = "events" not in tables and _is_legacy_prompt_log(conn, tables)
+                if tables and "events" not in tables and not legacy:
                     raise StoreError(
                         f"{self.path} is an SQLite file but not an llm-events store "
                         f"(it has tables {', '.join(sorted(tables)[:5])})"
                     )
-                legacy = "prompts" in tables and "events" not in tables
                 if legacy:
                     conn.execute("ALTER TABLE prompts RENAME TO prompts_legacy")
                 for stmt in _SCHEMA:
