@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .backends import available_backends, backend, get_backend, register_backend
     from .client import LLMClient
-    from .config import configure, default_db_path, open_store, resolve_db_path
+    from .config import configure, default_db_path, flush, open_store, resolve_db_path
     from .context_builder import ContextBuilder, KeywordRetriever, Retriever
     from .events import ContextItem
     from .prompt import LLMResult, Prompt
@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "LLMClient": "client",
     "configure": "config",
     "default_db_path": "config",
+    "flush": "config",
     "open_store": "config",
     "resolve_db_path": "config",
     "ContextBuilder": "context_builder",
@@ -89,6 +90,7 @@ __all__ = [
     "current_call",
     "default_db_path",
     "fetch_logs",
+    "flush",
     "get_backend",
     "open_store",
     "register_backend",

@@ -95,6 +95,17 @@ def reset() -> None:
         _stores.clear()
 
 
+def flush() -> None:
+    """Commit everything queued by batch-mode stores (also done at close and at exit)."""
+    with _lock:
+        stores = list(_stores.values())
+    if _settings.store is not None:
+        stores.append(_settings.store)
+    for store in stores:
+        if not store._closed:
+            store.flush()
+
+
 def app_dir() -> Path:
     """The per-user directory, as click computes it (like ``llm``'s logs.db location)."""
     override = os.environ.get("LLM_EVENTS_HOME")

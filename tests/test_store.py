@@ -239,3 +239,18 @@ def test_reading_by_type_call_and_time(store, builder):
     assert len(list(store.iter_events(since=first_ts))) == 15
     assert list(store.iter_events(until=first_ts)) == []
     assert [s.seq for s in store.iter_events(after_seq=10, until_seq=12)] == [11, 12]
+
+
+def test_batch_mode_through_configure_records_calls_on_flush(db_path, builder):
+    import llm_events
+
+    llm_events.configure(batch=True)
+    client = llm_events.client_from_spec("echo")
+    b = llm_events.ContextBuilder()
+    results = [client.generate(b.build_prompt(f"q{i}"), context_builder=b) for i in range(20)]
+    llm_events.flush()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT count(*) FROM calls WHERE status='ok'").fetchone() == (20,)
+    assert {c for (c,) in conn.execute("SELECT call_id FROM prompts")} == {
+        r.call_id for r in results
+    }
