@@ -166,6 +166,9 @@ class ReplayStarted(Event, tag="replay_started", kw_only=True):
     compare: str = ""
     selection: dict[str, Any] = {}
     total: int | None = None
+    compare_spec: str = ""
+    threshold: float | None = None
+    resumed: bool = False
 
 
 class ReplayCompared(Event, tag="replay_compared", kw_only=True):

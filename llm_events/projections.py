@@ -6,7 +6,8 @@ on ``rebuild``).  A projection whose ``version`` changed is rebuilt when a store
 so a new column or a fixed rule re-derives history.
 
 Tables: ``calls`` (one row per logical call), ``prompts`` (the seed's PromptDB: one row per
-answered call, plus ``call_id``; full-text index ``prompts_fts``) and ``replay_results``.
+answered call, plus ``call_id``; full-text index ``prompts_fts``), ``replay_results`` and
+``replays`` (one row per replay run).
 """
 
 from __future__ import annotations
@@ -491,6 +492,63 @@ class ReplayResultsProjection(Projection):
             )
 
 
+class ReplaysProjection(Projection):
+    """``replays``: one row per replay run, its status and counts per verdict.
+
+    A resumed run keeps its first ``started_at`` and ``total``; ``status`` is ``running``
+    until a ``replay_finished`` (a run killed mid-way stays ``running``).
+    """
+
+    name = "replays"
+    version = 1
+    tables = ("replays",)
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS replays (
+                replay_id TEXT PRIMARY KEY,
+                started_at TEXT,
+                finished_at TEXT,
+                status TEXT,
+                against TEXT,
+                compare TEXT,
+                selection TEXT,
+                total INTEGER,
+                same INTEGER,
+                changed INTEGER,
+                error INTEGER,
+                skipped INTEGER,
+                resumes INTEGER NOT NULL DEFAULT 0
+            )"""
+        )
+        conn.execute("CREATE INDEX IF NOT EXISTS replays_started ON replays(started_at)")
+
+    def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
+        for _seq, e in batch:
+            if isinstance(e, ev.ReplayStarted):
+                conn.execute(
+                    "INSERT INTO replays (replay_id, started_at, status, against, compare, "
+                    "selection, total) VALUES (?,?,?,?,?,?,?) ON CONFLICT(replay_id) DO UPDATE "
+                    "SET status = 'running', finished_at = NULL, resumes = resumes + 1",
+                    (e.replay_id, e.ts, "running", e.against, e.compare, dumps(e.selection), e.total),
+                )
+            elif isinstance(e, ev.ReplayFinished):
+                c = e.counts
+                conn.execute(
+                    "UPDATE replays SET finished_at = ?, status = ?, same = ?, changed = ?, "
+                    "error = ?, skipped = ? WHERE replay_id = ?",
+                    (
+                        e.ts,
+                        e.status,
+                        c.get("same"),
+                        c.get("changed"),
+                        c.get("error"),
+                        c.get("skipped"),
+                        e.replay_id,
+                    ),
+                )
+
+
 def default_projections() -> list[Projection]:
     """Fresh instances of the built-in projections, in the order they are applied."""
-    return [CallsProjection(), PromptsProjection(), ReplayResultsProjection()]
+    return [CallsProjection(), PromptsProjection(), ReplayResultsProjection(), ReplaysProjection()]

@@ -17,6 +17,7 @@ Factory = Callable[..., Any]
 _REGISTRY: dict[str, Factory | str] = {
     "echo": "llm_events.backends.echo:EchoBackend",
     "recorded": "replay.cassette:recorded_backend",
+    "recorded": "replay.cassette:recorded_backend",
 }
 
 
