@@ -16,7 +16,11 @@ Factory = Callable[..., Any]
 
 _REGISTRY: dict[str, Factory | str] = {
     "echo": "llm_events.backends.echo:EchoBackend",
-    "recorded": "replay.cassette:recorded_backend",
+    "openai": "llm_events.backends.openai:OpenAIBackend",
+    "anthropic": "llm_events.backends.anthropic:AnthropicBackend",
+    "ollama": "llm_events.backends.ollama:OllamaBackend",
+    "vllm": "llm_events.backends.vllm:VLLMBackend",
+    "llm": "llm_events.backends.llm_package:LLMPackageBackend",
     "recorded": "replay.cassette:recorded_backend",
 }
 

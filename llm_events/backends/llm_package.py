@@ -1,0 +1,178 @@
+"""``llm:MODEL_ID``: any model the ``llm`` package and its plugins provide (extra ``llm``).
+
+This gives every provider ``llm`` supports (and offline models such as ``llm-markov`` and
+``llm-echo``, which the tests use).  Our parameter names are mapped onto the model's own
+options when it has an equivalent (``max_tokens`` -> ``max_output_tokens``, ``length`` ...);
+a parameter the model has no option for is refused when the client is made, with the list of
+options it does have.  ``key=`` passes an API key through to ``llm`` (never recorded).
+Errors from provider SDKs are classified like ours (status codes, timeouts, connections).
+Nothing is written to ``llm``'s own logs.db.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..client import LLMClient, attach_details
+from ..prompt import LLMResult, Prompt
+from ..streaming import StreamChunk
+from .errors import from_foreign
+from .render import split_json_flag, system_text
+
+#: Our parameter -> the option names models of the ``llm`` ecosystem use for it.
+OPTION_ALIASES: dict[str, tuple[str, ...]] = {
+    "max_tokens": ("max_tokens", "max_output_tokens", "num_predict", "length"),
+    "stop": ("stop", "stop_sequences"),
+    "json": ("json_object", "json"),
+    "temperature": ("temperature",),
+    "top_p": ("top_p",),
+    "seed": ("seed",),
+}
+
+
+def _import_llm() -> Any:
+    try:
+        import llm
+    except ImportError:
+        raise ValueError(
+            "the llm backend needs the `llm` package: pip install 'llm-events[llm]'"
+        ) from None
+    return llm
+
+
+def map_options(model: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Our params as the model's options; ValueError naming what it does not take."""
+    fields = set(getattr(getattr(model, "Options", None), "model_fields", {}) or {})
+    json_mode, rest = split_json_flag(params)
+    if json_mode:
+        rest["json"] = True
+    options: dict[str, Any] = {}
+    for name, value in rest.items():
+        target = next(
+            (alias for alias in OPTION_ALIASES.get(name, (name,)) if alias in fields), None
+        )
+        if target is None:
+            available = ", ".join(sorted(fields)) or "none"
+            raise ValueError(
+                f"llm model {model.model_id!r} has no option for {name!r} (its options: {available})"
+            )
+        options[target] = value
+    try:
+        model.Options(**options)
+    except Exception as e:  # pydantic's ValidationError: say it in one line
+        raise ValueError(f"invalid options for llm model {model.model_id!r}: {e}") from None
+    return options
+
+
+class LLMPackageBackend(LLMClient):
+    """Runs ``llm.get_model(MODEL_ID)``; without a model id, ``llm``'s default model."""
+
+    backend_name = "llm"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        key: str | None = None,
+        params: dict[str, Any] | None = None,
+        store: Any = None,
+        on_store_error: str | None = None,
+        log_prompts: bool = True,
+        **model_params: Any,
+    ) -> None:
+        llm = _import_llm()
+        model_id = model or llm.get_default_model()
+        try:
+            self.llm_model = llm.get_model(model_id)
+        except llm.UnknownModelError:
+            raise ValueError(
+                f"unknown llm model {model_id!r}: `llm models` lists the installed ones"
+            ) from None
+        merged = {**(params or {}), **model_params}
+        super().__init__(
+            model_id,
+            params=merged,
+            store=store,
+            on_store_error=on_store_error,
+            log_prompts=log_prompts,
+        )
+        self.options = map_options(self.llm_model, merged)
+        self._key = key
+
+    def _response(self, prompt: Prompt, *, stream: bool) -> Any:
+        kwargs: dict[str, Any] = dict(self.options)
+        if self._key is not None:
+            kwargs["key"] = self._key
+        system = system_text(prompt) or None
+        return self.llm_model.prompt(prompt.user, system=system, stream=stream, **kwargs)
+
+    def _raw(self, response: Any) -> dict[str, Any]:
+        raw: dict[str, Any] = {"model": self.llm_model.model_id}
+        resolved = getattr(response, "resolved_model", None)
+        if resolved:
+            raw["resolved_model"] = resolved
+        response_json = getattr(response, "response_json", None)
+        if response_json is not None:
+            raw["response_json"] = response_json
+        return raw
+
+    @staticmethod
+    def _usage(response: Any) -> tuple[int | None, int | None, dict[str, Any]]:
+        try:
+            usage = response.usage()
+        except Exception:  # a plugin without usage support
+            return None, None, {}
+        details = getattr(usage, "details", None) or {}
+        return usage.input, usage.output, details if isinstance(details, dict) else {}
+
+    def _generate(self, prompt: Prompt, *, context_builder: Any) -> LLMResult:
+        try:
+            response = self._response(prompt, stream=False)
+            text = response.text()
+            input_tokens, output_tokens, details = self._usage(response)
+        except Exception as e:
+            raise from_foreign(e, self.backend_label()) from e
+        result = LLMResult(
+            raw=self._raw(response),
+            text=text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+        return attach_details(result, **_detail_tokens(details))
+
+    def _stream(self, prompt: Prompt, *, context_builder: Any) -> Iterator[StreamChunk]:
+        try:
+            response = self._response(prompt, stream=True)
+            for piece in response:
+                if isinstance(piece, str) and piece:
+                    yield StreamChunk(text=piece)
+            input_tokens, output_tokens, details = self._usage(response)
+        except Exception as e:
+            raise from_foreign(e, self.backend_label()) from e
+        yield StreamChunk(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            raw=self._raw(response),
+            finish_reason="stop",
+            **_detail_tokens(details),
+        )
+
+
+def _detail_tokens(details: dict[str, Any]) -> dict[str, int | None]:
+    """Cached and reasoning tokens from ``llm``'s provider-specific usage details."""
+
+    def find(*names: str) -> int | None:
+        for name in names:
+            value = details.get(name)
+            if isinstance(value, int):
+                return value
+            for nested in details.values():
+                if isinstance(nested, dict) and isinstance(nested.get(name), int):
+                    return nested[name]
+        return None
+
+    return {
+        "cached_tokens": find("cached_tokens", "cache_read_input_tokens"),
+        "reasoning_tokens": find("reasoning_tokens"),
+    }
