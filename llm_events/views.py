@@ -139,23 +139,6 @@ VIEWS: dict[str, tuple[str, str]] = {
             ],
         ),
     ),
-    "replays": (
-        "replay_started",
-        """CREATE VIEW IF NOT EXISTS replays AS SELECT
-    s.seq AS seq,
-    s.call_id AS replay_id,
-    s.ts AS started_at,
-    f.ts AS finished_at,
-    json_extract(s.payload, '$.against') AS against,
-    json_extract(s.payload, '$.compare') AS compare,
-    json_extract(s.payload, '$.total') AS total,
-    coalesce(json_extract(f.payload, '$.status'), 'running') AS status,
-    json_extract(f.payload, '$.counts') AS counts,
-    json_extract(s.payload, '$.selection') AS selection
-FROM events s
-LEFT JOIN events f ON f.call_id = s.call_id AND f.type = 'replay_finished'
-WHERE s.type = 'replay_started'""",
-    ),
 }
 
 #: The statements the store runs when it creates its schema.
