@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import events as ev
 from .config import open_store, settings
@@ -39,6 +39,7 @@ class RecordingLostWarning(UserWarning):
 
 
 StoreSpec = str | EventStore | None
+E = TypeVar("E", bound=ev.Event)
 
 _current: ContextVar[CallScope | None] = ContextVar("llm_events_call", default=None)
 _options: ContextVar[CallOptions | None] = ContextVar("llm_events_call_options", default=None)
@@ -217,6 +218,10 @@ class CallScope:
 
     # writing ---------------------------------------------------------------------------------
 
+    def _event(self, cls: type[E], **fields: Any) -> E:
+        """A new event of this call: fresh id, timestamp now, this call's id."""
+        return cls(id=ev.new_id(), ts=ev.now_iso(), call_id=self.call_id or "", **fields)
+
     def _add(self, event: ev.Event) -> None:
         if self.recording:
             self.pending.append(event)
@@ -283,10 +288,8 @@ class CallScope:
         self, chosen: str, reason: str, candidates: Sequence[str], tokens: int | None
     ) -> None:
         self._add(
-            ev.RouteChosen(
-                id=ev.new_id(),
-                ts=ev.now_iso(),
-                call_id=self.call_id or "",
+            self._event(
+                ev.RouteChosen,
                 chosen=chosen,
                 reason=reason,
                 candidates=list(candidates),
@@ -300,10 +303,8 @@ class CallScope:
         """Record ``attempt_started`` and commit it before the request leaves."""
         self.attempt += 1
         self._add(
-            ev.AttemptStarted(
-                id=ev.new_id(),
-                ts=ev.now_iso(),
-                call_id=self.call_id or "",
+            self._event(
+                ev.AttemptStarted,
                 attempt=self.attempt,
                 backend=backend,
                 model=model,
@@ -323,10 +324,8 @@ class CallScope:
     ) -> None:
         retryable, status = classify(exc)
         self._add(
-            ev.AttemptFailed(
-                id=ev.new_id(),
-                ts=ev.now_iso(),
-                call_id=self.call_id or "",
+            self._event(
+                ev.AttemptFailed,
                 attempt=attempt,
                 backend=backend,
                 error_type=type(exc).__name__,
@@ -355,10 +354,8 @@ class CallScope:
         if finish_reason is None and isinstance(raw, dict):
             finish_reason = raw.get("finish_reason")
         usage = extra_usage or {}
-        event = ev.AttemptSucceeded(
-            id=ev.new_id(),
-            ts=ev.now_iso(),
-            call_id=self.call_id or "",
+        event = self._event(
+            ev.AttemptSucceeded,
             attempt=attempt,
             backend=backend,
             model=model,
@@ -384,10 +381,8 @@ class CallScope:
         if not self.started:
             return
         self._add(
-            ev.RetryScheduled(
-                id=ev.new_id(),
-                ts=ev.now_iso(),
-                call_id=self.call_id or "",
+            self._event(
+                ev.RetryScheduled,
                 attempt=attempt,
                 delay_s=delay_s,
                 error_type=type(exc).__name__,
@@ -397,10 +392,8 @@ class CallScope:
 
     def fallback(self, from_backend: str, to_backend: str, reason: str) -> None:
         self._add(
-            ev.FallbackTaken(
-                id=ev.new_id(),
-                ts=ev.now_iso(),
-                call_id=self.call_id or "",
+            self._event(
+                ev.FallbackTaken,
                 from_backend=from_backend,
                 to_backend=to_backend,
                 reason=self._safe_text(reason),
@@ -413,10 +406,8 @@ class CallScope:
             return
         latency = round((time.perf_counter() - self.t0) * 1000, 3)
         if exc is None:
-            done = ev.CallFinished(
-                id=ev.new_id(),
-                ts=ev.now_iso(),
-                call_id=self.call_id or "",
+            done = self._event(
+                ev.CallFinished,
                 status="ok",
                 attempts=self.attempt,
                 backend=self.last_backend,
@@ -424,10 +415,8 @@ class CallScope:
                 latency_ms=latency,
             )
         else:
-            done = ev.CallFinished(
-                id=ev.new_id(),
-                ts=ev.now_iso(),
-                call_id=self.call_id or "",
+            done = self._event(
+                ev.CallFinished,
                 status="error",
                 attempts=self.attempt,
                 error_type=type(exc).__name__,
