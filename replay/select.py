@@ -1,0 +1,293 @@
+"""Selection: which recorded calls a replay re-runs, streamed from the ``calls`` projection.
+
+The filters become one SQL query over ``calls`` read in keyset-paged chunks (ordered by
+``started_at, call_id``), so memory stays bounded however large the store.  A seeded
+``sample`` keeps only a reservoir of ``sample`` light rows.  ``max_seq`` pins the selection
+to the events that existed when a replay started, so ``--resume`` sees the same calls (and
+never the replay's own calls, which are excluded unless asked for).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from llm_events import EventStore
+
+
+class SelectionError(ValueError):
+    """The selection cannot be run as given (a bad time, an unknown call id)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Filters over recorded calls; every field left at its default matches everything."""
+
+    model: str | None = None
+    backend: str | None = None
+    tags: tuple[str, ...] = ()
+    status: str | None = None
+    since: str | None = None
+    until: str | None = None
+    ids: tuple[str, ...] = ()
+    limit: int | None = None
+    sample: int | None = None
+    seed: int = 0
+    include_replays: bool = False
+    max_seq: int | None = None
+    chunk: int = field(default=2000, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "ids", tuple(self.ids))
+        object.__setattr__(self, "since", normalize_time(self.since, "since"))
+        object.__setattr__(self, "until", normalize_time(self.until, "until"))
+        for name in ("limit", "sample"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise SelectionError(f"{name} must be 0 or more, not {value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The non-default filters, as recorded on ``replay_started`` (for ``--resume``)."""
+        out = {}
+        for f in fields(self):
+            if f.name == "chunk":
+                continue
+            value = getattr(self, f.name)
+            if value != f.default and value not in ((), None):
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Selection:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def pinned(self, max_seq: int) -> Selection:
+        return self if self.max_seq is not None else replace(self, max_seq=max_seq)
+
+    def describe(self) -> str:
+        """One line for messages: ``model=x, tag=y`` or ``all recorded calls``."""
+        parts = [f"{k}={v}" for k, v in self.to_dict().items() if k not in ("max_seq", "seed")]
+        return ", ".join(parts) or "all recorded calls"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCall:
+    """One selected call: just what the runner needs before loading its prompt."""
+
+    call_id: str
+    prompt_id: str | None
+    status: str | None
+    backend: str | None
+    model: str | None
+    started_at: str | None
+    latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+
+
+_COLUMNS = (
+    "call_id, prompt_id, status, backend, model, started_at, latency_ms, "
+    "input_tokens, output_tokens, cost"
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def normalize_time(value: str | None, name: str = "time") -> str | None:
+    """An ISO-8601 UTC string comparable with recorded ``ts`` values.
+
+    Accepts ISO dates and times (naive ones are UTC) and durations back from now
+    (``30m``, ``2h``, ``7d``, ``1w``).
+    """
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    match = _DURATION.match(text)
+    if match:
+        t = time.time() - float(match.group(1)) * _UNIT_S[match.group(2)]
+        dt = datetime.fromtimestamp(t, UTC)
+    else:
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise SelectionError(
+                f"--{name} {value!r} is not a time: use an ISO date/time like 2025-01-31 or "
+                "2025-01-31T14:00, or a duration back from now like 30m, 2h, 7d"
+            ) from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _where(sel: Selection, exclude_replay_id: str | None) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if sel.model is not None:
+        where.append("model = ?")
+        args.append(sel.model)
+    if sel.backend is not None:
+        where.append("backend = ?")
+        args.append(sel.backend)
+    if sel.status is not None:
+        where.append("status = ?")
+        args.append(sel.status)
+    if sel.since is not None:
+        where.append("started_at >= ?")
+        args.append(sel.since)
+    if sel.until is not None:
+        where.append("started_at < ?")
+        args.append(sel.until)
+    if sel.max_seq is not None:
+        where.append("first_seq <= ?")
+        args.append(sel.max_seq)
+    if sel.ids:
+        where.append(f"call_id IN ({','.join('?' * len(sel.ids))})")
+        args.extend(sel.ids)
+    elif not sel.include_replays:
+        # calls a replay made carry the tag "replay:<id>"; replaying them again is noise
+        where.append("(tags IS NULL OR tags NOT LIKE '%\"replay:%')")
+    for tag in sel.tags:
+        # a tag of the call (call_options) or of its prompt (Prompt.tags)
+        where.append(
+            "(EXISTS (SELECT 1 FROM json_each(calls.tags) WHERE value = ?) OR EXISTS ("
+            "SELECT 1 FROM events e, json_each(e.payload, '$.tags') j "
+            "WHERE e.id = calls.prompt_id AND j.value = ?))"
+        )
+        args.extend([tag, tag])
+    if exclude_replay_id is not None:
+        where.append(
+            "NOT EXISTS (SELECT 1 FROM replay_results r "
+            "WHERE r.replay_id = ? AND r.source_call_id = calls.call_id)"
+        )
+        args.append(exclude_replay_id)
+    return where, args
+
+
+def check_ids(store: EventStore, sel: Selection) -> None:
+    """Refuse explicit ids that name no recorded call (a typo must not pass a CI gate)."""
+    conn = store.conn()
+    for call_id in sel.ids:
+        if conn.execute("SELECT 1 FROM calls WHERE call_id = ?", (call_id,)).fetchone() is None:
+            raise SelectionError(f"no recorded call {call_id!r} in {store.path or 'the store'}")
+
+
+def _stream(
+    store: EventStore, sel: Selection, exclude_replay_id: str | None
+) -> Iterator[SourceCall]:
+    where, args = _where(sel, exclude_replay_id)
+    conn = store.conn()
+    base = " AND ".join(where) if where else "1"
+    # calls with no call_started event have no start time: take them first, they get skipped
+    for row in conn.execute(
+        f"SELECT {_COLUMNS} FROM calls WHERE started_at IS NULL AND {base} ORDER BY call_id", args
+    ).fetchall():
+        yield SourceCall(*row)
+    sql = (
+        f"SELECT {_COLUMNS} FROM calls WHERE {base} AND (started_at, call_id) > (?, ?) "
+        "ORDER BY started_at, call_id LIMIT ?"
+    )
+    last: tuple[str, str] = ("", "")
+    while True:
+        rows = conn.execute(sql, (*args, *last, sel.chunk)).fetchall()
+        for row in rows:
+            yield SourceCall(*row)
+        if len(rows) < sel.chunk:
+            return
+        last = (rows[-1][5], rows[-1][0])
+
+
+def select_calls(
+    store: EventStore, sel: Selection | None = None, *, exclude_replay_id: str | None = None
+) -> Iterator[SourceCall]:
+    """The selected calls in recorded order (a seeded sample keeps that order too).
+
+    ``exclude_replay_id`` drops calls already compared in that replay (``--resume``); the
+    sample and the limit are taken before that, so a resumed run works on the same calls.
+    """
+    sel = sel or Selection()
+    if sel.sample is None and sel.limit is None:
+        yield from _stream(store, sel, exclude_replay_id)
+        return
+    picked: Iterator[SourceCall] = _stream(store, sel, None)
+    if sel.sample is not None:
+        picked = iter(_reservoir(picked, sel.sample, sel.seed))
+    if sel.limit is not None:
+        picked = (c for i, c in zip(range(sel.limit), picked, strict=False))
+    if exclude_replay_id is None:
+        yield from picked
+        return
+    conn = store.conn()
+    for call in picked:
+        done = conn.execute(
+            "SELECT 1 FROM replay_results WHERE replay_id = ? AND source_call_id = ?",
+            (exclude_replay_id, call.call_id),
+        ).fetchone()
+        if done is None:
+            yield call
+
+
+def count_calls(
+    store: EventStore, sel: Selection | None = None, *, exclude_replay_id: str | None = None
+) -> int:
+    """How many calls :func:`select_calls` yields (for ``replay_started.total``, the bar)."""
+    sel = sel or Selection()
+    if sel.sample is not None or (sel.limit is not None and exclude_replay_id is not None):
+        return sum(1 for _ in select_calls(store, sel, exclude_replay_id=exclude_replay_id))
+    where, args = _where(sel, exclude_replay_id)
+    base = " AND ".join(where) if where else "1"
+    n = store.conn().execute(f"SELECT count(*) FROM calls WHERE {base}", args).fetchone()[0]
+    return n if sel.limit is None else min(n, sel.limit)
+
+
+def _reservoir(items: Iterator[SourceCall], k: int, seed: int) -> list[SourceCall]:
+    """A uniform seeded sample of ``k`` items (Algorithm R), returned in stream order."""
+    rng = random.Random(seed)
+    kept: list[tuple[int, SourceCall]] = []
+    for i, item in enumerate(items):
+        if i < k:
+            kept.append((i, item))
+        else:
+            j = rng.randint(0, i)
+            if j < k:
+                kept[j] = (i, item)
+    kept.sort(key=lambda p: p[0])
+    return [item for _, item in kept]
+
+
+def selection_from(value: Selection | dict[str, Any] | None) -> Selection:
+    """Accept a :class:`Selection`, a dict of its fields, or ``None`` (everything)."""
+    if value is None:
+        return Selection()
+    if isinstance(value, Selection):
+        return value
+    if isinstance(value, dict):
+        known = {f.name for f in fields(Selection)}
+        unknown = set(value) - known
+        if unknown:
+            raise SelectionError(
+                f"unknown selection key {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(sorted(known - {'chunk'}))}"
+            )
+        return Selection(**value)
+    raise SelectionError(f"select must be a Selection or a dict, not {type(value).__name__}")
+
+
+__all__ = [
+    "Selection",
+    "SelectionError",
+    "SourceCall",
+    "check_ids",
+    "count_calls",
+    "normalize_time",
+    "select_calls",
+    "selection_from",
+]
