@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo:demo_command",
     "verify": "store_commands:verify_command",
     "rebuild": "store_commands:rebuild_command",
+    "replay": "replay_command:replay_command",
 }
 
 
