@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import UTC
 from typing import Any, ClassVar
 
 import msgspec
@@ -278,6 +279,40 @@ def _unknown(data: bytes | str) -> UnknownEvent:
     )
 
 
+def answered_call_events(
+    *,
+    prompt_id: str,
+    ts: str,
+    client: str,
+    backend: str,
+    model: str | None,
+    success: dict[str, Any],
+    call_id: str | None = None,
+) -> list[Event]:
+    """The events of a call answered at once, with no request of ours to record
+    (``PromptDB.log``, imported histories): started, one attempt that succeeded, finished.
+
+    ``success`` holds the :class:`AttemptSucceeded` fields (text, parsed,
+    raw, tokens, cost, latency_ms), already cleaned.
+    """
+    call_id = call_id or new_id()
+    common = {"ts": ts, "call_id": call_id}
+    return [
+        CallStarted(id=new_id(), prompt_id=prompt_id, client=client, model=model, **common),
+        AttemptStarted(id=new_id(), attempt=1, backend=backend, model=model, **common),
+        AttemptSucceeded(id=new_id(), attempt=1, backend=backend, model=model, **success, **common),
+        CallFinished(
+            id=new_id(),
+            status="ok",
+            attempts=1,
+            backend=backend,
+            model=model,
+            latency_ms=success.get("latency_ms"),
+            **common,
+        ),
+    ]
+
+
 # --- ids and timestamps -------------------------------------------------------------------
 
 _id_lock = threading.Lock()
@@ -319,9 +354,9 @@ def now_iso(t: float | None = None) -> str:
 
 def parse_iso(ts: str) -> float:
     """Seconds since the epoch for a timestamp written by :func:`now_iso` (or any ISO form)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()

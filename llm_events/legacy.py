@@ -39,7 +39,6 @@ def import_legacy_prompts(store: Any, conn: sqlite3.Connection) -> int:
         model = row.get("model")
         backend = row.get("backend") or "legacy"
         prompt_id = ev.new_id()
-        call_id = ev.new_id()
         batch += [
             ev.PromptBuilt(
                 id=prompt_id,
@@ -55,38 +54,19 @@ def import_legacy_prompts(store: Any, conn: sqlite3.Connection) -> int:
                 origin="context_builder",
                 builder="legacy-prompts",
             ),
-            ev.CallStarted(
-                id=ev.new_id(),
-                ts=ts,
-                call_id=call_id,
-                prompt_id=prompt_id,
-                client="legacy PromptDB",
-                model=model,
-            ),
-            ev.AttemptStarted(
-                id=ev.new_id(), ts=ts, call_id=call_id, attempt=1, backend=backend, model=model
-            ),
-            ev.AttemptSucceeded(
-                id=ev.new_id(),
-                ts=ts,
-                call_id=call_id,
-                attempt=1,
-                backend=backend,
-                model=model,
-                text=str(row.get("response_text") or ""),
-                parsed=_json(row.get("response_parsed") or row.get("completion_parsed"), None),
-                raw=_json(row.get("response_raw") or row.get("completion_raw"), None),
-            ),
-            ev.CallFinished(
-                id=ev.new_id(),
-                ts=ts,
-                call_id=call_id,
-                status="ok",
-                attempts=1,
-                backend=backend,
-                model=model,
-            ),
         ]
+        batch += ev.answered_call_events(
+            prompt_id=prompt_id,
+            ts=ts,
+            client="legacy PromptDB",
+            backend=backend,
+            model=model,
+            success={
+                "text": str(row.get("response_text") or ""),
+                "parsed": _json(row.get("response_parsed") or row.get("completion_parsed"), None),
+                "raw": _json(row.get("response_raw") or row.get("completion_raw"), None),
+            },
+        )
         count += 1
         if len(batch) >= 5000:
             store.append(batch)

@@ -16,7 +16,12 @@ from typing import Any
 from . import events as ev
 from .config import settings
 from .prompt import LLMResult, Prompt
-from .recorder import emit, mark_recorded, prompt_built_event, recorded_prompt_id
+from .recorder import (
+    emit,
+    mark_recorded,
+    prompt_built_event,
+    recorded_prompt_id,
+)
 from .redaction import clean, clean_text
 from .store import EventStore
 
@@ -52,55 +57,23 @@ class PromptDB:
             built = prompt_built_event(prompt, redact, builder="PromptDB.log")
             events.append(built)
             prompt_id = built.prompt_id
-        call_id = ev.new_id()
-        ts = ev.now_iso()
-        events += [
-            ev.CallStarted(
-                id=ev.new_id(),
-                ts=ts,
-                call_id=call_id,
-                prompt_id=prompt_id,
-                client="PromptDB.log",
-                model=str(model),
-            ),
-            ev.AttemptStarted(
-                id=ev.new_id(),
-                ts=ts,
-                call_id=call_id,
-                attempt=1,
-                backend=str(backend),
-                model=str(model),
-            ),
-            ev.AttemptSucceeded(
-                id=ev.new_id(),
-                ts=ts,
-                call_id=call_id,
-                attempt=1,
-                backend=str(backend),
-                model=str(model),
-                text=clean_text(result.text or "", redact, "result.text"),
-                parsed=clean(result.parsed, redact, "result.parsed"),
-                raw=clean(result.raw, redact, "result.raw"),
-                input_tokens=result.input_tokens
-                if result.input_tokens is not None
-                else result.prompt_tokens,
-                output_tokens=result.output_tokens
-                if result.output_tokens is not None
-                else result.completion_tokens,
-                cost=result.cost,
-                latency_ms=result.latency_ms,
-            ),
-            ev.CallFinished(
-                id=ev.new_id(),
-                ts=ts,
-                call_id=call_id,
-                status="ok",
-                attempts=1,
-                backend=str(backend),
-                model=str(model),
-                latency_ms=result.latency_ms,
-            ),
-        ]
+        events += ev.answered_call_events(
+            prompt_id=prompt_id,
+            ts=ev.now_iso(),
+            client="PromptDB.log",
+            backend=str(backend),
+            model=str(model),
+            success={
+                "text": clean_text(result.text or "", redact, "result.text"),
+                "parsed": clean(result.parsed, redact, "result.parsed"),
+                "raw": clean(result.raw, redact, "result.raw"),
+                "input_tokens": _first(result.input_tokens, result.prompt_tokens),
+                "output_tokens": _first(result.output_tokens, result.completion_tokens),
+                "cost": result.cost,
+                "latency_ms": result.latency_ms,
+            },
+        )
+        call_id = events[-1].call_id
         emit(self.store, events, settings().on_store_error, what="PromptDB.log")
         if built is not None:
             mark_recorded(prompt, built, self.store)
@@ -116,6 +89,10 @@ class PromptDB:
     def close(self) -> None:
         if self.router is None:
             self.store.close()
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
 
 
 def query_prompts(
