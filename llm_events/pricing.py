@@ -2,53 +2,200 @@
 
 Cost is computed when projecting (not when recording), so changing the price table and
 running ``llm-events rebuild`` re-prices history.  A model with no known price costs ``None``,
-never 0.  Users override or extend the table with a JSON file named by ``LLM_EVENTS_PRICES``:
-``{"openai:gpt-4o-mini": {"input": 0.15, "output": 0.60}, "echo:*": {"input": 0, "output": 0}}``.
+never 0.
+
+Users override or extend the built-in table with a JSON or TOML file named by the
+``LLM_EVENTS_PRICES`` environment variable (the format is chosen by the ``.toml``
+extension).  Keys are ``backend:model`` (``backend:*`` for every model of a backend, or a
+bare model name for any backend serving it); values give USD per million tokens::
+
+    {"openai:gpt-4o-mini": {"input": 0.15, "output": 0.60, "cached_input": 0.075},
+     "ollama:*": {"input": 0, "output": 0}}
+
+    ["anthropic:claude-3-5-haiku"]
+    input = 0.80
+    output = 4.00
+
+``cached_input`` (optional) prices the input tokens the provider served from its prompt
+cache; without it they cost the ``input`` price.  A file entry replaces the built-in one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 from functools import lru_cache
 from typing import Any
 
-#: USD per million tokens.  ``backend:*`` matches every model of a backend.
-BUILTIN_PRICES: dict[str, dict[str, float]] = {
+Prices = dict[str, float]
+
+#: USD per million tokens (a snapshot of public list prices; override for accuracy).
+BUILTIN_PRICES: dict[str, Prices] = {
+    # built in and offline
     "echo:*": {"input": 0.0, "output": 0.0},
+    "llm:markov": {"input": 0.0, "output": 0.0},
+    "llm:echo": {"input": 0.0, "output": 0.0},
+    # self-hosted servers: no per-token charge
+    "ollama:*": {"input": 0.0, "output": 0.0},
+    "vllm:*": {"input": 0.0, "output": 0.0},
+    # OpenAI
+    "openai:gpt-4o": {"input": 2.50, "output": 10.00, "cached_input": 1.25},
+    "openai:gpt-4o-mini": {"input": 0.15, "output": 0.60, "cached_input": 0.075},
+    "openai:gpt-4.1": {"input": 2.00, "output": 8.00, "cached_input": 0.50},
+    "openai:gpt-4.1-mini": {"input": 0.40, "output": 1.60, "cached_input": 0.10},
+    "openai:gpt-4.1-nano": {"input": 0.10, "output": 0.40, "cached_input": 0.025},
+    "openai:gpt-4-turbo": {"input": 10.00, "output": 30.00},
+    "openai:gpt-4": {"input": 30.00, "output": 60.00},
+    "openai:gpt-3.5-turbo": {"input": 0.50, "output": 1.50},
+    "openai:o1": {"input": 15.00, "output": 60.00, "cached_input": 7.50},
+    "openai:o1-mini": {"input": 1.10, "output": 4.40, "cached_input": 0.55},
+    "openai:o3": {"input": 2.00, "output": 8.00, "cached_input": 0.50},
+    "openai:o3-mini": {"input": 1.10, "output": 4.40, "cached_input": 0.55},
+    "openai:o4-mini": {"input": 1.10, "output": 4.40, "cached_input": 0.275},
+    # Anthropic (cached_input = cache reads)
+    "anthropic:claude-3-haiku": {"input": 0.25, "output": 1.25, "cached_input": 0.03},
+    "anthropic:claude-3-5-haiku": {"input": 0.80, "output": 4.00, "cached_input": 0.08},
+    "anthropic:claude-3-5-sonnet": {"input": 3.00, "output": 15.00, "cached_input": 0.30},
+    "anthropic:claude-3-7-sonnet": {"input": 3.00, "output": 15.00, "cached_input": 0.30},
+    "anthropic:claude-sonnet-4": {"input": 3.00, "output": 15.00, "cached_input": 0.30},
+    "anthropic:claude-3-opus": {"input": 15.00, "output": 75.00, "cached_input": 1.50},
+    "anthropic:claude-opus-4": {"input": 15.00, "output": 75.00, "cached_input": 1.50},
 }
 
+#: Backends that serve other providers' models under the same names (``llm:gpt-4o-mini``).
+PROXY_BACKENDS = frozenset({"llm"})
 
-@lru_cache(maxsize=8)
-def _load(path: str | None) -> dict[str, dict[str, float]]:
-    table = dict(BUILTIN_PRICES)
-    if path:
-        with open(path, encoding="utf-8") as f:
-            table.update(json.load(f))
+PRICES_ENV = "LLM_EVENTS_PRICES"
+
+_DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest|@\d{8})$")
+
+
+class PriceFileError(ValueError):
+    """The prices file cannot be read; the message names the file and the problem."""
+
+
+class PriceFileWarning(UserWarning):
+    """The prices file was ignored (unreadable or malformed); built-in prices were used."""
+
+
+def _read_file(path: str) -> dict[str, Prices]:
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+
+            with open(path, "rb") as f:
+                data: Any = tomllib.load(f)
+        else:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise PriceFileError(f"cannot read prices file {path} ({PRICES_ENV}): {e}") from None
+    if not isinstance(data, dict):
+        raise PriceFileError(f"prices file {path} must map 'backend:model' to prices")
+    table: dict[str, Prices] = {}
+    for key, value in data.items():
+        if not isinstance(value, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        ):
+            raise PriceFileError(
+                f"prices file {path}: {key!r} must be a table of numbers "
+                "(input, output, optional cached_input), USD per million tokens"
+            )
+        table[str(key)] = {str(k): float(v) for k, v in value.items()}
     return table
 
 
-def price_table() -> dict[str, dict[str, float]]:
-    """The effective table: built-in prices updated by the file in ``LLM_EVENTS_PRICES``."""
-    return _load(os.environ.get("LLM_EVENTS_PRICES") or None)
+@lru_cache(maxsize=8)
+def _load(path: str | None, stamp: tuple[float, int] | None) -> dict[str, Prices]:
+    table = dict(BUILTIN_PRICES)
+    if path:
+        try:
+            table.update(_read_file(path))
+        except PriceFileError as e:
+            # Pricing runs inside the store's append transaction: a broken prices file must
+            # not stop calls from being recorded.  Say so, and price with the built-ins.
+            warnings.warn(f"{e}; using the built-in prices", PriceFileWarning, stacklevel=2)
+    return table
 
 
-def unit_prices(backend: str | None, model: str | None) -> dict[str, float] | None:
+def _stamp(path: str | None) -> tuple[float, int] | None:
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime, st.st_size)
+
+
+def load_price_file(path: str) -> dict[str, Prices]:
+    """Read and check a prices file (raises :class:`PriceFileError`); for tools and tests."""
+    return _read_file(path)
+
+
+def price_table() -> dict[str, Prices]:
+    """The effective table: built-in prices updated by the file in ``LLM_EVENTS_PRICES``.
+
+    Re-read when the file changes, so a long-lived process (or a test) sees edits.
+    """
+    path = os.environ.get(PRICES_ENV) or None
+    return _load(path, _stamp(path))
+
+
+def _model_names(model: str) -> list[str]:
+    """``model`` and its undated family names (``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``)."""
+    names = [model]
+    short = model.rsplit("/", 1)[-1]  # "openai/gpt-4o" as some proxies name them
+    if short != model:
+        names.append(short)
+    for name in list(names):
+        stripped = _DATE_SUFFIX.sub("", name)
+        if stripped != name:
+            names.append(stripped)
+        dotted = stripped.replace(".", "-")  # llm's "claude-3.5-haiku"
+        if dotted != stripped:
+            names.append(dotted)
+    return names
+
+
+def unit_prices(backend: str | None, model: str | None) -> Prices | None:
+    """The prices of ``backend:model``, most specific match first; ``None`` if unknown."""
     table = price_table()
-    for key in (f"{backend}:{model}", f"{model}", f"{backend}:*"):
-        if key in table:
-            return table[key]
-    return None
+    backend = (backend or "").lower()
+    if model:
+        names = _model_names(model)
+        for name in names:
+            for key in (f"{backend}:{name}", name):
+                if key in table:
+                    return table[key]
+        if backend in PROXY_BACKENDS:
+            for name in names:
+                for key, prices in table.items():
+                    if key.partition(":")[2] == name and not key.startswith(f"{backend}:"):
+                        return prices
+    return table.get(f"{backend}:*")
 
 
 def price_call(success: Any, backend: str | None, model: str | None) -> float | None:
-    """The cost of one answer: the backend's own figure if it gave one, else the table's."""
+    """The cost of one answer: the backend's own figure if it gave one, else the table's.
+
+    ``None`` when the model has no price or the token counts are missing.
+    """
     if getattr(success, "cost", None) is not None:
         return success.cost
     prices = unit_prices(backend, model)
-    if prices is None or success.input_tokens is None or success.output_tokens is None:
+    input_tokens = getattr(success, "input_tokens", None)
+    output_tokens = getattr(success, "output_tokens", None)
+    if prices is None or input_tokens is None or output_tokens is None:
         return None
+    cached = getattr(success, "cached_tokens", None) or 0
+    cached = min(cached, input_tokens)
+    input_price = prices.get("input", 0.0)
+    cached_price = prices.get("cached_input", input_price)
     return (
-        success.input_tokens * prices.get("input", 0.0)
-        + success.output_tokens * prices.get("output", 0.0)
+        (input_tokens - cached) * input_price
+        + cached * cached_price
+        + output_tokens * prices.get("output", 0.0)
     ) / 1_000_000
