@@ -5,6 +5,7 @@ No tests here: subprocess tests name these as ``tests.test_replay_clients:NAME``
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -43,7 +44,7 @@ def json_answers(prompt: Prompt) -> str:
     """JSON with the keys in another order; #4 answers with prose (not JSON)."""
     if number(prompt) == 4:
         return "Sure! Here is the JSON you asked for."
-    return '{"b": 2, "a": %d}' % number(prompt)
+    return json.dumps({"b": 2, "a": number(prompt)})
 
 
 def slow(prompt: Prompt) -> str:
@@ -89,4 +90,4 @@ def record_calls(n: int, *, start: int = 0, tags_for=None, client=None) -> list[
 
 def json_recorded(prompt: Prompt) -> str:
     """What the tests record for the json comparator: keys a, b in that order."""
-    return '{"a": %d, "b": 2}' % number(prompt)
+    return json.dumps({"a": number(prompt), "b": 2})

@@ -12,6 +12,7 @@ import contextlib
 import signal
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,22 @@ class _Bar:
             self.bar = None
 
 
-def _sigterm_as_interrupt() -> None:
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a replay the way Ctrl-C does (recorded as interrupted)."""
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    with contextlib.suppress(ValueError):  # not the main thread (embedded use)
-        signal.signal(signal.SIGTERM, handler)
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _emit(report: Any, as_json: bool, markdown: Path | None) -> None:
@@ -232,30 +243,31 @@ def replay_command(
     if not path.exists():
         raise ReplayUsageError(f"no event store at {path} (record some calls first, or pass --db)")
     bar = _Bar(enabled=not quiet and sys.stderr.isatty())
-    _sigterm_as_interrupt()
     try:
         from ..store import EventStore
 
         store = EventStore(path)
-        try:
-            select = (
-                None
-                if resume is not None
-                else Selection(**filters, seed=seed, include_replays=include_replays)
-            )
-            report = replay.run(
-                store,
-                against,
-                select=select,
-                compare=compare,
-                concurrency=concurrency,
-                timeout=timeout,
-                threshold=threshold,
-                resume=resume,
-                progress=bar,
-            )
-        finally:
-            bar.close()
+        click.get_current_context().call_on_close(store.close)
+        select = (
+            None
+            if resume is not None
+            else Selection(**filters, seed=seed, include_replays=include_replays)
+        )
+        with _sigterm_as_interrupt():
+            try:
+                report = replay.run(
+                    store,
+                    against,
+                    select=select,
+                    compare=compare,
+                    concurrency=concurrency,
+                    timeout=timeout,
+                    threshold=threshold,
+                    resume=resume,
+                    progress=bar,
+                )
+            finally:
+                bar.close()
     except ReplayInterrupted as stop:
         report = stop.report
         _emit(report, as_json, markdown)
