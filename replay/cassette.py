@@ -77,7 +77,7 @@ class Cassette:
         else:
             target = Path(path)
             if not create and not target.exists():
-                raise StoreError(f"no cassette at {target} (record one first, or use mode 'all')")
+                raise StoreError(f"no cassette at {target} (record one first with RecordingClient)")
             self.store = EventStore(target)
         self.path = self.store.path or "cassette"
         self._index: dict[str, _Recorded] = {}
