@@ -9,6 +9,7 @@ them in order; a prompt tagged as a small task tries the first backend last.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import time
@@ -284,10 +285,12 @@ class LLMClient:
             return
         from .streaming import stream_call
 
-        async for piece in stream_call(
+        stream = stream_call(
             self, prompt, context_builder=context_builder, parse_fn=parse_fn, backend=backend
-        ):
-            yield piece
+        )
+        async with contextlib.aclosing(stream):
+            async for piece in stream:
+                yield piece
 
 
 #: Private attribute of an :class:`LLMResult` where a backend leaves what the dataclass has no

@@ -7,13 +7,15 @@ mid-way the attempt is recorded as failed with the partial text, and the error p
 (no fallback once text has been handed to the caller: it cannot be taken back).  Clients
 that do not stream run in a worker thread and yield their answer as one chunk.
 
-The call scope is a context variable, so while the caller consumes chunks it is inside the
-call; events are written synchronously (SQLite appends take about a millisecond).
+Nested async generators are closed explicitly (``aclosing``) so that a consumer stopping
+early records the attempt as failed, with its partial text, before the call is finished.
+Events are written synchronously (SQLite appends take about a millisecond).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 import time
@@ -21,9 +23,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import recorder
 from .client import LLMClient, check_origin, record_success, run_attempt
 from .prompt import LLMResult, Prompt
-from .recorder import CallScope, call_scope
+from .recorder import CallScope, RecordingError, current_call
 from .redaction import UnstorableValueError
 
 
@@ -173,10 +176,12 @@ async def stream_attempt(
     t0 = time.perf_counter()
     got = _Assembly()
     try:
-        async for chunk in chunks_of(target, prompt, context_builder):
-            got.add(chunk, t0)
-            if chunk.text:
-                yield chunk.text
+        chunks = chunks_of(target, prompt, context_builder)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                got.add(chunk, t0)
+                if chunk.text:
+                    yield chunk.text
     except BaseException as exc:  # including a consumer that stops early (GeneratorExit)
         latency = round((time.perf_counter() - t0) * 1000, 3)
         scope.attempt_failed(attempt, exc, backend, latency, partial_text=got.text or None)
@@ -197,6 +202,7 @@ async def _threaded_attempt(
     loop = asyncio.get_running_loop()
 
     def work() -> LLMResult:
+        recorder._current.set(scope)  # in this thread's copy of the context only
         return run_attempt(
             scope, target, lambda: target._invoke(prompt, context_builder), parse_fn, label=label
         )
@@ -217,10 +223,23 @@ async def stream_call(
 
     A backend that fails before yielding any text falls back to the next one, as ``generate``
     does; the final :class:`LLMResult` is appended to ``results``.
+
+    Unlike ``generate``, the open call is not put in the context variable while chunks are
+    handed out: an async generator may be finished by the event loop in another context
+    (a consumer that ``break``s), where a context-variable token cannot be reset.  The call
+    joins an enclosing one all the same.
     """
     check_origin(prompt)
     out: list[LLMResult] = results if results is not None else []
-    with call_scope(client.store, client.on_store_error) as (scope, owner):
+    outer = current_call()
+    owner = outer is None
+    scope = (
+        outer
+        if outer is not None
+        else CallScope(client.store, client.on_store_error, recorder._options.get())
+    )
+    error: BaseException | None = None
+    try:
         scope.start(prompt, client=client.name, model=client.model_label())
         chain = client._chain(prompt, backend)
         label = backend if (backend and len(chain) == 1) else None
@@ -233,11 +252,13 @@ async def stream_call(
             yielded = False
             try:
                 if streams(target):
-                    async for piece in stream_attempt(
+                    attempt = stream_attempt(
                         scope, target, prompt, context_builder, parse_fn, out, label=label
-                    ):
-                        yielded = True
-                        yield piece
+                    )
+                    async with contextlib.aclosing(attempt):
+                        async for piece in attempt:
+                            yielded = True
+                            yield piece
                 else:
                     result = await _threaded_attempt(
                         scope, target, prompt, context_builder, parse_fn, label
@@ -258,3 +279,22 @@ async def stream_call(
             return
         assert last_exc is not None
         raise last_exc
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if owner:
+            _finish(scope, error)
+
+
+def _finish(scope: CallScope, error: BaseException | None) -> None:
+    """``call_finished`` for a call this stream owns (as ``call_scope`` does for ``generate``)."""
+    if error is not None and scope.started and scope.call_id is not None:
+        with contextlib.suppress(AttributeError, TypeError):
+            error.llm_events_call_id = scope.call_id  # type: ignore[attr-defined]
+    try:
+        scope.finish(error)
+    except RecordingError as rec_err:
+        if error is None:
+            raise
+        raise rec_err from error

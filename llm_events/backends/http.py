@@ -252,8 +252,12 @@ class HTTPBackend(LLMClient):
 
     async def _astream(self, prompt: Prompt, *, context_builder: Any) -> AsyncIterator[StreamChunk]:
         body = self.request_body(prompt, stream=True)
-        async for chunk in self.parse_stream(self.stream_lines(self.endpoint, body)):
-            yield chunk
+        lines = self.stream_lines(self.endpoint, body)
+        async with contextlib.aclosing(lines):
+            chunks = self.parse_stream(lines)
+            async with contextlib.aclosing(chunks):  # closes the connection when we stop
+                async for chunk in chunks:
+                    yield chunk
 
 
 def need(data: Any, *path: str | int, backend: str) -> Any:

@@ -1,0 +1,208 @@
+"""Streaming and async: chunks as they arrive, time to first chunk, usage, broken streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from llm_events import LLMClient, LLMResult, client_from_spec
+from llm_events.backends.errors import ServerError, StreamInterrupted
+
+from .backend_helpers import (
+    SECRET,
+    base_url,
+    broken_stream,
+    events,
+    events_text,
+    openai_sse,
+    serve,
+    types,
+)
+
+PATH = "/v1/chat/completions"
+
+
+@pytest.fixture
+def server():
+    with serve() as s:
+        yield s
+
+
+def openai(server, **options):
+    return client_from_spec(
+        "openai:gpt-4o-mini", base_url=base_url(server, "/v1"), api_key=SECRET, **options
+    )
+
+
+async def collect(client, prompt, builder):
+    return [piece async for piece in client.async_generate(prompt, context_builder=builder)]
+
+
+def test_openai_sse_stream_records_ttft_text_and_final_usage(server, builder, db_path):
+    server.expect_request(PATH).respond_with_data(
+        openai_sse(["Hel", "lo", "!"]), content_type="text/event-stream"
+    )
+    client = openai(server, temperature=0)
+    pieces = asyncio.run(collect(client, builder.build_prompt("hi"), builder))
+    assert pieces == ["Hel", "lo", "!"]
+
+    body = json.loads(server.log[0][0].data)
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert types(db_path) == [
+        "call_started",
+        "attempt_started",
+        "attempt_succeeded",
+        "call_finished",
+    ]
+    assert events(db_path, "attempt_started")[0]["params"] == {"temperature": 0, "stream": True}
+    ok = events(db_path, "attempt_succeeded")[0]
+    assert ok["text"] == "Hello!"
+    assert (ok["input_tokens"], ok["output_tokens"], ok["cached_tokens"]) == (9, 2, 4)
+    assert ok["tokens_estimated"] is False
+    assert ok["finish_reason"] == "stop"
+    assert ok["ttft_ms"] is not None and 0 <= ok["ttft_ms"] <= ok["latency_ms"]
+    assert ok["raw"]["streamed"] is True
+    assert SECRET not in events_text(db_path)
+
+
+def test_agenerate_returns_the_assembled_result(server, builder):
+    server.expect_request(PATH).respond_with_data(
+        openai_sse(["4", "2"]), content_type="text/event-stream"
+    )
+    result = asyncio.run(
+        openai(server).agenerate(
+            builder.build_prompt("answer?"), context_builder=builder, parse_fn=int
+        )
+    )
+    assert isinstance(result, LLMResult)
+    assert (result.text, result.parsed, result.input_tokens) == ("42", 42, 9)
+    assert result.call_id is not None
+
+
+def test_stream_without_usage_is_estimated(server, builder, db_path):
+    server.expect_request(PATH).respond_with_data(
+        openai_sse(["a b c d"], usage=False), content_type="text/event-stream"
+    )
+    asyncio.run(collect(openai(server, include_usage=False), builder.build_prompt("x"), builder))
+    assert "stream_options" not in json.loads(server.log[0][0].data)
+    ok = events(db_path, "attempt_succeeded")[0]
+    assert ok["tokens_estimated"] is True and ok["output_tokens"] == 2
+
+
+def test_stream_cut_mid_way_keeps_partial_text(server, builder, db_path):
+    sse = openai_sse(["Hel", "lo"], done=False)
+    server.expect_request(PATH).respond_with_handler(broken_stream([sse]))
+    got: list[str] = []
+
+    async def run():
+        async for piece in openai(server).async_generate(
+            builder.build_prompt("hi"), context_builder=builder
+        ):
+            got.append(piece)
+
+    with pytest.raises(StreamInterrupted):
+        asyncio.run(run())
+    assert got == ["Hel", "lo"]
+    failed = events(db_path, "attempt_failed")[0]
+    assert failed["error_type"] == "StreamInterrupted"
+    assert failed["partial_text"] == "Hello"
+    assert failed["retryable"] is True
+    assert events(db_path, "call_finished")[0]["status"] == "error"
+
+
+def test_stream_that_ends_early_without_done_is_interrupted(server, builder, db_path):
+    server.expect_request(PATH).respond_with_data(
+        openai_sse(["par", "tial"], done=False), content_type="text/event-stream"
+    )
+    with pytest.raises(StreamInterrupted, match=r"no \[DONE\]"):
+        asyncio.run(collect(openai(server), builder.build_prompt("hi"), builder))
+    assert events(db_path, "attempt_failed")[0]["partial_text"] == "partial"
+
+
+def test_error_status_before_streaming_falls_back(server, builder, db_path):
+    """A backend that fails before any text falls back to the next, as generate does."""
+    server.expect_request(PATH).respond_with_json({"error": {"message": "down"}}, status=503)
+    primary = openai(server)
+    chain = LLMClient(backends=[primary, client_from_spec("echo")])
+    pieces = asyncio.run(collect(chain, builder.build_prompt("hello there"), builder))
+    assert pieces == ["hello there"]
+    assert types(db_path) == [
+        "call_started",
+        "attempt_started",
+        "attempt_failed",
+        "fallback_taken",
+        "attempt_started",
+        "attempt_succeeded",
+        "call_finished",
+    ]
+    assert events(db_path, "attempt_failed")[0]["status_code"] == 503
+
+
+def test_error_status_on_a_stream_raises_classified(server, builder):
+    server.expect_request(PATH).respond_with_json({"error": {"message": "busy"}}, status=500)
+    with pytest.raises(ServerError, match="busy"):
+        asyncio.run(collect(openai(server), builder.build_prompt("hi"), builder))
+
+
+def test_consumer_stopping_early_is_recorded(server, builder, db_path):
+    server.expect_request(PATH).respond_with_data(
+        openai_sse(["one", "two", "three"]), content_type="text/event-stream"
+    )
+
+    async def first_only():
+        stream = openai(server).async_generate(builder.build_prompt("hi"), context_builder=builder)
+        async for piece in stream:
+            await stream.aclose()
+            return piece
+
+    assert asyncio.run(first_only()) == "one"
+    failed = events(db_path, "attempt_failed")[0]
+    assert failed["error_type"] == "GeneratorExit" and failed["partial_text"] == "one"
+    assert events(db_path, "call_finished")[0]["status"] == "error"
+
+
+def test_non_streaming_clients_work_async(builder, db_path):
+    class Plain(LLMClient):
+        def _generate(self, prompt, *, context_builder):
+            return LLMResult(text=prompt.user[::-1])
+
+    pieces = asyncio.run(collect(Plain(), builder.build_prompt("abc"), builder))
+    assert pieces == ["cba"]
+    assert (
+        asyncio.run(
+            client_from_spec("echo").agenerate(builder.build_prompt("x"), context_builder=builder)
+        ).text
+        == "x"
+    )
+    assert types(db_path).count("call_finished") == 2
+
+
+def test_concurrent_async_calls_are_separate_calls(server, builder, db_path):
+    for _ in range(4):
+        server.expect_request(PATH).respond_with_data(
+            openai_sse(["ok"]), content_type="text/event-stream"
+        )
+    client = openai(server)
+
+    async def many():
+        prompts = [builder.build_prompt(f"q{i}") for i in range(4)]
+        return await asyncio.gather(
+            *(client.agenerate(p, context_builder=builder) for p in prompts)
+        )
+
+    results = asyncio.run(many())
+    assert len({r.call_id for r in results}) == 4
+    finished = events(db_path, "call_finished")
+    assert len(finished) == 4 and all(f["attempts"] == 1 for f in finished)
+
+
+def test_llm_markov_streams(builder, db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
+    client = client_from_spec("llm:markov", length=4, delay=0)
+    pieces = asyncio.run(collect(client, builder.build_prompt("the cat sat on the mat"), builder))
+    assert len(pieces) == 4
+    ok = events(db_path, "attempt_succeeded")[0]
+    assert ok["backend"] == "llm" and ok["model"] == "markov"
+    assert ok["text"] == "".join(pieces) and ok["ttft_ms"] is not None
