@@ -461,7 +461,10 @@ class EventStore:
             args.append(until_seq)
         if types is not None:
             types = list(types)
-            where.append(f"type IN ({','.join('?' * len(types))})")
+            # with a call_id, "+type" keeps SQLite on the call_id index: the type index
+            # would scan every event of that type in the store (O(store) per call)
+            column = "+type" if call_id is not None else "type"
+            where.append(f"{column} IN ({','.join('?' * len(types))})")
             args.extend(types)
         if call_id is not None:
             where.append("call_id = ?")
