@@ -14,13 +14,23 @@ from .common import LazyGroup
 COMMANDS: dict[str, str] = {
     "path": "store_commands:path_command",
     "demo": "demo:demo_command",
+    "calls": "listing:calls_command",
+    "show": "listing:show_command",
+    "tail": "listing:tail_command",
+    "search": "listing:search_command",
+    "stats": "listing:stats_command",
     "verify": "store_commands:verify_command",
     "rebuild": "store_commands:rebuild_command",
     "replay": "replay_command:replay_command",
+    "export": "transfer:export_command",
+    "import": "transfer:import_command",
+    "browse": "browse:browse_command",
 }
 
 
-@click.group(cls=LazyGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="llm-events", prog_name="llm-events")
 def main() -> None:
     """Record LLM traffic as an immutable event log, replay it, browse it.

@@ -1,0 +1,124 @@
+"""Browsing a store in Datasette: the shipped metadata, the views, the ``datasette`` command.
+
+Why a module of its own: ``llm-events browse``, the tests and the benchmarks all need the same
+metadata (renamed for the store's file name) and the same Datasette arguments.  It does not
+import Datasette; it only builds the command that runs it.
+
+Read-only: Datasette opens a file given to ``datasette serve`` (without ``-i``) through
+``file:...?mode=ro`` connections and writes only for plugins that ask to; none here do.  It
+still sees rows appended while it runs, which ``--immutable`` would not (immutable also tells
+SQLite the file never changes, which is wrong for a live store).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+#: The database key used in datasette-metadata.json (the default store is events.db).
+METADATA_DB_NAME = "events"
+PLUGINS_DIR = Path(__file__).parent / "datasette_plugins"
+
+#: Datasette settings ``browse`` uses: pages stay fast on stores of millions of events.
+SETTINGS: dict[str, str] = {
+    "suggest_facets": "off",
+    "default_page_size": "50",
+    "truncate_cells_html": "400",
+    "sql_time_limit_ms": "3000",
+    "facet_time_limit_ms": "400",
+}
+
+
+@lru_cache(maxsize=1)
+def _shipped_metadata_text() -> str:
+    from importlib.resources import files
+
+    return (files("llm_events") / "datasette-metadata.json").read_text(encoding="utf-8")
+
+
+def load_metadata() -> dict[str, Any]:
+    """The metadata shipped inside the package (same as the repo's datasette-metadata.json)."""
+    return json.loads(_shipped_metadata_text())
+
+
+def database_name(db_path: str | Path) -> str:
+    """The name Datasette gives a database file: its name without the extension."""
+    return Path(db_path).stem
+
+
+def metadata_for(db_path: str | Path) -> dict[str, Any]:
+    """The metadata with its database entry renamed for this file (Datasette keys by name)."""
+    meta = copy.deepcopy(load_metadata())
+    name = database_name(db_path)
+    dbs = meta.get("databases", {})
+    if name != METADATA_DB_NAME and METADATA_DB_NAME in dbs:
+        dbs[name] = dbs.pop(METADATA_DB_NAME)
+    return meta
+
+
+def write_metadata(db_path: str | Path, directory: str | Path) -> Path:
+    """Write :func:`metadata_for` into ``directory``; returns the file."""
+    target = Path(directory) / f"llm-events-{database_name(db_path)}-metadata.json"
+    target.write_text(json.dumps(metadata_for(db_path), indent=2), encoding="utf-8")
+    return target
+
+
+def ensure_views(db_path: str | Path) -> list[str]:
+    """Add the payload views to a store made before they existed; returns those added.
+
+    Opening a view-less store writable for one ``CREATE VIEW`` is the only write ``browse``
+    makes, and only when needed; a file we cannot write is browsed without them.
+    """
+    from .views import VIEWS
+    from .views import ensure_views as create
+
+    conn = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
+    try:
+        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='view'")}
+    finally:
+        conn.close()
+    if all(name in have for name in VIEWS):
+        return []
+    conn = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
+    try:
+        return create(conn)
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def datasette_command(
+    db_path: str | Path,
+    metadata_path: str | Path,
+    *,
+    port: int = 8001,
+    open_browser: bool = False,
+    python: str | None = None,
+) -> list[str]:
+    """The ``datasette serve`` command line that browses ``db_path`` read-only on 127.0.0.1."""
+    cmd = [
+        python or sys.executable,
+        "-m",
+        "datasette",
+        "serve",
+        str(db_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metadata",
+        str(metadata_path),
+        "--plugins-dir",
+        str(PLUGINS_DIR),
+    ]
+    for key, value in SETTINGS.items():
+        cmd += ["--setting", key, value]
+    if open_browser:
+        cmd.append("--open")
+    return cmd

@@ -1,0 +1,444 @@
+"""Reading commands: ``calls``, ``show``, ``tail``, ``search``, ``stats``.
+
+Each opens the store read-only, asks :mod:`llm_events.queries` (or the store API) and prints
+through :mod:`.format`; no SQL and no business rules live here.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import db_option, friendly_errors, open_cli_store
+from .format import (
+    Column,
+    echo_json,
+    echo_lines,
+    fmt_cost,
+    fmt_int,
+    fmt_ms,
+    fmt_pct,
+    fmt_tokens,
+    local_time,
+    one_line,
+    render_table,
+    short_id,
+    terminal_width,
+    truncate,
+    wrap_block,
+)
+from .options import build_filter, call_filter_options, full_option
+
+
+def _limit(n: int | None) -> int | None:
+    return n if n else None
+
+
+# --- calls -----------------------------------------------------------------------------------
+
+
+def _calls_columns(full: bool) -> list[Column]:
+    def prompt_or_error(r: dict[str, Any]) -> str:
+        if r.get("status") == "error":
+            return f"{r.get('error_type') or 'error'}: {one_line(r.get('error_message'))}"
+        return one_line(r.get("prompt_preview"))
+
+    return [
+        Column("CALL", lambda r: short_id(r["call_id"], full)),
+        Column("STARTED", lambda r: local_time(r.get("started_at"))),
+        Column("STATUS", lambda r: r.get("status") or "-"),
+        Column("MODEL", lambda r: r.get("model") or "-", max_width=24),
+        Column("BACKEND", lambda r: r.get("backend") or "-", max_width=20),
+        Column("ATT", lambda r: str(r.get("attempts") or 0), right=True),
+        Column("RTY", lambda r: str(r.get("retries") or 0), right=True),
+        Column("FB", lambda r: str(r.get("fallbacks") or 0), right=True),
+        Column(
+            "TOKENS",
+            lambda r: fmt_tokens(r.get("input_tokens"), r.get("output_tokens")),
+            right=True,
+        ),
+        Column("COST", lambda r: fmt_cost(r.get("cost")), right=True),
+        Column("LATENCY", lambda r: fmt_ms(r.get("latency_ms")), right=True),
+        Column("PROMPT / ERROR", prompt_or_error, flex=True),
+    ]
+
+
+@click.command(name="calls")
+@db_option
+@call_filter_options(limit=20)
+@full_option
+@friendly_errors
+def calls_command(db: Path | None, limit: int, as_json: bool, full: bool, **filters: Any) -> None:
+    """List recorded calls, newest first.
+
+    \b
+    Examples:
+      llm-events calls -n 50
+      llm-events calls --status error --since 2h
+      llm-events calls --model 'gpt-*' --tag nightly --json
+    """
+    from ..queries import list_calls
+
+    store = open_cli_store(db, readonly=True)
+    try:
+        rows = list_calls(store.conn(), build_filter(**filters), limit=_limit(limit))
+    finally:
+        store.close()
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no calls match", err=True)
+        return
+    echo_lines(render_table(rows, _calls_columns(full), full=full))
+
+
+# --- show ------------------------------------------------------------------------------------
+
+
+@click.command(name="show")
+@click.argument("call_id")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the call and its events as JSON.")
+@full_option
+@friendly_errors
+def show_command(db: Path | None, call_id: str, as_json: bool, full: bool) -> None:
+    """Show one call's timeline: every event with its time, the prompt and the answer.
+
+    CALL_ID may be any unique prefix of the id (as `llm-events calls` prints it).
+
+    \b
+    Examples:
+      llm-events show 01a20fb3-3ca4
+      llm-events show 01a20fb3-3ca4 --full
+    """
+    import msgspec
+
+    from ..events import UnknownEvent, parse_iso
+    from ..queries import get_answer, get_call, resolve_call_id
+
+    store = open_cli_store(db, readonly=True)
+    try:
+        conn = store.conn()
+        full_id = resolve_call_id(conn, call_id)
+        call = get_call(conn, full_id) or {"call_id": full_id}
+        answer = get_answer(conn, full_id)
+        stored = store.call_events(full_id)
+    finally:
+        store.close()
+    events = []
+    for s in stored:
+        if isinstance(s.event, UnknownEvent):  # a newer version's event: its raw fields
+            body = {**s.event.payload, "type": s.event.type}
+        else:
+            body = msgspec.to_builtins(s.event)
+        events.append({"seq": s.seq, **body})
+    t0 = None
+    for e in events:
+        try:
+            t = parse_iso(e["ts"])
+        except (KeyError, ValueError):
+            e["offset_ms"] = None
+            continue
+        if t0 is None:
+            t0 = t
+        e["offset_ms"] = round((t - t0) * 1000, 3)
+    if as_json:
+        echo_json({"call": call, "answer": answer, "events": events})
+        return
+    echo_lines(_show_lines(call, answer, events, full))
+
+
+def _show_lines(
+    call: dict[str, Any], answer: dict[str, Any] | None, events: list[dict[str, Any]], full: bool
+) -> list[str]:
+    from .timeline import describe, relative
+
+    out = [f"call {call['call_id']}"]
+    status = call.get("status") or "?"
+    counts = (
+        f"{call.get('attempts') or 0} attempt(s), {call.get('retries') or 0} retries, "
+        f"{call.get('fallbacks') or 0} fallback(s)"
+    )
+    out.append(f"  status    {status} ({counts})")
+    if status == "error":
+        out.append(f"  error     {call.get('error_type')}: {one_line(call.get('error_message'))}")
+    out.append(f"  answered  {call.get('backend') or '-'} / {call.get('model') or '-'}")
+    out.append(f"  client    {call.get('client') or '-'}")
+    out.append(
+        f"  started   {local_time(call.get('started_at'), millis=True)}   "
+        f"latency {fmt_ms(call.get('latency_ms'))}"
+    )
+    tokens = fmt_tokens(call.get("input_tokens"), call.get("output_tokens"))
+    est = " (estimated)" if call.get("tokens_estimated") else ""
+    out.append(f"  tokens    {tokens} in/out{est}   cost {fmt_cost(call.get('cost'))}")
+    if call.get("route"):
+        out.append(f"  route     {call['route']} (by {call.get('route_reason')})")
+    if call.get("tags"):
+        out.append(f"  tags      {', '.join(map(str, call['tags']))}")
+    if call.get("parent_call_id"):
+        out.append(f"  replay of {call['parent_call_id']}")
+
+    out.append("")
+    out.append("timeline")
+    width = terminal_width()
+    for e in events:
+        label, detail = describe(e)
+        offset = relative(e["offset_ms"]) if e.get("offset_ms") is not None else "?"
+        line = f"  {offset:>9}  {label:<21} {detail}"
+        out.append(line if full else truncate(line, width))
+
+    prompt = next((e for e in events if e.get("type") == "prompt_built"), None)
+    if prompt is not None:
+        out.append("")
+        out.append("prompt")
+        if prompt.get("system"):
+            out.append("  system:")
+            out.extend(wrap_block(prompt["system"], "    ", max_lines=None if full else 6))
+        out.append("  user:")
+        out.extend(wrap_block(prompt.get("user") or "", "    ", max_lines=None if full else 20))
+        context = prompt.get("context") or []
+        if context:
+            if full:
+                out.append(f"  context ({len(context)} items):")
+                for item in context:
+                    score = "" if item.get("score") is None else f" [{item['score']}]"
+                    out.append(f"    - {item.get('source') or '?'}{score}: {item.get('text')}")
+            else:
+                sources = ", ".join(str(i.get("source") or "?") for i in context[:6])
+                out.append(f"  context:  {len(context)} items ({sources})")
+        elif prompt.get("examples"):
+            out.append(f"  examples: {len(prompt['examples'])}")
+        if prompt.get("tags"):
+            out.append(f"  tags:     {', '.join(map(str, prompt['tags']))}")
+        if full and prompt.get("metadata"):
+            out.append(f"  metadata: {prompt['metadata']}")
+
+    success = next((e for e in reversed(events) if e.get("type") == "attempt_succeeded"), None)
+    text = (answer or {}).get("response_text") if answer else None
+    if text is None and success is not None:
+        text = success.get("text")
+    if text is not None:
+        out.append("")
+        out.append("answer")
+        out.extend(wrap_block(text, "  ", max_lines=None if full else 30))
+        if full and success is not None and success.get("parsed") is not None:
+            out.append(f"  parsed: {success['parsed']}")
+    return out
+
+
+# --- tail ------------------------------------------------------------------------------------
+
+
+def _tail_line(e: dict[str, Any], full: bool, width: int) -> str:
+    import json
+
+    from .timeline import describe
+
+    try:
+        body = json.loads(e["payload"])
+    except (TypeError, ValueError):
+        body = {"type": e["type"]}
+    body.setdefault("type", e["type"])
+    label, detail = describe(body)
+    ts = local_time(e["ts"], millis=True)[11:]
+    key = short_id(e.get("call_id"), full) if e.get("call_id") else "-"
+    line = f"{e['seq']:>8}  {ts}  {key:<18}  {label:<21} {detail}"
+    return line if full else truncate(line, width)
+
+
+@click.command(name="tail")
+@db_option
+@call_filter_options(limit=20, json_help="Print one JSON object per event (JSON Lines).")
+@full_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they are appended.")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    help="Only events of this type (repeatable), e.g. attempt_failed.",
+)
+@click.option(
+    "--interval", type=float, default=0.5, show_default=True, help="Seconds between polls with -f."
+)
+@friendly_errors
+def tail_command(
+    db: Path | None,
+    limit: int,
+    as_json: bool,
+    full: bool,
+    follow: bool,
+    types: tuple[str, ...],
+    interval: float,
+    **filters: Any,
+) -> None:
+    """Print the newest events; with -f, follow events other processes append.
+
+    \b
+    Examples:
+      llm-events tail -n 50
+      llm-events tail -f --type attempt_failed
+    """
+    import json
+
+    from ..queries import recent_events
+
+    flt = build_filter(**filters)
+    store = open_cli_store(db, readonly=True)
+    width = terminal_width()
+
+    def emit(rows: list[dict[str, Any]]) -> None:
+        for e in rows:
+            if as_json:
+                body = json.loads(e["payload"])
+                click.echo(json.dumps({"seq": e["seq"], **body}, ensure_ascii=False))
+            else:
+                click.echo(_tail_line(e, full, width))
+
+    def head(conn: Any) -> int:
+        return conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+
+    try:
+        conn = store.conn()
+        type_list = list(types) or None
+        # read up to a known seq, then poll strictly after it: nothing is missed or repeated
+        last = head(conn)
+        rows = []
+        if limit:
+            rows = recent_events(conn, until_seq=last, limit=limit, flt=flt, types=type_list)
+        emit(rows)
+        if not follow:
+            if not rows and not as_json:
+                click.echo("no events match", err=True)
+            return
+        try:
+            while True:
+                time.sleep(interval)
+                now = head(conn)
+                if now > last:
+                    emit(
+                        recent_events(conn, after_seq=last, until_seq=now, flt=flt, types=type_list)
+                    )
+                    last = now
+        except KeyboardInterrupt:
+            return
+    finally:
+        store.close()
+
+
+# --- search ----------------------------------------------------------------------------------
+
+
+@click.command(name="search")
+@click.argument("text", nargs=-1, required=True)
+@db_option
+@call_filter_options(limit=20)
+@full_option
+@friendly_errors
+def search_command(
+    db: Path | None, text: tuple[str, ...], limit: int, as_json: bool, full: bool, **filters: Any
+) -> None:
+    """Full-text search over prompts and answers, best match first.
+
+    Every word must occur (in the prompt or the answer); matches show in [brackets].
+
+    \b
+    Examples:
+      llm-events search refund annual
+      llm-events search invoice --model large-2025 --json
+    """
+    from ..queries import search
+
+    store = open_cli_store(db, readonly=True)
+    try:
+        rows = search(store.conn(), " ".join(text), build_filter(**filters), limit=limit or 1000)
+    finally:
+        store.close()
+    if as_json:
+        for r in rows:
+            r["score"] = round(-r["score"], 4)
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no matches", err=True)
+        return
+    columns = [
+        Column("CALL", lambda r: short_id(r["call_id"], full)),
+        Column("TIME", lambda r: local_time(r.get("timestamp"))),
+        Column("MODEL", lambda r: r.get("model") or "-", max_width=24),
+        Column("PROMPT", lambda r: r.get("prompt_snippet") or "", flex=True),
+        Column("ANSWER", lambda r: r.get("answer_snippet") or ""),
+    ]
+    if not full:
+        # split the room left between the two text columns
+        room = max(30, terminal_width() - 18 - 19 - 24 - 8)
+        columns[4].max_width = room // 2
+        columns[3].max_width = room - room // 2
+    else:
+        columns[3].get = lambda r: r.get("prompt") or ""
+        columns[4].get = lambda r: r.get("answer") or ""
+    echo_lines(render_table(rows, columns, full=full))
+
+
+# --- stats -----------------------------------------------------------------------------------
+
+
+@click.command(name="stats")
+@db_option
+@call_filter_options(limit=None, json_help="Print the figures as JSON.")
+@friendly_errors
+def stats_command(db: Path | None, limit: int | None, as_json: bool, **filters: Any) -> None:
+    """Calls, failure rate, retries, fallbacks, tokens, cost and latency per model and backend.
+
+    \b
+    Examples:
+      llm-events stats --since 1d
+      llm-events stats --backend openai --json
+    """
+    from ..queries import stats
+
+    flt = build_filter(**filters)
+    store = open_cli_store(db, readonly=True)
+    try:
+        result = stats(store.conn(), flt)
+    finally:
+        store.close()
+    groups = result["groups"]
+    if limit:
+        groups = groups[:limit]
+    if as_json:
+        echo_json(
+            {"since": flt.since, "until": flt.until, "groups": groups, "total": result["total"]}
+        )
+        return
+    if not groups:
+        click.echo("no calls match", err=True)
+        return
+    span = f" since {local_time(flt.since)}" if flt.since else ""
+    total = result["total"]
+    click.echo(
+        f"{fmt_int(total['calls'])} calls{span}: {fmt_int(total['failed'])} failed "
+        f"({fmt_pct(total['failure_rate'])}), {fmt_int(total['retries'])} retries, "
+        f"{fmt_int(total['fell_back'])} fell back, cost {fmt_cost(total['cost'])}, "
+        f"latency p50 {fmt_ms(total['p50_ms'])} p95 {fmt_ms(total['p95_ms'])}"
+    )
+    click.echo("")
+    columns = [
+        Column("MODEL", lambda r: r.get("model") or "-", flex=True),
+        Column("BACKEND", lambda r: r.get("backend") or "-"),
+        Column("CALLS", lambda r: fmt_int(r["calls"]), right=True),
+        Column("FAILED", lambda r: fmt_int(r["failed"]), right=True),
+        Column("FAIL%", lambda r: fmt_pct(r["failure_rate"]), right=True),
+        Column("RETRIES", lambda r: fmt_int(r["retries"]), right=True),
+        Column("FALLBACKS", lambda r: fmt_int(r["fallbacks"]), right=True),
+        Column("TOKENS IN", lambda r: fmt_int(r["input_tokens"]), right=True),
+        Column("TOKENS OUT", lambda r: fmt_int(r["output_tokens"]), right=True),
+        Column("COST", lambda r: fmt_cost(r["cost"]), right=True),
+        Column("P50", lambda r: fmt_ms(r["p50_ms"]), right=True),
+        Column("P95", lambda r: fmt_ms(r["p95_ms"]), right=True),
+    ]
+    rows = [*groups, {**total, "model": "(all)", "backend": ""}]
+    echo_lines(render_table(rows, columns))

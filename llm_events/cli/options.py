@@ -1,0 +1,93 @@
+"""Options shared by the listing commands (``calls``, ``search``, ``stats``, ``tail``, ``export``).
+
+One decorator so ``-n``, ``--since``, ``--model``, ``--backend``, ``--status``, ``--tag``,
+``--json`` and ``--full`` are spelled and parsed the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from ..queries import QueryError, parse_time
+
+    try:
+        return parse_time(value)
+    except QueryError as e:
+        # a ClickException (not a UsageError): one line, no usage block
+        raise click.ClickException(f"bad --{param.name}: {e}") from None
+
+
+def call_filter_options(
+    *, limit: int | None = 50, json_help: str = "Print JSON (call objects carry call_id)."
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the filter options; the command receives them as keyword arguments."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        opts = [
+            click.option(
+                "-n",
+                "--limit",
+                "limit",
+                type=click.IntRange(min=0),
+                default=limit,
+                show_default=limit is not None,
+                help="How many to show (0: all).",
+            ),
+            click.option(
+                "--since",
+                callback=_parse_since,
+                metavar="WHEN",
+                help="Only calls started since WHEN: 30m, 2h, 3d, 1w or an ISO date/time (local).",
+            ),
+            click.option(
+                "--until",
+                callback=_parse_since,
+                metavar="WHEN",
+                help="Only calls started before WHEN (same forms as --since).",
+            ),
+            click.option("--model", "-m", help="Only this model (globs like 'gpt-*' work)."),
+            click.option("--backend", "-b", help="Only this backend (globs work)."),
+            click.option(
+                "--status",
+                "-s",
+                type=click.Choice(["ok", "error", "running"]),
+                help="Only calls with this status.",
+            ),
+            click.option(
+                "--tag", "-t", "tags", multiple=True, help="Only calls with this tag (repeatable)."
+            ),
+            click.option("--json", "as_json", is_flag=True, help=json_help),
+        ]
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+def build_filter(
+    since: str | None = None,
+    until: str | None = None,
+    model: str | None = None,
+    backend: str | None = None,
+    status: str | None = None,
+    tags: tuple[str, ...] = (),
+) -> Any:
+    from ..queries import CallFilter
+
+    return CallFilter(
+        since=since, until=until, model=model, backend=backend, status=status, tags=list(tags)
+    )
+
+
+def full_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--full", is_flag=True, help="Show everything: full ids and untruncated text."
+    )(fn)

@@ -1,0 +1,382 @@
+"""Read-side queries over a store's projections: the SQL the CLI, Datasette tests and scripts share.
+
+Everything here reads; nothing writes.  Functions take a plain ``sqlite3.Connection`` (from
+``EventStore.conn()`` or a read-only connection) so they work on any store file, and return
+plain dicts and lists, ready for a table printer or ``json.dumps``.  Filters that select calls
+live in one place (:class:`CallFilter`) so ``calls``, ``search``, ``stats``, ``tail`` and
+``export`` agree on what ``--model x --since 2h`` means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+class QueryError(ValueError):
+    """A query cannot be answered as asked (unknown id, ambiguous prefix, bad time)."""
+
+
+# --- times ------------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|days|w|wk)?\s*$", re.I)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def iso_utc(dt: datetime) -> str:
+    """The stored timestamp form (``2026-11-24T22:35:34.433978Z``), so text comparison works."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str, *, now: datetime | None = None) -> str:
+    """``2h``, ``30m``, ``3d``, ``1w`` (ago) or an ISO date/datetime -> stored UTC form.
+
+    A date or datetime without a zone is local time, as a user typing it means.
+    """
+    text = value.strip()
+    m = _RELATIVE.match(text)
+    if m and m.group(2):
+        amount = float(m.group(1))
+        seconds = amount * _UNIT_SECONDS[m.group(2)[0].lower()]
+        return iso_utc((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise QueryError(
+            f"cannot read time {value!r}: use a duration like 30m, 2h, 3d, 1w "
+            "or an ISO date like 2026-01-31 or 2026-01-31T09:00"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.astimezone()  # local time
+    return iso_utc(dt)
+
+
+# --- filtering calls --------------------------------------------------------------------------
+
+
+@dataclass
+class CallFilter:
+    """Which calls a listing covers.  ``model``/``backend`` accept ``*`` globs."""
+
+    since: str | None = None
+    until: str | None = None
+    model: str | None = None
+    backend: str | None = None
+    status: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+    def where(self, alias: str = "c") -> tuple[str, list[Any]]:
+        """SQL conditions (joined by AND; ``1`` when empty) and their parameters."""
+        conds: list[str] = []
+        args: list[Any] = []
+        if self.since:
+            conds.append(f"{alias}.started_at >= ?")
+            args.append(self.since)
+        if self.until:
+            conds.append(f"{alias}.started_at < ?")
+            args.append(self.until)
+        for column in ("model", "backend", "status"):
+            value = getattr(self, column)
+            if value:
+                op = "GLOB" if any(ch in value for ch in "*?[") else "="
+                conds.append(f"{alias}.{column} {op} ?")
+                args.append(value)
+        for tag in self.tags:
+            # a call's own tags, or the tags of the prompt it sent
+            conds.append(
+                f"(EXISTS (SELECT 1 FROM json_each({alias}.tags) WHERE value = ?) OR EXISTS ("
+                f"SELECT 1 FROM events p, json_each(p.payload, '$.tags') t "
+                f"WHERE p.id = {alias}.prompt_id AND t.value = ?))"
+            )
+            args.extend([tag, tag])
+        return (" AND ".join(conds) or "1"), args
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.since or self.until or self.model or self.backend or self.status or self.tags
+        )
+
+
+def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _call_dict(row: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    tags = row.get("tags")
+    if isinstance(tags, str):
+        with contextlib.suppress(ValueError):
+            row["tags"] = json.loads(tags)
+    elif tags is None:
+        row["tags"] = []
+    if "tokens_estimated" in row and row["tokens_estimated"] is not None:
+        row["tokens_estimated"] = bool(row["tokens_estimated"])
+    return row
+
+
+def list_calls(
+    conn: sqlite3.Connection, flt: CallFilter | None = None, limit: int | None = 50
+) -> list[dict[str, Any]]:
+    """Calls newest first (by ``started_at``), as dicts of every ``calls`` column."""
+    where, args = (flt or CallFilter()).where("c")
+    sql = f"SELECT c.* FROM calls c WHERE {where} ORDER BY c.started_at DESC, c.call_id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return [_call_dict(r) for r in _dicts(conn.execute(sql, args))]
+
+
+def resolve_call_id(conn: sqlite3.Connection, prefix: str) -> str:
+    """The full call id for a unique prefix; a clear error when none or several match."""
+    text = prefix.strip().lower()
+    if not text:
+        raise QueryError("no call id given")
+    rows = conn.execute(
+        "SELECT call_id FROM calls WHERE call_id >= ? AND call_id < ? ORDER BY call_id LIMIT 6",
+        (text, text + "\U0010ffff"),
+    ).fetchall()
+    if not rows:
+        raise QueryError(f"no call with id {prefix!r} (list ids with `llm-events calls`)")
+    if len(rows) > 1:
+        shown = ", ".join(r[0] for r in rows[:5])
+        more = " ..." if len(rows) > 5 else ""
+        raise QueryError(
+            f"call id prefix {prefix!r} is ambiguous: it matches {shown}{more}; give more characters"
+        )
+    return rows[0][0]
+
+
+def get_call(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
+    rows = _dicts(conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)))
+    return _call_dict(rows[0]) if rows else None
+
+
+def get_answer(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
+    """The ``prompts`` row of an answered call (prompt text, response, tokens)."""
+    rows = _dicts(conn.execute("SELECT * FROM prompts WHERE call_id = ?", (call_id,)))
+    return rows[0] if rows else None
+
+
+# --- full-text search -------------------------------------------------------------------------
+
+
+def fts_query(text: str) -> str:
+    """User text -> an FTS5 query matching every word (quoted, so ``<`` or ``"`` are harmless)."""
+    words = [w for w in re.split(r"\s+", text.strip()) if w]
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def search(
+    conn: sqlite3.Connection, text: str, flt: CallFilter | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Answered calls whose prompt or answer contain every word of ``text``, best match first."""
+    query = fts_query(text)
+    if not query:
+        raise QueryError("nothing to search for")
+    flt = flt or CallFilter()
+    where, args = flt.where("c")
+    join = "" if flt.empty else "JOIN calls c ON c.call_id = p.call_id"
+    if flt.empty:
+        where = "1"
+    sql = f"""
+        SELECT p.call_id, p.timestamp, p.model, p.backend,
+               bm25(prompts_fts) AS score,
+               snippet(prompts_fts, 0, '[', ']', '…', 12) AS prompt_snippet,
+               snippet(prompts_fts, 1, '[', ']', '…', 12) AS answer_snippet,
+               p.text AS prompt, p.response_text AS answer
+        FROM prompts_fts
+        JOIN prompts p ON p.id = prompts_fts.rowid
+        {join}
+        WHERE prompts_fts MATCH ? AND {where}
+        ORDER BY bm25(prompts_fts) LIMIT ?
+    """
+    return _dicts(conn.execute(sql, [query, *args, limit]))
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of an ascending list (``None`` for an empty one)."""
+    if not sorted_values:
+        return None
+    k = max(0, min(len(sorted_values) - 1, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+def stats(conn: sqlite3.Connection, flt: CallFilter | None = None) -> dict[str, Any]:
+    """Counts, failure rate, retries, fallbacks, tokens, cost, latency p50/p95 per model+backend.
+
+    Returns ``{"groups": [...], "total": {...}}``; each entry has the same keys.
+    """
+    where, args = (flt or CallFilter()).where("c")
+    groups: dict[tuple[Any, Any], dict[str, Any]] = {}
+    latencies: dict[tuple[Any, Any], list[float]] = {}
+    sql = f"""
+        SELECT c.model, c.backend, count(*) AS calls,
+               sum(c.status = 'ok') AS ok, sum(c.status = 'error') AS failed,
+               sum(c.status NOT IN ('ok', 'error')) AS running,
+               sum(c.retries) AS retries, sum(c.fallbacks > 0) AS fell_back,
+               sum(c.fallbacks) AS fallbacks,
+               sum(coalesce(c.input_tokens, 0)) AS input_tokens,
+               sum(coalesce(c.output_tokens, 0)) AS output_tokens,
+               sum(c.cost) AS cost
+        FROM calls c WHERE {where}
+        GROUP BY c.model, c.backend
+    """
+    for row in _dicts(conn.execute(sql, args)):
+        groups[(row["model"], row["backend"])] = row
+    lat_sql = (
+        f"SELECT c.model, c.backend, c.latency_ms FROM calls c "
+        f"WHERE {where} AND c.latency_ms IS NOT NULL"
+    )
+    for model, backend, latency in conn.execute(lat_sql, args):
+        latencies.setdefault((model, backend), []).append(latency)
+    all_latencies: list[float] = []
+    out = []
+    for key, row in sorted(groups.items(), key=lambda kv: (-kv[1]["calls"], str(kv[0]))):
+        values = sorted(latencies.get(key, []))
+        all_latencies.extend(values)
+        out.append(_finish_stats(row, values))
+    total: dict[str, Any] = {"model": None, "backend": None}
+    for name in (
+        "calls",
+        "ok",
+        "failed",
+        "running",
+        "retries",
+        "fell_back",
+        "fallbacks",
+        "input_tokens",
+        "output_tokens",
+    ):
+        total[name] = sum(r[name] or 0 for r in out)
+    costs = [r["cost"] for r in out if r["cost"] is not None]
+    total["cost"] = sum(costs) if costs else None
+    all_latencies.sort()
+    return {"groups": out, "total": _finish_stats(total, all_latencies)}
+
+
+def _finish_stats(row: dict[str, Any], latencies: list[float]) -> dict[str, Any]:
+    for name in ("ok", "failed", "running", "retries", "fell_back", "fallbacks"):
+        row[name] = row.get(name) or 0
+    finished = row["ok"] + row["failed"]
+    row["failure_rate"] = (row["failed"] / finished) if finished else None
+    row["p50_ms"] = percentile(latencies, 50)
+    row["p95_ms"] = percentile(latencies, 95)
+    return row
+
+
+# --- the event log ----------------------------------------------------------------------------
+
+
+def recent_events(
+    conn: sqlite3.Connection,
+    *,
+    after_seq: int = 0,
+    until_seq: int | None = None,
+    limit: int | None = None,
+    flt: CallFilter | None = None,
+    types: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Events after ``after_seq`` (oldest first); with ``limit``, only the newest ``limit``.
+
+    Call filters apply to the call an event belongs to (events of no call are then skipped).
+    """
+    flt = flt or CallFilter()
+    conds = ["e.seq > ?"]
+    args: list[Any] = [after_seq]
+    if until_seq is not None:
+        conds.append("e.seq <= ?")
+        args.append(until_seq)
+    join = ""
+    if not flt.empty:
+        join = "JOIN calls c ON c.call_id = e.call_id"
+        where, wargs = flt.where("c")
+        conds.append(where)
+        args.extend(wargs)
+    if types:
+        conds.append(f"e.type IN ({','.join('?' * len(types))})")
+        args.extend(types)
+    sql = (
+        f"SELECT e.seq, e.id, e.type, e.call_id, e.ts, e.payload FROM events e {join} "
+        f"WHERE {' AND '.join(conds)}"
+    )
+    if limit is not None:
+        rows = _dicts(conn.execute(sql + " ORDER BY e.seq DESC LIMIT ?", [*args, limit]))
+        rows.reverse()
+        return rows
+    return _dicts(conn.execute(sql + " ORDER BY e.seq", args))
+
+
+def export_payloads(
+    conn: sqlite3.Connection, flt: CallFilter | None = None, limit: int | None = None
+) -> Iterator[str]:
+    """Event JSON (one string per event, in ``seq`` order) for ``export``.
+
+    With no filter and no limit: every event.  Otherwise: every event of the selected calls
+    plus the ``prompt_built`` events they sent, so the export replays and imports whole calls.
+    """
+    flt = flt or CallFilter()
+    if flt.empty and limit is None:
+        last = 0
+        while True:
+            rows = conn.execute(
+                "SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq LIMIT 5000", (last,)
+            ).fetchall()
+            for _seq, payload in rows:
+                yield payload
+            if len(rows) < 5000:
+                return
+            last = rows[-1][0]
+    where, args = flt.where("c")
+    sql = f"SELECT c.call_id, c.prompt_id FROM calls c WHERE {where} ORDER BY c.started_at DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    selected = conn.execute(sql, args).fetchall()
+    call_ids = {r[0] for r in selected}
+    prompt_ids = {r[1] for r in selected if r[1]}
+    if len(call_ids) > 20_000:  # a large share of the store: one pass over the log
+        last = 0
+        while True:
+            rows = conn.execute(
+                "SELECT seq, id, call_id, payload FROM events WHERE seq > ? ORDER BY seq LIMIT 5000",
+                (last,),
+            ).fetchall()
+            for _seq, id_, call_id, payload in rows:
+                if call_id in call_ids or id_ in prompt_ids:
+                    yield payload
+            if len(rows) < 5000:
+                return
+            last = rows[-1][0]
+    found: list[tuple[int, str]] = []
+    ids = sorted(call_ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        found.extend(
+            conn.execute(
+                f"SELECT seq, payload FROM events WHERE call_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        )
+    pids = sorted(prompt_ids)
+    for i in range(0, len(pids), 500):
+        chunk = pids[i : i + 500]
+        found.extend(
+            conn.execute(
+                f"SELECT seq, payload FROM events WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        )
+    found.sort()
+    for _seq, payload in found:
+        yield payload
