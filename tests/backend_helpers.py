@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -133,13 +134,27 @@ def broken_stream(parts: Iterable[str], content_type: str = "text/event-stream")
 
 
 def slow(seconds: float, payload: dict[str, Any]):
-    """A handler that answers only after ``seconds`` (to trigger read timeouts)."""
+    """A handler that answers only after ``seconds`` (to trigger read timeouts).
+
+    Call ``handler.finish(server)`` at the end of the test: it lets the handler answer now
+    and waits until it has, so its request does not land in the next test's log.
+    """
+    import threading
     import time
 
+    release = threading.Event()
+
     def handler(request: Request) -> Response:
-        time.sleep(seconds)
+        release.wait(seconds)
         return Response(json.dumps(payload), content_type="application/json")
 
+    def finish(server: HTTPServer, expected: int = 1) -> None:
+        release.set()
+        deadline = time.monotonic() + 5
+        while len(server.log) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    handler.finish = finish  # type: ignore[attr-defined]
     return handler
 
 
@@ -148,6 +163,9 @@ def serve() -> Iterator[HTTPServer]:
     """A real HTTP server on 127.0.0.1 (a free port), speaking whatever the test sets up."""
     server = HTTPServer(host="127.0.0.1", port=0)
     server.start()
+    # Do not wait, on stop, for keep-alive connections that clients still hold open.
+    server.server.block_on_close = False
+    server.server.daemon_threads = True
     try:
         yield server
     finally:
@@ -157,3 +175,24 @@ def serve() -> Iterator[HTTPServer]:
 
 def base_url(server: HTTPServer, path: str = "") -> str:
     return f"http://127.0.0.1:{server.port}{path}"
+
+
+def server_fixtures():
+    """``(shared_server, server)`` fixtures for a test module: ``shared_server, server = ...``.
+
+    One real server per module (starting and stopping one costs about half a second); each
+    test gets it with no expectations and an empty request log.
+    """
+
+    @pytest.fixture(scope="module")
+    def shared_server() -> Iterator[HTTPServer]:
+        with serve() as s:
+            yield s
+
+    @pytest.fixture
+    def server(shared_server: HTTPServer) -> Iterator[HTTPServer]:
+        shared_server.clear()
+        yield shared_server
+        shared_server.clear()
+
+    return shared_server, server

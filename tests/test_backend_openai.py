@@ -25,18 +25,14 @@ from .backend_helpers import (
     events_text,
     free_port,
     openai_completion,
-    serve,
+    server_fixtures,
     slow,
     types,
 )
 
 PATH = "/v1/chat/completions"
 
-
-@pytest.fixture
-def server():
-    with serve() as s:
-        yield s
+shared_server, server = server_fixtures()
 
 
 def make(server, **options):
@@ -247,7 +243,8 @@ def test_connection_refused(builder, db_path):
 
 
 def test_read_timeout(server, builder, db_path):
-    server.expect_request(PATH).respond_with_handler(slow(1.0, openai_completion()))
+    handler = slow(2.0, openai_completion())
+    server.expect_request(PATH).respond_with_handler(handler)
     client = make(server, timeout=0.2)
     t0 = time.monotonic()
     with pytest.raises(BackendTimeout):
@@ -256,6 +253,7 @@ def test_read_timeout(server, builder, db_path):
     failed = events(db_path, "attempt_failed")[0]
     assert failed["error_type"] == "BackendTimeout" and failed["retryable"] is True
     assert "read timeout after 0.2s" in failed["message"]
+    handler.finish(server)
 
 
 def test_malformed_json_body(server, builder, db_path):

@@ -17,17 +17,13 @@ from .backend_helpers import (
     events,
     events_text,
     openai_sse,
-    serve,
+    server_fixtures,
     types,
 )
 
 PATH = "/v1/chat/completions"
 
-
-@pytest.fixture
-def server():
-    with serve() as s:
-        yield s
+shared_server, server = server_fixtures()
 
 
 def openai(server, **options):
