@@ -106,12 +106,15 @@ class Column:
         right: bool = False,
         flex: bool = False,
         max_width: int | None = None,
+        drop: int | None = None,
     ) -> None:
         self.header = header
         self.get = get
         self.right = right
         self.flex = flex
         self.max_width = max_width
+        #: on a narrow terminal, columns with the highest ``drop`` go first (None: never)
+        self.drop = drop
 
 
 def render_table(
@@ -122,6 +125,9 @@ def render_table(
     width: int | None = None,
 ) -> list[str]:
     """Aligned rows; the ``flex`` column absorbs what does not fit unless ``full``."""
+    limit = width or terminal_width()
+    if not full:
+        columns = _fit_columns(rows, columns, limit)
     cells = [[one_line(c.get(r)) for c in columns] for r in rows]
     if not full:
         for j, col in enumerate(columns):
@@ -131,7 +137,6 @@ def render_table(
     widths = [max([len(c.header)] + [len(row[j]) for row in cells]) for j, c in enumerate(columns)]
     if not full:
         total = sum(widths) + 2 * (len(widths) - 1)
-        limit = width or terminal_width()
         flex = [j for j, c in enumerate(columns) if c.flex]
         if total > limit and flex:
             j = flex[0]
@@ -152,6 +157,28 @@ def render_table(
         ]
         lines.append("  ".join(parts).rstrip())
     return lines
+
+
+def _fit_columns(
+    rows: Sequence[dict[str, Any]], columns: Sequence[Column], limit: int
+) -> list[Column]:
+    """Drop optional columns (highest ``drop`` first) until the table fits ``limit``."""
+    cols = list(columns)
+
+    def natural(c: Column) -> int:
+        values = [len(one_line(c.get(r))) for r in rows]
+        w = max([len(c.header), *values])
+        if c.max_width:
+            w = min(w, max(c.max_width, len(c.header)))
+        return min(w, 24) if c.flex else w
+
+    widths = {id(c): natural(c) for c in cols}
+    while sum(widths[id(c)] for c in cols) + 2 * (len(cols) - 1) > limit:
+        droppable = [c for c in cols if c.drop is not None]
+        if not droppable:
+            break
+        cols.remove(max(droppable, key=lambda c: c.drop or 0))
+    return cols
 
 
 def echo_lines(lines: Iterable[str]) -> None:

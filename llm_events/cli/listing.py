@@ -48,20 +48,21 @@ def _calls_columns(full: bool) -> list[Column]:
 
     return [
         Column("CALL", lambda r: short_id(r["call_id"], full)),
-        Column("STARTED", lambda r: local_time(r.get("started_at"))),
+        Column("STARTED", lambda r: local_time(r.get("started_at"))[0 if full else 5 :]),
         Column("STATUS", lambda r: r.get("status") or "-"),
         Column("MODEL", lambda r: r.get("model") or "-", max_width=24),
-        Column("BACKEND", lambda r: r.get("backend") or "-", max_width=20),
-        Column("ATT", lambda r: str(r.get("attempts") or 0), right=True),
+        Column("BACKEND", lambda r: r.get("backend") or "-", max_width=20, drop=3),
+        Column("ATT", lambda r: str(r.get("attempts") or 0), right=True, drop=4),
         Column("RTY", lambda r: str(r.get("retries") or 0), right=True),
         Column("FB", lambda r: str(r.get("fallbacks") or 0), right=True),
         Column(
             "TOKENS",
             lambda r: fmt_tokens(r.get("input_tokens"), r.get("output_tokens")),
             right=True,
+            drop=6,
         ),
-        Column("COST", lambda r: fmt_cost(r.get("cost")), right=True),
-        Column("LATENCY", lambda r: fmt_ms(r.get("latency_ms")), right=True),
+        Column("COST", lambda r: fmt_cost(r.get("cost")), right=True, drop=5),
+        Column("LATENCY", lambda r: fmt_ms(r.get("latency_ms")), right=True, drop=2),
         Column("PROMPT / ERROR", prompt_or_error, flex=True),
     ]
 
