@@ -14,6 +14,7 @@ from .common import LazyGroup
 COMMANDS: dict[str, str] = {
     "path": "store_commands:path_command",
     "demo": "demo:demo_command",
+    "prompt": "prompt_command:prompt_command",
     "calls": "listing:calls_command",
     "show": "listing:show_command",
     "tail": "listing:tail_command",

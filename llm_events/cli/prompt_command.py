@@ -1,0 +1,180 @@
+"""``llm-events prompt``: send one prompt through a client, recorded, retrying what is retryable."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import db_option, friendly_errors
+
+#: Errors worth another attempt when they come from clients that are not ours.
+RETRYABLE_BUILTINS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+
+
+def parse_value(text: str) -> Any:
+    """``-o`` values: JSON when they parse (``0.2``, ``true``, ``["a"]``), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class _StderrLog:
+    """What ``with_retry`` needs of a logger: retry notices go to stderr, not the answer."""
+
+    def warning(self, message: str, *args: Any) -> None:
+        click.echo(f"retrying: {message % args}", err=True)
+
+
+def _client(spec: str | None, options: dict[str, Any]) -> Any:
+    import os
+
+    from ..settings import client_from_settings
+    from ..specs import client_from_spec
+
+    if spec:
+        return client_from_spec(spec, **options)
+    if options:
+        return client_from_spec(os.environ.get("LLM_BACKEND") or "openai", **options)
+    return client_from_settings()
+
+
+def _call_row(call_id: str | None) -> dict[str, Any]:
+    """The recorded call's summary (backend, model, attempts, tokens, cost)."""
+    if not call_id:
+        return {}
+    from ..config import open_store
+
+    cur = (
+        open_store()
+        .conn()
+        .execute(
+            "SELECT backend, model, status, attempts, retries, fallbacks, input_tokens, "
+            "output_tokens, tokens_estimated, cost, latency_ms FROM calls WHERE call_id = ?",
+            (call_id,),
+        )
+    )
+    row = cur.fetchone()
+    return {} if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+@click.command(name="prompt")
+@click.argument("text")
+@click.option(
+    "-m",
+    "--model",
+    "spec",
+    metavar="SPEC",
+    help="Client spec: openai:gpt-4o-mini, anthropic:MODEL, ollama:MODEL, vllm:MODEL, "
+    "llm:MODEL, echo, package.module:attr. Default: the configured backend "
+    "(LLM_BACKEND, default openai).",
+)
+@click.option("-s", "--system", default="", help="System prompt.")
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    nargs=2,
+    multiple=True,
+    metavar="KEY VALUE",
+    help="A model parameter (temperature, max_tokens, top_p, stop, seed, json ...) or a "
+    "client option (base_url, timeout ...); repeatable. Values are read as JSON when they can be.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Retries of retryable errors (429, 5xx, timeouts, connection errors).",
+)
+@click.option(
+    "--retry-delay",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds before the first retry, doubling after; a server's Retry-After wins if longer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer and its call as JSON.")
+@db_option
+@friendly_errors
+def prompt_command(
+    text: str,
+    spec: str | None,
+    system: str,
+    options: tuple[tuple[str, str], ...],
+    retries: int,
+    retry_delay: float,
+    as_json: bool,
+    db: Path | None,
+) -> None:
+    """Send TEXT to a model, record the call, print the answer ('-' reads TEXT from stdin).
+
+    Every attempt is recorded: a 429 followed by a success shows as a failed attempt, a
+    scheduled retry and the answer, all under one call id.
+
+    \b
+    Examples:
+      llm-events prompt "Name three primes" -m openai:gpt-4o-mini -o temperature 0
+      llm-events prompt "hi" -m ollama:llama3.2 -s "Be brief." --json
+      echo "a b c a b" | llm-events prompt - -m llm:markov
+    """
+    from ..backends.errors import RetryableBackendError
+    from ..config import configure
+    from ..context_builder import ContextBuilder
+    from ..retry import with_retry
+
+    if text == "-":
+        text = sys.stdin.read()
+    if db is not None:
+        configure(db=db)
+    client = _client(spec, {key: parse_value(value) for key, value in options})
+    builder = ContextBuilder(system=system)
+    prompt = builder.build_prompt(text)
+    try:
+        result = with_retry(
+            lambda: client.generate(prompt, context_builder=builder),
+            attempts=retries + 1,
+            delay=retry_delay,
+            exc=(RetryableBackendError, *RETRYABLE_BUILTINS),
+            logger=_StderrLog(),  # type: ignore[arg-type]
+        )
+    except (ValueError, click.ClickException):
+        raise
+    except Exception as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        summary = _call_row(result.call_id)
+        click.echo(
+            json.dumps(
+                {"call_id": result.call_id, "text": result.text, **summary},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        click.echo(result.text)
+
+
+def _fail(exc: BaseException, as_json: bool) -> None:
+    call_id = getattr(exc, "llm_events_call_id", None)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "call_id": call_id,
+                    "error": message,
+                    "error_type": type(exc).__name__,
+                    "status_code": getattr(exc, "status_code", None),
+                    "retryable": getattr(exc, "retryable", None),
+                },
+                indent=2,
+            )
+        )
+    where = f" (recorded as call {call_id})" if call_id else ""
+    raise click.ClickException(f"{message}{where}")
