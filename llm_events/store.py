@@ -57,9 +57,18 @@ class VerifyResult(NamedTuple):
 
 
 def row_hash(
-    prev_hash: str, seq: int, id_: str, type_: str, key: str | None, ts: str, payload: str
+    prev_hash: str, seq: int, id_: str, type_: str, key: str | None, ts: str, payload: str | bytes
 ) -> str:
-    """The chain hash of one row: its content plus the previous row's hash."""
+    """The chain hash of one row: its content plus the previous row's hash.
+
+    ``payload`` may be the stored text or its UTF-8 bytes (appends pass the bytes the
+    encoder made, sparing a re-encode): both give the same hash.
+    """
+    if isinstance(payload, bytes):
+        return hashlib.sha256(
+            f"{prev_hash}\x1f{seq}\x1f{id_}\x1f{type_}\x1f{key or ''}\x1f{ts}\x1f".encode()
+            + payload
+        ).hexdigest()
     h = hashlib.sha256(
         f"{prev_hash}\x1f{seq}\x1f{id_}\x1f{type_}\x1f{key or ''}\x1f{ts}\x1f".encode()
     )
@@ -151,6 +160,7 @@ class EventStore:
         self._queue_cond = threading.Condition()
         self._batch_error: BaseException | None = None
         self._writer: threading.Thread | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._open_checked()
         self.batch = batch
         if batch:
@@ -187,6 +197,14 @@ class EventStore:
         if not self.readonly:
             self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            if self.path != ":memory:":
+                # Checkpoints run on a background thread (see _Checkpointer); the automatic
+                # one stays as a safety net, at a size the background thread should never let
+                # the WAL reach.
+                conn.execute(f"PRAGMA wal_autocheckpoint = {_SAFETY_AUTOCHECKPOINT_PAGES}")
+                with self._lock:
+                    if self._checkpointer is None:
+                        self._checkpointer = _Checkpointer(self.path)
         self._all_conns.append(conn)
         return conn
 
@@ -199,6 +217,7 @@ class EventStore:
         if self._pid != os.getpid():
             self._local = threading.local()
             self._all_conns = []
+            self._checkpointer = None  # its thread stayed in the parent
             self._pid = os.getpid()
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -302,7 +321,7 @@ class EventStore:
         self._append_now(events, ignore_existing=ignore_existing)
 
     def _append_now(self, events: Sequence[ev.Event], *, ignore_existing: bool = False) -> None:
-        encoded = [(e, ev.encode(e).decode()) for e in events]
+        encoded = [(e, ev.encode(e)) for e in events]
         if self.readonly:
             raise StoreError(f"event store {self.path} is open read-only")
         conn = self.conn()
@@ -325,7 +344,7 @@ class EventStore:
                     type_ = event.type_name
                     key = event.key
                     h = row_hash(prev, seq, event.id, type_, key, event.ts, payload)
-                    params.append((seq, event.id, type_, key, event.ts, payload, prev, h))
+                    params.append((seq, event.id, type_, key, event.ts, payload.decode(), prev, h))
                     applied.append((seq, event))
                     prev = h
                 if params:
@@ -341,6 +360,8 @@ class EventStore:
                 if isinstance(e, sqlite3.Error):
                     raise StoreError(f"cannot write to event store {self.path}: {e}") from None
                 raise
+        if self._checkpointer is not None:
+            self._checkpointer.committed(len(encoded))
 
     @staticmethod
     def _without_existing(conn: sqlite3.Connection, encoded: list) -> list:
@@ -423,6 +444,9 @@ class EventStore:
             self._closed = True
             with self._queue_cond:
                 self._queue_cond.notify_all()
+            if self._checkpointer is not None and self._pid == os.getpid():
+                self._checkpointer.stop()
+            self._checkpointer = None
             if self._shared_conn is None:
                 for c in self._all_conns:
                     with contextlib.suppress(sqlite3.Error):
@@ -632,6 +656,65 @@ class EventStore:
                     p.reset_caches()
                 raise
         return applied
+
+
+#: The automatic checkpoint of append connections: only a safety net (16 MB of WAL).
+_SAFETY_AUTOCHECKPOINT_PAGES = 4000
+#: Wake the checkpointer after this many appended events, or after this many seconds.
+_CHECKPOINT_EVERY_EVENTS = 64
+_CHECKPOINT_INTERVAL_S = 0.5
+
+
+class _Checkpointer:
+    """Runs WAL checkpoints on a background thread, off the append path.
+
+    SQLite's automatic checkpoint runs inside the ``COMMIT`` that crosses the threshold: that
+    commit copies the WAL into the database and fsyncs both files, so one append in every
+    few dozen pays for all of them (a third of the cost of a recorded call at default
+    durability).  Here a daemon thread with its own connection runs ``PASSIVE`` checkpoints
+    (they never block writers or readers) after every few dozen appended events; SQLite
+    releases the GIL while it copies and syncs.  Durability is unchanged: a commit is in the
+    WAL either way, and a checkpoint that dies half-way is redone on the next open.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._pending = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="llm-events-checkpoint", daemon=True)
+        self._thread.start()
+
+    def committed(self, events: int) -> None:
+        self._pending += events
+        if self._pending >= _CHECKPOINT_EVERY_EVENTS:
+            self._wake.set()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stopping:
+                self._wake.wait(_CHECKPOINT_INTERVAL_S)
+                self._wake.clear()
+                if self._stopping or not self._pending:
+                    continue
+                self._pending = 0
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, isolation_level=None)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy or gone: the next round (or the safety net) catches up
+        finally:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
 
 
 class _NoLock:
