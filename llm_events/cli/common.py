@@ -80,17 +80,20 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..redaction import UnstorableValueError
-        from ..store import StoreError
-
         try:
             return fn(*args, **kwargs)
         except click.ClickException:
             raise
-        except (StoreError, UnstorableValueError, sqlite3.DatabaseError, OSError) as e:
+        except (sqlite3.DatabaseError, OSError, ValueError) as e:
             raise click.ClickException(str(e)) from None
-        except ValueError as e:
-            raise click.ClickException(str(e)) from None
+        except Exception as e:
+            # imported only on failure: reading commands never load the store (fast start-up)
+            from ..redaction import UnstorableValueError
+            from ..store import StoreError
+
+            if isinstance(e, (StoreError, UnstorableValueError)):
+                raise click.ClickException(str(e)) from None
+            raise
 
     return wrapper
 
