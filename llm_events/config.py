@@ -13,10 +13,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .redaction import Redactor
-from .store import EventStore
+
+if TYPE_CHECKING:  # imported where used: resolving a path must not load the store
+    from .store import EventStore
 
 OnStoreError = Literal["raise", "warn"]
 
@@ -62,6 +64,8 @@ def configure(
         if on_store_error not in ("raise", "warn"):
             raise ValueError("on_store_error must be 'raise' or 'warn'")
         _settings.on_store_error = on_store_error
+    from .store import EventStore
+
     if isinstance(db, EventStore):
         _settings.store, _settings.db = db, None
     elif db is not None:
@@ -136,6 +140,8 @@ def open_store(
     db: str | os.PathLike[str] | EventStore | None = None, *, batch: bool | None = None
 ) -> EventStore:
     """The shared store for ``db`` (resolved as above), opened on first use."""
+    from .store import EventStore
+
     if isinstance(db, EventStore):
         return db
     if db is None and _settings.store is not None:
