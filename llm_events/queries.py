@@ -15,11 +15,47 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 
 class QueryError(ValueError):
     """A query cannot be answered as asked (unknown id, ambiguous prefix, bad time)."""
+
+
+#: The store schema these queries read (``llm_events.store.STORE_SCHEMA_VERSION``; a test
+#: keeps the two equal).  Kept here so reading needs no import of the store (start-up time).
+READS_SCHEMA = 1
+
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to a store file; one clear error for anything else.
+
+    Reading commands use this instead of :class:`~llm_events.store.EventStore`: it never
+    writes, never migrates, and costs no imports beyond ``sqlite3`` (fast start-up).  It
+    sees rows other processes append (WAL), like any reader.
+    """
+    target = Path(path)
+    if not target.exists():
+        raise QueryError(f"no event store at {target}")
+    try:
+        conn = sqlite3.connect(
+            f"{target.resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.execute("PRAGMA busy_timeout = 30000")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        raise QueryError(f"cannot open event store {target}: {e}") from None
+    if version != READS_SCHEMA:
+        conn.close()
+        from .store import EventStore  # its checks give the precise message (newer, foreign)
+
+        EventStore(target, readonly=True).close()
+        raise QueryError(f"{target} has store schema {version}; this version reads {READS_SCHEMA}")
+    return conn
 
 
 # --- times ------------------------------------------------------------------------------------
@@ -163,6 +199,46 @@ def get_answer(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
     """The ``prompts`` row of an answered call (prompt text, response, tokens)."""
     rows = _dicts(conn.execute("SELECT * FROM prompts WHERE call_id = ?", (call_id,)))
     return rows[0] if rows else None
+
+
+def call_timeline(conn: sqlite3.Connection, call_id: str) -> list[dict[str, Any]]:
+    """Every event of one call in ``seq`` order (its ``prompt_built`` first), as dicts of the
+    event's fields plus ``seq`` and ``offset_ms`` (milliseconds since the first event)."""
+    import json
+
+    rows = conn.execute(
+        "SELECT seq, payload FROM events WHERE call_id = ? ORDER BY seq", (call_id,)
+    ).fetchall()
+    events = [{"seq": seq, **json.loads(payload)} for seq, payload in rows]
+    started = next((e for e in events if e.get("type") == "call_started"), None)
+    if started is not None and started.get("prompt_id"):
+        row = conn.execute(
+            "SELECT seq, payload FROM events WHERE id = ?", (started["prompt_id"],)
+        ).fetchone()
+        if row is not None:
+            events.insert(0, {"seq": row[0], **json.loads(row[1])})
+    t0 = None
+    for e in events:
+        t = _epoch(e.get("ts"))
+        if t is None:
+            e["offset_ms"] = None
+            continue
+        if t0 is None:
+            t0 = t
+        e["offset_ms"] = round((t - t0) * 1000, 3)
+    return events
+
+
+def _epoch(ts: str | None) -> float | None:
+    if not ts:
+        return None
+    try:
+        dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
 
 
 # --- full-text search -------------------------------------------------------------------------

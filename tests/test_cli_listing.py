@@ -278,3 +278,20 @@ def test_listing_uses_llm_events_db_from_the_environment(db_path: Path):
     make_sample_store(db_path)
     result = CliRunner().invoke(main, ["calls", "-n", "1"])
     assert result.exit_code == 0 and len(result.output.splitlines()) == 2
+
+
+def test_reading_queries_follow_the_store_schema(tmp_path):
+    import sqlite3
+
+    from llm_events.queries import READS_SCHEMA
+    from llm_events.store import STORE_SCHEMA_VERSION
+
+    assert READS_SCHEMA == STORE_SCHEMA_VERSION
+    newer = tmp_path / "newer.db"
+    make_sample_store(newer)
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION + 1}")
+    conn.close()
+    one_line_error(
+        CliRunner().invoke(main, ["calls", "--db", str(newer)]), "written by a newer llm-events"
+    )

@@ -7,7 +7,6 @@ mean the same thing everywhere.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,20 @@ SHORT_ID = 18
 
 
 def terminal_width() -> int:
-    return max(60, shutil.get_terminal_size((120, 24)).columns)
+    """``$COLUMNS``, else the terminal's width, else 120 (output to a pipe or file)."""
+    import os
+    import sys
+
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 120
+    return max(60, columns)
 
 
 def one_line(text: Any) -> str:

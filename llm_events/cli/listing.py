@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .common import db_option, friendly_errors, open_cli_store
+from .common import db_option, db_path, friendly_errors
 from .format import (
     Column,
     echo_json,
@@ -31,6 +31,21 @@ from .format import (
     wrap_block,
 )
 from .options import build_filter, call_filter_options, full_option
+
+
+def open_read(db: Path | None) -> Any:
+    """A read-only connection to the store (one clear error if it is missing or foreign)."""
+    from ..queries import QueryError, open_readonly
+
+    path = db_path(db)
+    if not path.exists():
+        raise click.ClickException(
+            f"no event store at {path} (run `llm-events demo` to create one, or pass --db)"
+        )
+    try:
+        return open_readonly(path)
+    except QueryError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _limit(n: int | None) -> int | None:
@@ -83,11 +98,11 @@ def calls_command(db: Path | None, limit: int, as_json: bool, full: bool, **filt
     """
     from ..queries import list_calls
 
-    store = open_cli_store(db, readonly=True)
+    conn = open_read(db)
     try:
-        rows = list_calls(store.conn(), build_filter(**filters), limit=_limit(limit))
+        rows = list_calls(conn, build_filter(**filters), limit=_limit(limit))
     finally:
-        store.close()
+        conn.close()
     if as_json:
         echo_json(rows)
         return
@@ -116,37 +131,16 @@ def show_command(db: Path | None, call_id: str, as_json: bool, full: bool) -> No
       llm-events show 01a20fb3-3ca4
       llm-events show 01a20fb3-3ca4 --full
     """
-    import msgspec
+    from ..queries import call_timeline, get_answer, get_call, resolve_call_id
 
-    from ..events import UnknownEvent, parse_iso
-    from ..queries import get_answer, get_call, resolve_call_id
-
-    store = open_cli_store(db, readonly=True)
+    conn = open_read(db)
     try:
-        conn = store.conn()
         full_id = resolve_call_id(conn, call_id)
         call = get_call(conn, full_id) or {"call_id": full_id}
         answer = get_answer(conn, full_id)
-        stored = store.call_events(full_id)
+        events = call_timeline(conn, full_id)
     finally:
-        store.close()
-    events = []
-    for s in stored:
-        if isinstance(s.event, UnknownEvent):  # a newer version's event: its raw fields
-            body = {**s.event.payload, "type": s.event.type}
-        else:
-            body = msgspec.to_builtins(s.event)
-        events.append({"seq": s.seq, **body})
-    t0 = None
-    for e in events:
-        try:
-            t = parse_iso(e["ts"])
-        except (KeyError, ValueError):
-            e["offset_ms"] = None
-            continue
-        if t0 is None:
-            t0 = t
-        e["offset_ms"] = round((t - t0) * 1000, 3)
+        conn.close()
     if as_json:
         echo_json({"call": call, "answer": answer, "events": events})
         return
@@ -288,7 +282,7 @@ def tail_command(
     from ..queries import recent_events
 
     flt = build_filter(**filters)
-    store = open_cli_store(db, readonly=True)
+    conn = open_read(db)
     width = terminal_width()
 
     def emit(rows: list[dict[str, Any]]) -> None:
@@ -303,7 +297,6 @@ def tail_command(
         return conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
 
     try:
-        conn = store.conn()
         type_list = list(types) or None
         # read up to a known seq, then poll strictly after it: nothing is missed or repeated
         last = head(conn)
@@ -327,7 +320,7 @@ def tail_command(
         except KeyboardInterrupt:
             return
     finally:
-        store.close()
+        conn.close()
 
 
 # --- search ----------------------------------------------------------------------------------
@@ -353,11 +346,11 @@ def search_command(
     """
     from ..queries import search
 
-    store = open_cli_store(db, readonly=True)
+    conn = open_read(db)
     try:
-        rows = search(store.conn(), " ".join(text), build_filter(**filters), limit=limit or 1000)
+        rows = search(conn, " ".join(text), build_filter(**filters), limit=limit or 1000)
     finally:
-        store.close()
+        conn.close()
     if as_json:
         for r in rows:
             r["score"] = round(-r["score"], 4)
@@ -402,11 +395,11 @@ def stats_command(db: Path | None, limit: int | None, as_json: bool, **filters: 
     from ..queries import stats
 
     flt = build_filter(**filters)
-    store = open_cli_store(db, readonly=True)
+    conn = open_read(db)
     try:
-        result = stats(store.conn(), flt)
+        result = stats(conn, flt)
     finally:
-        store.close()
+        conn.close()
     groups = result["groups"]
     if limit:
         groups = groups[:limit]

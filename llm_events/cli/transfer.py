@@ -48,15 +48,16 @@ def export_command(
       llm-events export --since 1d --status error > failures.jsonl
     """
     from ..queries import export_payloads
+    from .listing import open_read
 
     flt = build_filter(**filters)
-    store = open_cli_store(db, readonly=True)
+    conn = open_read(db)
     count = 0
     try:
         out: IO[str]
         out = sys.stdout if output is None else open(output, "w", encoding="utf-8")  # noqa: SIM115
         try:
-            for payload in export_payloads(store.conn(), flt, limit=limit or None):
+            for payload in export_payloads(conn, flt, limit=limit or None):
                 out.write(payload)
                 out.write("\n")
                 count += 1
@@ -66,7 +67,7 @@ def export_command(
             else:
                 out.flush()
     finally:
-        store.close()
+        conn.close()
     if output is not None:
         click.echo(f"exported {count} events to {output}", err=True)
 
