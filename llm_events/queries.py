@@ -259,22 +259,29 @@ def search(
         raise QueryError("nothing to search for")
     flt = flt or CallFilter()
     where, args = flt.where("c")
-    join = "" if flt.empty else "JOIN calls c ON c.call_id = p.call_id"
-    if flt.empty:
-        where = "1"
+    join = (
+        ""
+        if flt.empty
+        else "JOIN prompts p ON p.id = f.rowid JOIN calls c ON c.call_id = p.call_id"
+    )
+    # rank first and keep the best `limit`, then make snippets for those rows only
     sql = f"""
-        SELECT p.call_id, p.timestamp, p.model, p.backend,
-               bm25(prompts_fts) AS score,
+        WITH hits AS (
+            SELECT f.rowid AS id, f.rank AS score FROM prompts_fts f {join}
+            WHERE prompts_fts MATCH ? AND {where}
+            ORDER BY f.rank LIMIT ?
+        )
+        SELECT p.call_id, p.timestamp, p.model, p.backend, hits.score AS score,
                snippet(prompts_fts, 0, '[', ']', '…', 12) AS prompt_snippet,
                snippet(prompts_fts, 1, '[', ']', '…', 12) AS answer_snippet,
                p.text AS prompt, p.response_text AS answer
-        FROM prompts_fts
-        JOIN prompts p ON p.id = prompts_fts.rowid
-        {join}
-        WHERE prompts_fts MATCH ? AND {where}
-        ORDER BY bm25(prompts_fts) LIMIT ?
+        FROM hits
+        JOIN prompts_fts ON prompts_fts.rowid = hits.id
+        JOIN prompts p ON p.id = hits.id
+        WHERE prompts_fts MATCH ?
+        ORDER BY hits.score
     """
-    return _dicts(conn.execute(sql, [query, *args, limit]))
+    return _dicts(conn.execute(sql, [query, *args, limit, query]))
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -306,8 +313,8 @@ def stats(conn: sqlite3.Connection, flt: CallFilter | None = None) -> dict[str, 
                sum(coalesce(c.output_tokens, 0)) AS output_tokens,
                sum(c.cost) AS cost
         FROM calls c WHERE {where}
-        GROUP BY c.model, c.backend
-    """
+        GROUP BY +c.model, +c.backend
+    """  # unary +: group in a temp b-tree; scanning calls_model would ignore the time range
     for row in _dicts(conn.execute(sql, args)):
         groups[(row["model"], row["backend"])] = row
     lat_sql = (

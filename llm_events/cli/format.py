@@ -15,6 +15,8 @@ import click
 
 #: How many characters of a call id listings show (ms timestamp + per-process counter).
 SHORT_ID = 18
+#: The narrowest the shrinking (flex) column of a table gets before columns are dropped.
+FLEX_MIN = 16
 
 
 def terminal_width() -> int:
@@ -152,8 +154,10 @@ def render_table(
         flex = [j for j, c in enumerate(columns) if c.flex]
         if total > limit and flex:
             j = flex[0]
-            # shrink, but never below 24 characters: past that, wrapping beats unreadable
-            widths[j] = max(min(24, widths[j]), len(columns[j].header), widths[j] - (total - limit))
+            # shrink, but never below FLEX_MIN characters: past that, wrapping beats unreadable
+            widths[j] = max(
+                min(FLEX_MIN, widths[j]), len(columns[j].header), widths[j] - (total - limit)
+            )
             for row in cells:
                 row[j] = truncate(row[j], widths[j])
     lines = []
@@ -182,7 +186,7 @@ def _fit_columns(
         w = max([len(c.header), *values])
         if c.max_width:
             w = min(w, max(c.max_width, len(c.header)))
-        return min(w, 24) if c.flex else w
+        return min(w, FLEX_MIN) if c.flex else w
 
     widths = {id(c): natural(c) for c in cols}
     while sum(widths[id(c)] for c in cols) + 2 * (len(cols) - 1) > limit:

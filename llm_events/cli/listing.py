@@ -66,7 +66,7 @@ def _calls_columns(full: bool) -> list[Column]:
         Column("STARTED", lambda r: local_time(r.get("started_at"))[0 if full else 5 :]),
         Column("STATUS", lambda r: r.get("status") or "-"),
         Column("MODEL", lambda r: r.get("model") or "-", max_width=24),
-        Column("BACKEND", lambda r: r.get("backend") or "-", max_width=20, drop=3),
+        Column("BACKEND", lambda r: r.get("backend") or "-", max_width=20, drop=2),
         Column("ATT", lambda r: str(r.get("attempts") or 0), right=True, drop=4),
         Column("RTY", lambda r: str(r.get("retries") or 0), right=True),
         Column("FB", lambda r: str(r.get("fallbacks") or 0), right=True),
@@ -77,7 +77,7 @@ def _calls_columns(full: bool) -> list[Column]:
             drop=6,
         ),
         Column("COST", lambda r: fmt_cost(r.get("cost")), right=True, drop=5),
-        Column("LATENCY", lambda r: fmt_ms(r.get("latency_ms")), right=True, drop=2),
+        Column("LATENCY", lambda r: fmt_ms(r.get("latency_ms")), right=True, drop=3),
         Column("PROMPT / ERROR", prompt_or_error, flex=True),
     ]
 
@@ -361,19 +361,20 @@ def search_command(
         return
     columns = [
         Column("CALL", lambda r: short_id(r["call_id"], full)),
-        Column("TIME", lambda r: local_time(r.get("timestamp"))),
+        Column("TIME", lambda r: local_time(r.get("timestamp"))[0 if full else 5 :]),
         Column("MODEL", lambda r: r.get("model") or "-", max_width=24),
         Column("PROMPT", lambda r: r.get("prompt_snippet") or "", flex=True),
         Column("ANSWER", lambda r: r.get("answer_snippet") or ""),
     ]
-    if not full:
-        # split the room left between the two text columns
-        room = max(30, terminal_width() - 18 - 19 - 24 - 8)
-        columns[4].max_width = room // 2
-        columns[3].max_width = room - room // 2
-    else:
+    if full:
         columns[3].get = lambda r: r.get("prompt") or ""
         columns[4].get = lambda r: r.get("answer") or ""
+    else:
+        # split the room the fixed columns leave between the two texts
+        model_w = max([5, *(min(24, len(r.get("model") or "-")) for r in rows)])
+        room = max(40, terminal_width() - (18 + 14 + model_w + 4 * 2))
+        columns[4].max_width = room // 2
+        columns[3].max_width = room - room // 2
     echo_lines(render_table(rows, columns, full=full))
 
 
