@@ -14,6 +14,7 @@ record); with ``on_store_error="warn"`` the answer goes through and the loss is 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 import warnings
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import events as ev
-from .config import open_store, settings
+from .config import open_store, resolve_db_path, settings
 from .prompt import LLMResult, Prompt, prompt_fingerprint
 from .redaction import Redactor, UnstorableValueError, clean, clean_text
 from .store import EventStore, StoreError
@@ -97,10 +98,41 @@ def emit(
         raise RecordingError(message) from e
 
 
+#: (path as resolved by config, batch flag, cwd for a relative path) -> the store opened for it.
+_resolved: dict[tuple[str, bool, str], EventStore] = {}
+
+
+def _resolved_key(explicit: StoreSpec) -> tuple[str, bool, str] | None:
+    if isinstance(explicit, EventStore):
+        return None
+    current = settings()
+    if explicit is None and current.store is not None:
+        return None
+    path = resolve_db_path(explicit)
+    return (str(path), current.batch, "" if path.is_absolute() else os.getcwd())
+
+
 def resolve_store(explicit: StoreSpec, on_store_error: str) -> EventStore | None:
-    """Open the store for a recording; ``None`` (after a warning) if it cannot be opened."""
+    """Open the store for a recording; ``None`` (after a warning) if it cannot be opened.
+
+    Every recorded call resolves its store twice (builder, then client); ``open_store``
+    resolves the path on the filesystem each time (``Path.resolve``: a syscall per path
+    component, a tenth of a recorded call's cost).  The path that the configuration names
+    is computed without touching the filesystem, and the store opened for it is reused
+    while it stays open.
+    """
+    key = _resolved_key(explicit)
+    if key is not None:
+        store = _resolved.get(key)
+        if store is not None and not store._closed:
+            return store
     try:
-        return open_store(explicit)
+        store = open_store(explicit)
+        if key is not None:
+            if len(_resolved) >= 64:
+                _resolved.clear()
+            _resolved[key] = store
+        return store
     except (StoreError, sqlite3.Error, OSError) as e:
         if on_store_error == "warn":
             warnings.warn(f"not recording: {e}", RecordingLostWarning, stacklevel=3)
