@@ -30,7 +30,7 @@ SETTINGS: dict[str, str] = {
     "default_page_size": "50",
     "truncate_cells_html": "400",
     "sql_time_limit_ms": "3000",
-    "facet_time_limit_ms": "400",
+    "facet_time_limit_ms": "200",
 }
 
 
