@@ -250,10 +250,23 @@ def fts_query(text: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
+#: ``search`` ranks at most this many matches, the newest (BM25 over every match of a common
+#: word in a million-event store costs more than the whole command should).
+RANK_WINDOW = 5000
+
+
 def search(
-    conn: sqlite3.Connection, text: str, flt: CallFilter | None = None, limit: int = 20
+    conn: sqlite3.Connection,
+    text: str,
+    flt: CallFilter | None = None,
+    limit: int = 20,
+    *,
+    rank_window: int | None = RANK_WINDOW,
 ) -> list[dict[str, Any]]:
-    """Answered calls whose prompt or answer contain every word of ``text``, best match first."""
+    """Answered calls whose prompt or answer contain every word of ``text``, best match first.
+
+    Ranking is BM25 over the newest ``rank_window`` matches (``None``: over all of them).
+    """
     query = fts_query(text)
     if not query:
         raise QueryError("nothing to search for")
@@ -264,24 +277,27 @@ def search(
         if flt.empty
         else "JOIN prompts p ON p.id = f.rowid JOIN calls c ON c.call_id = p.call_id"
     )
-    # rank first and keep the best `limit`, then make snippets for those rows only
+    window = "" if rank_window is None else "ORDER BY f.rowid DESC LIMIT ?"
+    window_args = [] if rank_window is None else [rank_window]
+    # 1. candidates (the newest matches), 2. the best `limit` of them by rank, 3. snippets
+    # for those rows only, each looked up by rowid (CROSS JOIN keeps that order)
     sql = f"""
-        WITH hits AS (
+        WITH candidates AS (
             SELECT f.rowid AS id, f.rank AS score FROM prompts_fts f {join}
-            WHERE prompts_fts MATCH ? AND {where}
-            ORDER BY f.rank LIMIT ?
-        )
+            WHERE prompts_fts MATCH ? AND {where} {window}
+        ),
+        hits AS (SELECT id, score FROM candidates ORDER BY score LIMIT ?)
         SELECT p.call_id, p.timestamp, p.model, p.backend, hits.score AS score,
                snippet(prompts_fts, 0, '[', ']', '…', 12) AS prompt_snippet,
                snippet(prompts_fts, 1, '[', ']', '…', 12) AS answer_snippet,
                p.text AS prompt, p.response_text AS answer
         FROM hits
-        JOIN prompts_fts ON prompts_fts.rowid = hits.id
+        CROSS JOIN prompts_fts ON prompts_fts.rowid = hits.id
         JOIN prompts p ON p.id = hits.id
         WHERE prompts_fts MATCH ?
         ORDER BY hits.score
     """
-    return _dicts(conn.execute(sql, [query, *args, limit, query]))
+    return _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
 
 
 # --- statistics -------------------------------------------------------------------------------

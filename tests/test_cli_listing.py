@@ -295,3 +295,18 @@ def test_reading_queries_follow_the_store_schema(tmp_path):
     one_line_error(
         CliRunner().invoke(main, ["calls", "--db", str(newer)]), "written by a newer llm-events"
     )
+
+
+def test_search_ranks_the_newest_matches_unless_told_to_rank_all(sample):
+    from llm_events.queries import open_readonly, search
+
+    conn = open_readonly(sample.path)
+    try:
+        everything = search(conn, "invoices", rank_window=None)
+        newest_two = search(conn, "invoices", rank_window=2)
+    finally:
+        conn.close()
+    assert len(everything) > 2 and len(newest_two) == 2
+    assert {r["call_id"] for r in newest_two} <= {r["call_id"] for r in everything}
+    ranked_all = json.loads(run(sample, "search", "invoices", "--rank-all", "--json").output)
+    assert [r["call_id"] for r in ranked_all] == [r["call_id"] for r in everything]

@@ -331,24 +331,42 @@ def tail_command(
 @db_option
 @call_filter_options(limit=20)
 @full_option
+@click.option(
+    "--rank-all",
+    is_flag=True,
+    help="Rank every match (default: the newest 5,000 matches; slower on big stores).",
+)
 @friendly_errors
 def search_command(
-    db: Path | None, text: tuple[str, ...], limit: int, as_json: bool, full: bool, **filters: Any
+    db: Path | None,
+    text: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+    full: bool,
+    rank_all: bool,
+    **filters: Any,
 ) -> None:
     """Full-text search over prompts and answers, best match first.
 
     Every word must occur (in the prompt or the answer); matches show in [brackets].
+    When more than 5,000 answered calls match, the newest 5,000 are ranked (--rank-all: all).
 
     \b
     Examples:
       llm-events search refund annual
       llm-events search invoice --model large-2025 --json
     """
-    from ..queries import search
+    from ..queries import RANK_WINDOW, search
 
     conn = open_read(db)
     try:
-        rows = search(conn, " ".join(text), build_filter(**filters), limit=limit or 1000)
+        rows = search(
+            conn,
+            " ".join(text),
+            build_filter(**filters),
+            limit=limit or 1000,
+            rank_window=None if rank_all else RANK_WINDOW,
+        )
     finally:
         conn.close()
     if as_json:
