@@ -16,7 +16,7 @@ from typing import Any
 from llm_events import EventStore
 from llm_events import events as ev
 
-from .rerun import Outcome
+from .rerun import Outcome, fill_deltas
 from .select import Selection
 
 VERDICTS = ("same", "changed", "error")
@@ -71,7 +71,12 @@ class ReplayReport:
     # --- recording -------------------------------------------------------------------------
 
     def record(self, outcomes: list[Outcome]) -> None:
-        """Append a ``replay_compared`` per compared outcome (one transaction); note skips."""
+        """Append a ``replay_compared`` per compared outcome (one transaction); note skips.
+
+        The store is flushed first so that the replayed calls are projected and their
+        deltas are measured as the recorded ones were.
+        """
+        self.store.flush()
         events = []
         for o in outcomes:
             if o.skipped is not None:
@@ -79,6 +84,7 @@ class ReplayReport:
                 if len(self.skipped) < SKIPPED_LISTED:
                     self.skipped.append((o.source_call_id, o.skipped))
                 continue
+            fill_deltas(self.store, o)
             events.append(
                 ev.ReplayCompared(
                     id=ev.new_id(),

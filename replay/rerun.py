@@ -36,6 +36,9 @@ class Outcome:
     input_tokens_delta: int | None = None
     output_tokens_delta: int | None = None
     cost_delta: float | None = None
+    source: SourceCall | None = None
+    #: what the client reported (latency, tokens in, out, cost): used if calls has no row yet
+    measured: tuple[Any, ...] | None = None
 
 
 def replay_tags(replay_id: str) -> list[str]:
@@ -164,19 +167,27 @@ class CallRunner:
                 cmp.diff,
                 cmp.reason,
             )
-        self._deltas(out, source, result)
+        out.source = source
+        out.measured = (result.latency_ms, result.input_tokens, result.output_tokens, result.cost)
         return out
 
-    def _deltas(self, out: Outcome, source: SourceCall, result: Any) -> None:
-        row = _metrics(self.store, out.replay_call_id) if out.replay_call_id else None
-        if row is None:  # batch-mode store: not projected yet
-            row = (result.latency_ms, result.input_tokens, result.output_tokens, result.cost)
-        latency, tin, tout, cost = row
-        out.latency_delta_ms = _delta(latency, source.latency_ms)
-        d_in, d_out = _delta(tin, source.input_tokens), _delta(tout, source.output_tokens)
-        out.input_tokens_delta = None if d_in is None else int(d_in)
-        out.output_tokens_delta = None if d_out is None else int(d_out)
-        out.cost_delta = _delta(cost, source.cost)
+
+def fill_deltas(store: EventStore, out: Outcome) -> None:
+    """Latency, token and cost deltas of an answered replay against its recorded call.
+
+    Both sides are read from the ``calls`` projection (the same measure: call latency, the
+    priced cost), so the replay's events must be committed first (the runner flushes).
+    """
+    source = out.source
+    if source is None or out.measured is None:
+        return
+    row = _metrics(store, out.replay_call_id) if out.replay_call_id else None
+    latency, tin, tout, cost = row if row is not None else out.measured
+    out.latency_delta_ms = _delta(latency, source.latency_ms)
+    d_in, d_out = _delta(tin, source.input_tokens), _delta(tout, source.output_tokens)
+    out.input_tokens_delta = None if d_in is None else int(d_in)
+    out.output_tokens_delta = None if d_out is None else int(d_out)
+    out.cost_delta = _delta(cost, source.cost)
 
 
 def timed_out(source: SourceCall, seconds: float, call_ids: list[str] | None) -> Outcome:

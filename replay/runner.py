@@ -154,6 +154,7 @@ def run(
     threshold: float = 0.9,
     resume: str | None = None,
     progress: Progress | None = None,
+    batch: bool = True,
 ) -> ReplayReport:
     """Re-run the selected recorded calls against ``client``, compare, record, report.
 
@@ -164,7 +165,8 @@ def run(
     callable.  ``timeout``: seconds per call before its verdict is ``error``.  ``resume``:
     a replay id to continue; calls it already compared are skipped, and its selection,
     comparator and (unless given) client are reused.  ``progress(done, total)`` is called
-    as calls complete.
+    as calls complete.  ``batch`` (default) groups the replay's own commits (see
+    :func:`_group_commit_store`); ``batch=False`` commits each call as recording does.
 
     Returns a :class:`ReplayReport`.  Raises :class:`SelectionError` / ``ValueError`` for
     bad arguments and :class:`ReplayInterrupted` (a KeyboardInterrupt carrying the report)
@@ -218,39 +220,55 @@ def run(
     if planned == 0 and resume is None:
         report.status = "empty"
         return report
-    store.append(
-        [
-            ev.ReplayStarted(
-                id=ev.new_id(),
-                ts=ev.now_iso(),
-                replay_id=replay_id,
-                against=against,
-                compare=label,
-                selection=sel.to_dict(),
-                total=planned,
-                compare_spec=compare if isinstance(compare, str) else label,
-                threshold=threshold,
-                resumed=resume is not None,
-            )
-        ]
+    started = ev.ReplayStarted(
+        id=ev.new_id(),
+        ts=ev.now_iso(),
+        replay_id=replay_id,
+        against=against,
+        compare=label,
+        selection=sel.to_dict(),
+        total=planned,
+        compare_spec=compare if isinstance(compare, str) else label,
+        threshold=threshold,
+        resumed=resume is not None,
     )
-    runner = CallRunner(store, candidate, comparator, replay_id)
-    sources = select_calls(store, sel, exclude_replay_id=resume)
+    work = _group_commit_store(store) if batch else store
+    report.store = work
     try:
-        _drive(store, runner, sources, report, concurrency, timeout, progress)
-    except KeyboardInterrupt:
-        report.finish("interrupted")
-        raise ReplayInterrupted(report) from None
-    except BaseException:
-        with contextlib.suppress(Exception):  # the store may be what failed
-            report.finish("failed")
-        raise
-    report.finish("completed")
+        work.append([started])
+        runner = CallRunner(work, candidate, comparator, replay_id)
+        sources = select_calls(work, sel, exclude_replay_id=resume)
+        try:
+            _drive(runner, sources, report, concurrency, timeout, progress)
+        except KeyboardInterrupt:
+            report.finish("interrupted")
+            raise ReplayInterrupted(report) from None
+        except BaseException:
+            with contextlib.suppress(Exception):  # the store may be what failed
+                report.finish("failed")
+            raise
+        report.finish("completed")
+    finally:
+        if work is not store:
+            work.close()  # commits whatever is still queued
+            report.store = store
     return report
 
 
+def _group_commit_store(store: EventStore) -> EventStore:
+    """A batch-mode store on the same file for the replay's own writes (group commits).
+
+    A replay writes several commits per call (the recorder's write-ahead ``attempt_started``,
+    the outcome, the comparison); grouping them keeps 16 threads from queueing on the write
+    lock.  The coordinator flushes before each comparison, so the queue stays small; a crash
+    loses at most the replays not yet flushed, which ``--resume`` runs again.
+    """
+    if store.batch or not store.path or store.path == ":memory:":
+        return store
+    return EventStore(store.path, batch=True)
+
+
 def _drive(
-    store: EventStore,
     runner: CallRunner,
     sources: Iterator[SourceCall],
     report: ReplayReport,
