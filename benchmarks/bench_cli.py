@@ -33,12 +33,13 @@ MODELS = [
     ("anthropic", "claude-3-5-haiku"),
     ("ollama", "llama3.1:8b"),
 ]
-WORDS = (
+_WORDS_TEXT = (
     "invoice refund annual plan billing export region latency token budget contract support "
     "password login account upgrade downgrade seat team admin audit log retention backup "
     "restore webhook integration slack email calendar report dashboard chart metric alert "
     "quota limit burst throttle cache index search vector embedding summary translate legal"
-).split()
+)
+WORDS = _WORDS_TEXT.split()
 #: The mean number of events per synthetic call (spreads the calls over ``days``).
 EVENTS_PER_CALL = 5.3
 RARE = "zeppelin"  # in about 0.5% of prompts: a selective search
@@ -70,19 +71,68 @@ def build_store(path: Path, n_events: int, days: int = 30) -> None:
         user = " ".join(words).capitalize() + "?"
         pid, cid = ev.new_id(), ev.new_id()
         tags = ["bench", rng.choice(["web", "batch", "api"])]
-        batch.append(ev.PromptBuilt(id=pid, ts=ts(), prompt_id=pid, user=user, system="Be brief.", tags=tags[1:]))
-        batch.append(ev.CallStarted(id=ev.new_id(), ts=ts(0.001), call_id=cid, prompt_id=pid, client=f"{backend}:{model}", tags=tags))
+        batch.append(
+            ev.PromptBuilt(
+                id=pid, ts=ts(), prompt_id=pid, user=user, system="Be brief.", tags=tags[1:]
+            )
+        )
+        batch.append(
+            ev.CallStarted(
+                id=ev.new_id(),
+                ts=ts(0.001),
+                call_id=cid,
+                prompt_id=pid,
+                client=f"{backend}:{model}",
+                tags=tags,
+            )
+        )
         attempt = 1
         clock = 0.002
-        batch.append(ev.AttemptStarted(id=ev.new_id(), ts=ts(clock), call_id=cid, attempt=1, backend=backend, model=model, params={"temperature": 0.2}))
+        batch.append(
+            ev.AttemptStarted(
+                id=ev.new_id(),
+                ts=ts(clock),
+                call_id=cid,
+                attempt=1,
+                backend=backend,
+                model=model,
+                params={"temperature": 0.2},
+            )
+        )
         r = rng.random()
         if r < 0.13:  # a failure first: retried, fell back, or fatal
             lat = rng.uniform(50, 3000)
             clock += lat / 1000
-            batch.append(ev.AttemptFailed(id=ev.new_id(), ts=ts(clock), call_id=cid, attempt=1, backend=backend, error_type="RateLimited", message="429 Too Many Requests", retryable=True, status_code=429, latency_ms=lat))
+            batch.append(
+                ev.AttemptFailed(
+                    id=ev.new_id(),
+                    ts=ts(clock),
+                    call_id=cid,
+                    attempt=1,
+                    backend=backend,
+                    error_type="RateLimited",
+                    message="429 Too Many Requests",
+                    retryable=True,
+                    status_code=429,
+                    latency_ms=lat,
+                )
+            )
             if r < 0.03:
                 clock += 0.001
-                batch.append(ev.CallFinished(id=ev.new_id(), ts=ts(clock), call_id=cid, status="error", attempts=1, backend=backend, model=model, error_type="RateLimited", error_message="429 Too Many Requests", latency_ms=clock * 1000))
+                batch.append(
+                    ev.CallFinished(
+                        id=ev.new_id(),
+                        ts=ts(clock),
+                        call_id=cid,
+                        status="error",
+                        attempts=1,
+                        backend=backend,
+                        model=model,
+                        error_type="RateLimited",
+                        error_message="429 Too Many Requests",
+                        latency_ms=clock * 1000,
+                    )
+                )
                 call_ids.append(cid)
                 if len(batch) >= 20_000:
                     store.append(batch)
@@ -90,21 +140,74 @@ def build_store(path: Path, n_events: int, days: int = 30) -> None:
                     batch = []
                 continue
             if r < 0.08:
-                batch.append(ev.RetryScheduled(id=ev.new_id(), ts=ts(clock), call_id=cid, attempt=1, delay_s=0.5, error_type="RateLimited"))
+                batch.append(
+                    ev.RetryScheduled(
+                        id=ev.new_id(),
+                        ts=ts(clock),
+                        call_id=cid,
+                        attempt=1,
+                        delay_s=0.5,
+                        error_type="RateLimited",
+                    )
+                )
                 clock += 0.5
             else:
                 other_backend, model = rng.choice([m for m in MODELS if m[0] != backend])
-                batch.append(ev.FallbackTaken(id=ev.new_id(), ts=ts(clock), call_id=cid, from_backend=backend, to_backend=other_backend, reason="RateLimited"))
+                batch.append(
+                    ev.FallbackTaken(
+                        id=ev.new_id(),
+                        ts=ts(clock),
+                        call_id=cid,
+                        from_backend=backend,
+                        to_backend=other_backend,
+                        reason="RateLimited",
+                    )
+                )
                 backend = other_backend
             attempt = 2
-            batch.append(ev.AttemptStarted(id=ev.new_id(), ts=ts(clock), call_id=cid, attempt=2, backend=backend, model=model))
+            batch.append(
+                ev.AttemptStarted(
+                    id=ev.new_id(),
+                    ts=ts(clock),
+                    call_id=cid,
+                    attempt=2,
+                    backend=backend,
+                    model=model,
+                )
+            )
         lat = rng.lognormvariate(6.5, 0.6)
         clock += lat / 1000
         n_in, n_out = rng.randint(50, 2000), rng.randint(10, 600)
         answer = " ".join(rng.sample(WORDS, 12)) + "."
-        batch.append(ev.AttemptSucceeded(id=ev.new_id(), ts=ts(clock), call_id=cid, attempt=attempt, backend=backend, model=model, text=answer, input_tokens=n_in, output_tokens=n_out, cost=(n_in * 0.15 + n_out * 0.6) / 1e6, latency_ms=lat, finish_reason="stop"))
+        batch.append(
+            ev.AttemptSucceeded(
+                id=ev.new_id(),
+                ts=ts(clock),
+                call_id=cid,
+                attempt=attempt,
+                backend=backend,
+                model=model,
+                text=answer,
+                input_tokens=n_in,
+                output_tokens=n_out,
+                cost=(n_in * 0.15 + n_out * 0.6) / 1e6,
+                latency_ms=lat,
+                finish_reason="stop",
+            )
+        )
         clock += 0.001
-        batch.append(ev.CallFinished(id=ev.new_id(), ts=ts(clock), call_id=cid, status="ok", attempts=attempt, backend=backend, model=model, latency_ms=clock * 1000))
+        batch.append(
+            ev.CallFinished(
+                id=ev.new_id(),
+                ts=ts(clock),
+                call_id=cid,
+                status="ok",
+                attempts=attempt,
+                backend=backend,
+                model=model,
+                latency_ms=clock * 1000,
+            )
+        )
         call_ids.append(cid)
         if len(batch) >= 20_000:
             store.append(batch)
@@ -112,13 +215,29 @@ def build_store(path: Path, n_events: int, days: int = 30) -> None:
             batch = []
     # a replay run over 1,000 of the calls
     rid = ev.new_id()
-    batch.append(ev.ReplayStarted(id=ev.new_id(), ts=ts(1), replay_id=rid, against="echo", compare="exact", total=1000))
+    batch.append(
+        ev.ReplayStarted(
+            id=ev.new_id(), ts=ts(1), replay_id=rid, against="echo", compare="exact", total=1000
+        )
+    )
     counts = {"same": 0, "changed": 0, "error": 0}
     for cid in rng.sample(call_ids, 1000):
         verdict = rng.choices(["same", "changed", "error"], [0.8, 0.17, 0.03])[0]
         counts[verdict] += 1
-        batch.append(ev.ReplayCompared(id=ev.new_id(), ts=ts(2), replay_id=rid, source_call_id=cid, verdict=verdict, score=1.0 if verdict == "same" else 0.4, compare="exact"))
-    batch.append(ev.ReplayFinished(id=ev.new_id(), ts=ts(3), replay_id=rid, counts=counts, total=1000))
+        batch.append(
+            ev.ReplayCompared(
+                id=ev.new_id(),
+                ts=ts(2),
+                replay_id=rid,
+                source_call_id=cid,
+                verdict=verdict,
+                score=1.0 if verdict == "same" else 0.4,
+                compare="exact",
+            )
+        )
+    batch.append(
+        ev.ReplayFinished(id=ev.new_id(), ts=ts(3), replay_id=rid, counts=counts, total=1000)
+    )
     store.append(batch)
     store.close()
 
@@ -152,7 +271,16 @@ def bench_commands(db: Path, repeat: int) -> dict[str, dict[str, float]]:
         f"search {RARE}": [exe, "search", RARE],
         "search 'refund invoice'": [exe, "search", "refund", "invoice"],
         "stats --since 1d": [exe, "stats", "--since", "1d"],
-        "calls -n 50 --status error --since 3d": [exe, "calls", "-n", "50", "--status", "error", "--since", "3d"],
+        "calls -n 50 --status error --since 3d": [
+            exe,
+            "calls",
+            "-n",
+            "50",
+            "--status",
+            "error",
+            "--since",
+            "3d",
+        ],
         "tail -n 20": [exe, "tail", "-n", "20"],
     }
     return {name: timed_runs(cmd, env, repeat) for name, cmd in commands.items()}
@@ -167,7 +295,9 @@ def bench_datasette(db: Path, repeat: int) -> dict[str, dict[str, float]]:
     meta = load_metadata()["databases"]["events"]
     name = db.stem
     conn = sqlite3.connect(db)
-    call_id = conn.execute("SELECT call_id FROM calls ORDER BY started_at DESC LIMIT 1").fetchone()[0]
+    call_id = conn.execute("SELECT call_id FROM calls ORDER BY started_at DESC LIMIT 1").fetchone()[
+        0
+    ]
     replay_id = conn.execute("SELECT replay_id FROM replay_results LIMIT 1").fetchone()
     conn.close()
     params = {
@@ -192,7 +322,10 @@ def bench_datasette(db: Path, repeat: int) -> dict[str, dict[str, float]]:
                 times.append((time.perf_counter() - t0) * 1000)
                 if status != 200:
                     raise SystemExit(f"{path}: HTTP {status}")
-            results[label] = {"median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1)}
+            results[label] = {
+                "median_ms": round(statistics.median(times), 1),
+                "max_ms": round(max(times), 1),
+            }
     finally:
         browse.stop()
     return results
@@ -238,7 +371,13 @@ def main() -> None:
     conn.close()
     report = {
         "machine": machine(),
-        "store": {"path": str(db), "events": n_events, "calls": n_calls, "mb": round(db.stat().st_size / 1e6), "built_s": built_s},
+        "store": {
+            "path": str(db),
+            "events": n_events,
+            "calls": n_calls,
+            "mb": round(db.stat().st_size / 1e6),
+            "built_s": built_s,
+        },
         "targets_ms": {"command": 200, "datasette_page": 500},
         "commands": bench_commands(db, args.repeat),
     }
