@@ -280,6 +280,12 @@ def test_browse_errors_are_one_line(tmp_path):
         main, ["browse", "--db", str(tmp_path / "x.db"), "--print-command"]
     )
     assert printed.exit_code == 0 and " -m datasette serve " in printed.output
+    opened = CliRunner().invoke(
+        main, ["browse", "--db", str(tmp_path / "x.db"), "-p", "0", "--open", "--print-command"]
+    )
+    assert opened.exit_code == 0
+    assert opened.output.rstrip().endswith("--open")
+    assert "--port 0 " not in opened.output  # 0: a free port was picked
 
 
 def test_browse_adds_views_to_an_older_store(tmp_path):
