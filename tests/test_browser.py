@@ -31,8 +31,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
+    from playwright.sync_api import sync_playwright  # a test dependency: missing is a failure
+
+    with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
