@@ -25,7 +25,9 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def call_filter_options(
-    *, limit: int | None = 50, json_help: str = "Print JSON (call objects carry call_id)."
+    *,
+    limit: int | None = 50,
+    json_help: str | None = "Print JSON (call objects carry call_id).",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add the filter options; the command receives them as keyword arguments."""
 
@@ -63,8 +65,9 @@ def call_filter_options(
             click.option(
                 "--tag", "-t", "tags", multiple=True, help="Only calls with this tag (repeatable)."
             ),
-            click.option("--json", "as_json", is_flag=True, help=json_help),
         ]
+        if json_help is not None:  # None: the command's output is JSON already (export)
+            opts.append(click.option("--json", "as_json", is_flag=True, help=json_help))
         for opt in reversed(opts):
             fn = opt(fn)
         return fn

@@ -26,7 +26,7 @@ IMPORT_CHUNK = 5000
 
 @click.command(name="export")
 @db_option
-@call_filter_options(limit=None, json_help="(ignored: the output is always JSON Lines)")
+@call_filter_options(limit=None, json_help=None)
 @click.option(
     "-o",
     "--output",
@@ -34,9 +34,7 @@ IMPORT_CHUNK = 5000
     help="Write to this file instead of stdout.",
 )
 @friendly_errors
-def export_command(
-    db: Path | None, limit: int | None, as_json: bool, output: Path | None, **filters: Any
-) -> None:
+def export_command(db: Path | None, limit: int | None, output: Path | None, **filters: Any) -> None:
     """Write events as JSON Lines (one event per line, in commit order).
 
     Without filters every event is written.  With filters (or -n), the selected calls are
