@@ -1,6 +1,7 @@
 """Reading commands: ``calls``, ``show``, ``tail``, ``search``, ``stats``.
 
-Each opens the store read-only, asks :mod:`llm_events.queries` (or the store API) and prints
+Each opens the store read-only with :func:`llm_events.queries.open_readonly` (``sqlite3``
+alone: nothing else to import, a fast start), asks :mod:`llm_events.queries` and prints
 through :mod:`.format`; no SQL and no business rules live here.
 """
 
@@ -52,6 +53,12 @@ def _limit(n: int | None) -> int | None:
     return n if n else None
 
 
+def _when(ts: str | None, full: bool) -> str:
+    """Local time; the year only with --full (listings are about recent traffic)."""
+    text = local_time(ts)
+    return text if full or text == "-" else text[5:]
+
+
 # --- calls -----------------------------------------------------------------------------------
 
 
@@ -63,7 +70,7 @@ def _calls_columns(full: bool) -> list[Column]:
 
     return [
         Column("CALL", lambda r: short_id(r["call_id"], full)),
-        Column("STARTED", lambda r: local_time(r.get("started_at"))[0 if full else 5 :]),
+        Column("STARTED", lambda r: _when(r.get("started_at"), full)),
         Column("STATUS", lambda r: r.get("status") or "-"),
         Column("MODEL", lambda r: r.get("model") or "-", max_width=24),
         Column("BACKEND", lambda r: r.get("backend") or "-", max_width=20, drop=2),
@@ -379,7 +386,7 @@ def search_command(
         return
     columns = [
         Column("CALL", lambda r: short_id(r["call_id"], full)),
-        Column("TIME", lambda r: local_time(r.get("timestamp"))[0 if full else 5 :]),
+        Column("TIME", lambda r: _when(r.get("timestamp"), full)),
         Column("MODEL", lambda r: r.get("model") or "-", max_width=24),
         Column("PROMPT", lambda r: r.get("prompt_snippet") or "", flex=True),
         Column("ANSWER", lambda r: r.get("answer_snippet") or ""),
