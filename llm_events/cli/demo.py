@@ -39,7 +39,7 @@ def demo_command(db: Path | None) -> None:
     click.echo("Look at it:")
     click.echo(f"  llm-events calls{db_arg}")
     if report.fallback_call_id:
-        click.echo(f"  llm-events show {report.fallback_call_id[:13]}{db_arg}    # a fallback")
+        click.echo(f"  llm-events show {report.fallback_call_id[:18]}{db_arg}    # a fallback")
     if report.failed_call_id:
-        click.echo(f"  llm-events show {report.failed_call_id[:13]}{db_arg}    # a failed call")
+        click.echo(f"  llm-events show {report.failed_call_id[:18]}{db_arg}    # a failed call")
     click.echo(f"  llm-events browse{db_arg}")
