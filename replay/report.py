@@ -263,7 +263,8 @@ class ReplayReport:
             f"({fmt(t.get('latency_ms'), '+.1f')} ms in total)",
             f"token delta: {fmt(t.get('input_tokens'), '+d')} input, "
             f"{fmt(t.get('output_tokens'), '+d')} output",
-            f"cost delta: {fmt(t.get('cost'), '+.6f')} USD",
+            "cost delta: "
+            + ("n/a (no price known)" if t.get("cost") is None else f"{t['cost']:+.6f} USD"),
         ]
 
     def to_markdown(self) -> str:
