@@ -134,3 +134,30 @@ def test_bad_arguments_fail_before_anything_is_written(store, fifty):
     with pytest.raises(replay.SelectionError, match="unknown selection key colour"):
         replay.run(store, "echo", select={"colour": "red"})
     assert store.count() == before
+
+
+def test_interrupt_then_resume_in_python(store, fifty):
+    from .test_replay_clients import number
+
+    def stops_at_20(prompt):
+        if number(prompt) == 20:
+            raise KeyboardInterrupt
+        return prompt.user
+
+    with pytest.raises(replay.ReplayInterrupted) as info:
+        replay.run(store, stops_at_20, concurrency=1, select={"limit": 30})
+    first = info.value.report
+    assert first.status == "interrupted"
+    assert first.counts["same"] == 20
+    finished = next(store.iter_events(call_id=first.replay_id, types=["replay_finished"])).event
+    assert (finished.status, finished.counts["same"]) == ("interrupted", 20)
+
+    resumed = replay.run(store, "echo", resume=first.replay_id)
+    assert resumed.replay_id == first.replay_id
+    assert (resumed.status, resumed.total, resumed.planned) == ("completed", 30, 10)
+    assert resumed.counts == {"same": 30, "changed": 0, "error": 0}
+    compared = [
+        s.event.source_call_id
+        for s in store.iter_events(call_id=first.replay_id, types=["replay_compared"])
+    ]
+    assert sorted(compared) == sorted(fifty[:30])  # each call compared exactly once
