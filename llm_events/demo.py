@@ -26,7 +26,7 @@ NOTES = {
     "notes:sso": "Single sign-on supports SAML 2.0 and OIDC on the Business and Enterprise plans.",
     "notes:limits": "The API allows 600 requests per minute per key; bursts above that get HTTP 429.",
     "notes:export": "Data export produces JSON Lines; large workspaces are exported in parts.",
-    "notes:regions": "Data is stored in the EU (Frankfurt) or the US (Oregon), chosen at signup.",
+    "notes:regions": "Customer data lives in one region, the EU (Frankfurt) or the US (Oregon).",
 }
 
 QUESTIONS: list[tuple[str, list[str]]] = [

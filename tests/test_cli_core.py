@@ -31,15 +31,15 @@ def test_demo_records_retry_fallback_and_failure(db_path):
     result = invoke("demo")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0] == f"Recorded 9 calls (8 ok, 1 failed) as 65 events in {db_path}"
-    assert lines[1] == "  attempts: 13   retries: 1   fallbacks: 3"
+    assert lines[0] == f"Recorded 9 calls (8 ok, 1 failed) as 62 events in {db_path}"
+    assert lines[1] == "  attempts: 12   retries: 1   fallbacks: 2"
     assert "llm-events browse" in result.output
     conn = sqlite3.connect(db_path)
     types = {t for (t,) in conn.execute("SELECT DISTINCT type FROM events")}
     assert {"retry_scheduled", "fallback_taken", "attempt_failed", "route_chosen"} <= types
     assert conn.execute("SELECT count(*) FROM calls WHERE status='error'").fetchone() == (1,)
     assert conn.execute("SELECT count(*) FROM calls WHERE retries > 0").fetchone() == (1,)
-    assert conn.execute("SELECT count(*) FROM calls WHERE fallbacks > 0").fetchone() == (3,)
+    assert conn.execute("SELECT count(*) FROM calls WHERE fallbacks > 0").fetchone() == (2,)
     assert conn.execute("SELECT count(*) FROM prompts").fetchone() == (8,)
     # the failed call's prompt is not in prompts (no answer), but is in events
     (failed,) = conn.execute("SELECT call_id FROM calls WHERE status='error'").fetchone()
@@ -52,7 +52,7 @@ def test_demo_records_retry_fallback_and_failure(db_path):
 def test_verify_ok_and_tampered(db_path):
     invoke("demo")
     ok = invoke("verify")
-    assert ok.exit_code == 0 and ok.output == f"ok: 65 events verified in {db_path}\n"
+    assert ok.exit_code == 0 and ok.output == f"ok: 62 events verified in {db_path}\n"
     tamper(
         db_path, "UPDATE events SET payload = replace(payload, 'refund', 'REFUND') WHERE seq = 7"
     )
@@ -66,12 +66,12 @@ def test_rebuild(db_path):
     invoke("demo")
     before = sqlite3.connect(db_path).execute("SELECT * FROM calls ORDER BY call_id").fetchall()
     result = invoke("rebuild")
-    assert result.output == "rebuilt all projections from 65 events\n"
+    assert result.output == "rebuilt all projections from 62 events\n"
     assert (
         sqlite3.connect(db_path).execute("SELECT * FROM calls ORDER BY call_id").fetchall()
         == before
     )
-    assert invoke("rebuild", "--only", "calls").output == "rebuilt calls from 65 events\n"
+    assert invoke("rebuild", "--only", "calls").output == "rebuilt calls from 62 events\n"
     bad = CliRunner().invoke(main, ["rebuild", "--only", "nope"])
     assert bad.exit_code == 1 and "unknown projection nope" in bad.output
 
@@ -105,4 +105,4 @@ def test_console_script_in_a_subprocess(tmp_path):
     verify = subprocess.run(
         [exe, "verify", "--db", str(db)], capture_output=True, text=True, timeout=60
     )
-    assert (verify.returncode, verify.stdout) == (0, f"ok: 65 events verified in {db}\n")
+    assert (verify.returncode, verify.stdout) == (0, f"ok: 62 events verified in {db}\n")
