@@ -208,3 +208,12 @@ def test_configure_db_is_used(tmp_path, builder):
     llm_events.configure(db=target)
     llm_events.client_from_spec("echo").generate(builder.build_prompt("x"), context_builder=builder)
     assert sqlite3.connect(target).execute("SELECT count(*) FROM calls").fetchone() == (1,)
+
+
+def test_keyword_retriever_ignores_stopwords_and_plurals():
+    docs = KeywordRetriever(
+        {"billing": "Invoices are issued on the first day.", "refunds": "Refunds within 30 days."}
+    )
+    (best, *_rest) = docs.retrieve("Can I get a refund on an annual plan?", top_k=2)
+    assert best.source == "refunds" and best.score == 0.25  # refund, out of get/refund/annual/plan
+    assert docs.retrieve("the and of", top_k=2) == []
