@@ -404,8 +404,13 @@ class EventStore:
                 err, self._batch_error = self._batch_error, None
                 raise StoreError(f"background write to {self.path} failed: {err}") from err
             self._queue.extend(events)
-            if len(self._queue) >= self.batch_max:
+            backlog = len(self._queue)
+            if backlog >= self.batch_max:
                 self._queue_cond.notify_all()
+        if backlog >= 2 * self.batch_max:
+            # Backpressure: producers faster than the writer commit the backlog themselves,
+            # so the queue (and memory) stays bounded at about two batches.
+            self._drain()
 
     def _writer_loop(self) -> None:
         while not self._closed:

@@ -254,3 +254,13 @@ def test_batch_mode_through_configure_records_calls_on_flush(db_path, builder):
     assert {c for (c,) in conn.execute("SELECT call_id FROM prompts")} == {
         r.call_id for r in results
     }
+
+
+def test_batch_queue_is_bounded_when_producers_outrun_the_writer(tmp_path):
+    path = tmp_path / "bounded.db"
+    store = EventStore(path, batch=True, batch_interval=60, batch_max=100)
+    for i in range(1000):
+        store.append([ev.CallStarted(id=ev.new_id(), ts=ev.now_iso(), call_id=f"c{i}")])
+        assert len(store._queue) < 200
+    store.close()
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM calls").fetchone() == (1000,)
