@@ -245,6 +245,10 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
         ratios_llm = [ls / o for ls, o in zip(llm_s, overheads, strict=True)]
         out.update(
             llm_log_to_db_us=round(median(llm_s) * 1e6, 1),
+            # for scale: how much cheaper than llm the 3 bare commits themselves are
+            llm_vs_raw_sqlite3=round(
+                median([ls / r for ls, r in zip(llm_s, raw_s, strict=True)]), 1
+            ),
             llm_vs_overhead=round(median(ratios_llm), 1),
             llm_vs_overhead_target_min=TARGETS["llm_vs_recording_min"],
             llm_settings="sqlite_utils.Database(logs.db) + llm.migrations.migrate, as llm does",
