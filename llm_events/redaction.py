@@ -21,6 +21,10 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}",
 )
 
+#: Every default pattern needs one of these (lower-cased) in the text: a cheap test that
+#: spares the regexes on the many strings that hold no secret.
+DEFAULT_HINTS: tuple[str, ...] = ("sk-", "bearer", "api")
+
 MASK = "[REDACTED]"
 
 #: Mapping keys whose string values are masked whole (headers, config dicts).
@@ -47,22 +51,29 @@ class Redactor:
         self.sensitive_keys = (
             re.compile(sensitive_keys) if sensitive_keys and include_defaults else None
         )
-        pats: list[str | re.Pattern[str]] = list(DEFAULT_PATTERNS) if include_defaults else []
-        pats.extend(patterns or ())
-        self.patterns = [p if isinstance(p, re.Pattern) else re.compile(p) for p in pats]
+        self.defaults = [re.compile(p) for p in DEFAULT_PATTERNS] if include_defaults else []
+        self.patterns = [p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns or ()]
         self.callables = list(callables)
 
     def __call__(self, text: str) -> str:
-        for pattern in self.patterns:
-            if pattern.search(text):
-                pattern_has_group = pattern.groups >= 1
-                text = pattern.sub(
-                    (lambda m: (m.group(1) or "") + MASK) if pattern_has_group else MASK,
-                    text,
-                )
+        if self.defaults:
+            lowered = text.lower()
+            if any(hint in lowered for hint in DEFAULT_HINTS):
+                text = _mask(self.defaults, text)
+        if self.patterns:
+            text = _mask(self.patterns, text)
         for fn in self.callables:
             text = fn(text)
         return text
+
+
+def _mask(patterns: list[re.Pattern[str]], text: str) -> str:
+    """Replace each match by its group 1 (the label kept, if the pattern has one) + MASK."""
+    for pattern in patterns:
+        if pattern.search(text):
+            keep_label = pattern.groups >= 1
+            text = pattern.sub((lambda m: (m.group(1) or "") + MASK) if keep_label else MASK, text)
+    return text
 
 
 NO_REDACTION = Redactor(include_defaults=False)
