@@ -160,9 +160,29 @@ def _model_names(model: str) -> list[str]:
     return names
 
 
+_lookups: dict[tuple[str | None, str | None], Prices | None] = {}
+_lookups_table: list[dict[str, Prices]] = []
+
+
 def unit_prices(backend: str | None, model: str | None) -> Prices | None:
-    """The prices of ``backend:model``, most specific match first; ``None`` if unknown."""
+    """The prices of ``backend:model``, most specific match first; ``None`` if unknown.
+
+    Looked up once per backend and model while the table stays the same (projections ask
+    for every answer, so a rebuild asks millions of times).
+    """
     table = price_table()
+    if not _lookups_table or _lookups_table[0] is not table:
+        _lookups.clear()
+        _lookups_table[:] = [table]
+    key = (backend, model)
+    try:
+        return _lookups[key]
+    except KeyError:
+        found = _lookups[key] = _find_prices(table, backend, model)
+        return found
+
+
+def _find_prices(table: dict[str, Prices], backend: str | None, model: str | None) -> Prices | None:
     backend = (backend or "").lower()
     if model:
         names = _model_names(model)
