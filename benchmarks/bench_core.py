@@ -9,12 +9,12 @@ the baselines are interleaved with the measurement they are compared with.
 What is measured, and why this way:
 
 * ``recording``: one successful call through ``ContextBuilder.build_prompt`` +
-  ``LLMClient.generate`` with an instant client at default durability (3 commits: the
-  ``prompt_built``, then ``call_started`` + ``attempt_started``, then ``attempt_succeeded``
-  + ``call_finished``).  The overhead is that loop minus the same loop unrecorded (a builder
+  ``LLMClient.generate`` with an instant client at default durability (2 commits: the
+  builder's ``prompt_built`` with ``call_started`` + ``attempt_started`` before the request,
+  then ``attempt_succeeded`` + ``call_finished``).  The overhead is that loop minus the same loop unrecorded (a builder
   whose ``record`` is a no-op and the client's ``_generate`` called directly), so it holds
   everything recording costs (events, redaction, encoding, hashing, SQLite, projections) and
-  nothing the caller would pay anyway.  Baselines: raw ``sqlite3`` doing the same 3 commits
+  nothing the caller would pay anyway.  Baselines: raw ``sqlite3`` doing the same 2 commits
   of the same payload strings (captured from the store) into a plain table with the same
   WAL/synchronous settings, and ``llm``'s ``Response.log_to_db`` for an ``echo`` response
   of the same prompt, into a ``logs.db`` set up as ``llm`` sets it up (``migrate``).
@@ -120,6 +120,10 @@ def _time_loop(n: int, start: int, body: Callable[[int], None]) -> float:
     return (time.perf_counter() - t0) / n
 
 
+#: default durability: (prompt_built, call_started, attempt_started), (succeeded, finished)
+COMMITS_PER_CALL = 2
+
+
 def _commit_groups(store_path: str, calls: int) -> list[list[str]]:
     """The payload strings of the first ``calls`` recorded calls, grouped as they were committed."""
     conn = sqlite3.connect(store_path)
@@ -129,7 +133,7 @@ def _commit_groups(store_path: str, calls: int) -> list[list[str]]:
     conn.close()
     groups: list[list[str]] = []
     for type_, payload in rows:
-        if type_ in ("prompt_built", "call_started", "attempt_succeeded"):
+        if type_ in ("prompt_built", "attempt_succeeded"):
             groups.append([payload])
         else:
             groups[-1].append(payload)
@@ -178,11 +182,12 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
     # Warm up (imports, caches, file growth), then capture the bytes each commit wrote.
     _time_loop(calls, 0, recorded)
     groups = _commit_groups(store_path, calls)
-    assert len(groups) == 3 * calls, "expected 3 commits per call"
+    assert len(groups) == COMMITS_PER_CALL * calls, "expected 2 commits per call"
     raw = _raw_sqlite(str(tmp / "raw.db"), store.synchronous)
 
     def raw_call(i: int) -> None:
-        for payloads in groups[3 * (i % calls) : 3 * (i % calls) + 3]:
+        first = COMMITS_PER_CALL * (i % calls)
+        for payloads in groups[first : first + COMMITS_PER_CALL]:
             raw.execute("BEGIN IMMEDIATE")
             raw.executemany("INSERT INTO log (payload) VALUES (?)", [(p,) for p in payloads])
             raw.execute("COMMIT")
@@ -230,8 +235,10 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
     out: dict[str, Any] = {
         "calls_per_rep": calls,
         "reps": reps,
-        "commits_per_call": 3,
-        "payload_bytes_per_call": sum(len(p.encode()) for g in groups[:3] for p in g),
+        "commits_per_call": COMMITS_PER_CALL,
+        "payload_bytes_per_call": sum(
+            len(p.encode()) for g in groups[:COMMITS_PER_CALL] for p in g
+        ),
         "recorded_call_us": round(median(rec_s) * 1e6, 1),
         "unrecorded_call_us": round(median(base_s) * 1e6, 1),
         "overhead_us": round(overhead_us, 1),
@@ -245,7 +252,7 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
         ratios_llm = [ls / o for ls, o in zip(llm_s, overheads, strict=True)]
         out.update(
             llm_log_to_db_us=round(median(llm_s) * 1e6, 1),
-            # for scale: how much cheaper than llm the 3 bare commits themselves are
+            # for scale: how much cheaper than llm the bare commits themselves are
             llm_vs_raw_sqlite3=round(
                 median([ls / r for ls, r in zip(llm_s, raw_s, strict=True)]), 1
             ),

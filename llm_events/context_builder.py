@@ -202,7 +202,11 @@ class ContextBuilder:
         return prompt
 
     def record(self, prompt: Prompt, items: Sequence[ContextItem] = ()) -> None:
-        """Write ``prompt_built`` for ``prompt`` (refuses unstorable values before writing)."""
+        """Record ``prompt_built`` for ``prompt`` (refuses unstorable values before writing).
+
+        The event is committed with the first write of the call that sends the prompt (one
+        commit fewer per call), or at flush, close or exit if no call sends it.
+        """
         policy = self.on_store_error or settings().on_store_error
         event = prompt_built_event(
             prompt, settings().redactor, builder=type(self).__name__, context=items
@@ -210,5 +214,5 @@ class ContextBuilder:
         if not settings().enabled:
             return
         store = resolve_store(self.store, policy)
-        if store is not None and emit(store, [event], policy, what="prompt_built"):
+        if store is not None and emit(store, [event], policy, what="prompt_built", defer=True):
             mark_recorded(prompt, event, store)

@@ -84,11 +84,22 @@ def current_call() -> CallScope | None:
 
 
 def emit(
-    store: EventStore, events: Sequence[ev.Event], on_store_error: str, *, what: str = ""
+    store: EventStore,
+    events: Sequence[ev.Event],
+    on_store_error: str,
+    *,
+    what: str = "",
+    defer: bool = False,
 ) -> bool:
-    """Append events; on failure raise :class:`RecordingError` or warn (returns False)."""
+    """Append (or, with ``defer``, hold for the next append) events; on failure raise
+    :class:`RecordingError` or warn (returns False)."""
     try:
-        store.append(events)
+        if defer:
+            if store.readonly:
+                raise StoreError(f"event store {store.path} is open read-only")
+            store.defer(events)
+        else:
+            store.append(events)
         return True
     except (StoreError, sqlite3.Error, OSError) as e:
         message = f"could not record {what or 'events'} to {store.path or 'the store'}: {e}"

@@ -37,6 +37,8 @@ STORE_SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4C4C4D45
 
 _GENESIS = ""
+#: Events held by :meth:`EventStore.defer` before they are written on their own.
+DEFER_MAX = 1000
 _MISSING = object()
 
 
@@ -161,6 +163,8 @@ class EventStore:
         self._batch_error: BaseException | None = None
         self._writer: threading.Thread | None = None
         self._checkpointer: _Checkpointer | None = None
+        self._deferred: list[ev.Event] = []
+        self._deferred_lock = threading.Lock()
         self._open_checked()
         self.batch = batch
         if batch:
@@ -320,7 +324,43 @@ class EventStore:
             return
         self._append_now(events, ignore_existing=ignore_existing)
 
+    def defer(self, events: Sequence[ev.Event]) -> None:
+        """Hold events until the next append, which commits them first in its transaction.
+
+        For events that need not be durable on their own (a ``prompt_built`` matters once a
+        call sends the prompt): it saves a commit.  :meth:`flush`, :meth:`close` and exit
+        write what is still held, and so does holding more than ``DEFER_MAX`` events.
+        """
+        if self.batch:
+            self._enqueue(events)
+            return
+        with self._deferred_lock:
+            self._deferred.extend(events)
+            full = len(self._deferred) >= DEFER_MAX
+        if full:
+            self._append_now(())
+
+    def _take_deferred(self) -> list[ev.Event]:
+        with self._deferred_lock:
+            taken, self._deferred = self._deferred, []
+        return taken
+
+    def _restore_deferred(self, taken: list[ev.Event]) -> None:
+        if taken:
+            with self._deferred_lock:
+                self._deferred[:0] = taken
+
     def _append_now(self, events: Sequence[ev.Event], *, ignore_existing: bool = False) -> None:
+        deferred = self._take_deferred() if self._deferred else []
+        try:
+            self._commit_events([*deferred, *events], ignore_existing=ignore_existing)
+        except BaseException:
+            self._restore_deferred(deferred)
+            raise
+
+    def _commit_events(self, events: Sequence[ev.Event], *, ignore_existing: bool = False) -> None:
+        if not events:
+            return
         encoded = [(e, ev.encode(e)) for e in events]
         if self.readonly:
             raise StoreError(f"event store {self.path} is open read-only")
@@ -431,7 +471,9 @@ class EventStore:
                 self._append_now(pending)
 
     def flush(self) -> None:
-        """Commit everything queued in batch mode; raise if a background write failed."""
+        """Commit held and queued events; raise if a background write failed."""
+        if self._deferred:
+            self._append_now(())
         if not self.batch:
             return
         self._drain()
@@ -737,7 +779,7 @@ _live_stores: weakref.WeakSet[EventStore] = weakref.WeakSet()
 @atexit.register
 def _flush_all_at_exit() -> None:
     for store in list(_live_stores):
-        if store.batch and not store._closed:
+        if (store.batch or store._deferred) and not store._closed:
             try:
                 store.flush()
             except Exception as e:  # exiting: report, don't hide

@@ -138,6 +138,7 @@ def test_secrets_are_redacted_before_write(db_path, builder):
 def test_custom_redaction_patterns_and_callables(db_path, builder):
     llm_events.configure(redact=[r"\b\d{3}-\d{2}-\d{4}\b", lambda s: s.replace("Alice", "[NAME]")])
     builder.build_prompt("Alice's SSN is 123-45-6789, key sk-abcdefghijklmnop")
+    llm_events.flush()
     (payload,) = sqlite3.connect(db_path).execute("SELECT payload FROM events").fetchone()
     assert "123-45-6789" not in payload and "Alice" not in payload
     assert "[NAME]" in payload and "sk-[REDACTED]" in payload

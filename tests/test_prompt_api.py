@@ -58,6 +58,7 @@ def test_builder_retrieves_dedupes_ranks_and_records_context(store):
     more = KeywordRetriever(["annual refunds are pro rata"], name="more")
     builder = ContextBuilder([docs, more], token_budget=200, store=store)
     prompt = builder.build_prompt("are refunds possible", intent="faq", error_log="E1", top_k=5)
+    store.flush()
     assert prompt.origin == "context_builder"
     assert prompt.examples[0].lower() == "refunds are possible within 30 days"
     assert len([e for e in prompt.examples if e.lower().startswith("refunds")]) == 1

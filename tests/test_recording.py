@@ -301,3 +301,44 @@ def test_recording_can_be_disabled(db_path, builder):
     assert not db_path.exists() or sqlite3.connect(db_path).execute(
         "SELECT count(*) FROM events"
     ).fetchone() == (0,)
+
+
+def test_prompt_built_goes_out_with_the_calls_first_commit(db_path, builder):
+    prompt = builder.build_prompt("deferred until sent")
+    assert not db_path.exists() or sqlite3.connect(db_path).execute(
+        "SELECT count(*) FROM events"
+    ).fetchone() == (0,)
+    result = llm_events.client_from_spec("echo").generate(prompt, context_builder=builder)
+    rows = sqlite3.connect(db_path).execute("SELECT type FROM events ORDER BY seq").fetchall()
+    assert [t for (t,) in rows] == [
+        "prompt_built",
+        "call_started",
+        "attempt_started",
+        "attempt_succeeded",
+        "call_finished",
+    ]
+    assert sqlite3.connect(db_path).execute("SELECT prompt_preview FROM calls").fetchone() == (
+        "deferred until sent",
+    )
+    assert result.call_id is not None
+
+
+def test_prompts_built_but_never_sent_are_written_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "exit.db"
+    code = (
+        "import llm_events\n"
+        f"llm_events.configure(db={str(db)!r})\n"
+        "b = llm_events.ContextBuilder()\n"
+        "for i in range(3): b.build_prompt(f'never sent {i}')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    users = [
+        u
+        for (u,) in sqlite3.connect(db).execute(
+            "SELECT json_extract(payload, '$.user') FROM events WHERE type = 'prompt_built'"
+        )
+    ]
+    assert users == ["never sent 0", "never sent 1", "never sent 2"]
