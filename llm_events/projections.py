@@ -172,7 +172,10 @@ class CallsProjection(Projection):
         conn.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_status ON calls(status, started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_model ON calls(model, started_at)")
-        conn.execute("CREATE INDEX IF NOT EXISTS calls_parent ON calls(parent_call_id)")
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS calls_parent ON calls(parent_call_id) "
+            "WHERE parent_call_id IS NOT NULL"
+        )
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         todo: list[tuple[int, Any, str]] = []
@@ -633,7 +636,15 @@ class ReplaysProjection(Projection):
                     "INSERT INTO replays (replay_id, started_at, status, against, compare, "
                     "selection, total) VALUES (?,?,?,?,?,?,?) ON CONFLICT(replay_id) DO UPDATE "
                     "SET status = 'running', finished_at = NULL, resumes = resumes + 1",
-                    (e.replay_id, e.ts, "running", e.against, e.compare, dumps(e.selection), e.total),
+                    (
+                        e.replay_id,
+                        e.ts,
+                        "running",
+                        e.against,
+                        e.compare,
+                        dumps(e.selection),
+                        e.total,
+                    ),
                 )
             elif isinstance(e, ev.ReplayFinished):
                 c = e.counts

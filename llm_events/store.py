@@ -91,7 +91,6 @@ _SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS events_call_id ON events(call_id, seq) WHERE call_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS events_type ON events(type, seq)",
-    "CREATE INDEX IF NOT EXISTS events_ts ON events(ts)",
     """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events BEGIN
         SELECT RAISE(ABORT, 'events is append-only: UPDATE is not allowed');
     END""",
@@ -423,12 +422,11 @@ class EventStore:
         return out
 
     def _project(self, conn: sqlite3.Connection, applied: list[tuple[int, ev.Event]]) -> None:
+        # Applied in the append's own transaction, so every projection whose version is
+        # current is at the head of the log: no per-append checkpoint write is needed
+        # (``_projections.last_seq`` records where the last rebuild ended).
         for projection in self.projections:
             projection.apply(conn, applied)
-        conn.execute(
-            "UPDATE _projections SET last_seq = ?",
-            (applied[-1][0],),
-        )
 
     # --- batch mode ------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ TAIL = """## Tables
 | `prompts` | the seed's PromptDB: one row per answered call (+ `call_id`, `system`); `prompts_fts` indexes `text` and `response_text` | yes |
 | `replay_results` | one row per compared call of a replay run | yes |
 | `_meta` | the chain head (`head` = `seq:hash`) | no |
-| `_projections` | each projection's last applied `seq` and version | yes |
+| `_projections` | each projection's version, and the `seq` its last rebuild reached (projections are applied in the append's own transaction, so a current version means up to date) | yes |
 
 `PRAGMA user_version` is the store schema version; `PRAGMA application_id` is `0x4C4C4D45`.
 """
