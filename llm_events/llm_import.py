@@ -177,7 +177,11 @@ class _Row:
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {r[1] for r in conn.execute(f"PRAGMA table_info([{table}])")}
+    """The columns of one of ``llm``'s tables (none if it is missing): ``llm`` writes its
+    logs with sqlite-utils, so its introspection reads them the way they were made."""
+    import sqlite_utils
+
+    return set(sqlite_utils.Database(conn)[table].columns_dict)
 
 
 def _legacy_rows(conn: sqlite3.Connection) -> Iterator[_Row]:
@@ -333,7 +337,9 @@ def _open(path: str | os.PathLike[str]) -> sqlite3.Connection:
         raise ValueError(f"no llm logs.db at {target}")
     try:
         conn = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True)
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        import sqlite_utils
+
+        tables = set(sqlite_utils.Database(conn).table_names())
     except sqlite3.DatabaseError as e:
         raise ValueError(f"{target} is not an SQLite file: {e}") from None
     if "responses" not in tables and "turns" not in tables:
