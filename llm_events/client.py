@@ -89,6 +89,7 @@ class LLMClient:
     params: dict[str, Any] = {}
     store: StoreSpec = None
     on_store_error: str | None = None
+    log_prompts: bool = True
 
     def __init__(
         self,
@@ -174,7 +175,7 @@ class LLMClient:
         check_origin(prompt)
         if _in_override.get() is self:  # an override calling super().generate()
             return self._generate(prompt, context_builder=context_builder)
-        with call_scope(self.store, self.on_store_error) as (scope, owner):
+        with call_scope(self.store, self.on_store_error, record=self.log_prompts) as (scope, owner):
             scope.start(prompt, client=self.name, model=self.model_label())
             chain = self._chain(prompt, backend)
             last_exc: BaseException | None = None
@@ -399,7 +400,7 @@ def _recorded_override(user_generate: Callable[..., Any]) -> Callable[..., Any]:
             raise TypeError(f"{type(self).__name__}.generate() needs a context_builder argument")
         check_origin(prompt)
         parse_fn = kwargs.get("parse_fn")
-        with call_scope(self.store, self.on_store_error) as (scope, owner):
+        with call_scope(self.store, self.on_store_error, record=self.log_prompts) as (scope, owner):
             scope.start(prompt, client=self.name, model=self.model_label())
 
             def work() -> Any:

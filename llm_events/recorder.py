@@ -481,10 +481,11 @@ class CallScope:
 
 @contextlib.contextmanager
 def call_scope(
-    store: StoreSpec = None, on_store_error: str | None = None
+    store: StoreSpec = None, on_store_error: str | None = None, *, record: bool = True
 ) -> Iterator[tuple[CallScope, bool]]:
     """Join the open call, or open a new one; yields ``(scope, owner)``.
 
+    ``record=False`` (a client's ``log_prompts=False``) records nothing of a call it opens.
     The owner finishes the call when the block ends: ``call_finished`` with status ``ok``,
     or ``error`` when the block raises (the exception propagates unchanged).
     """
@@ -493,6 +494,8 @@ def call_scope(
         yield outer, False
         return
     scope = CallScope(store, on_store_error, _options.get())
+    if not record:  # a client made with log_prompts=False
+        scope.recording = False
     token = _current.set(scope)
     try:
         yield scope, True

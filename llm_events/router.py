@@ -82,7 +82,10 @@ class LLMRouter(LLMClient):
         backend: str | None = None,
     ) -> LLMResult:
         check_origin(prompt)
-        with call_scope(self.store, self.on_store_error) as (scope, _owner):
+        with call_scope(self.store, self.on_store_error, record=self.log_prompts) as (
+            scope,
+            _owner,
+        ):
             scope.start(prompt, client=self.name, model=None)
             role, reason, tokens = self.choose(prompt)
             other = "local" if role == "remote" else "remote"

@@ -238,6 +238,8 @@ async def stream_call(
         if outer is not None
         else CallScope(client.store, client.on_store_error, recorder._options.get())
     )
+    if owner and not client.log_prompts:
+        scope.recording = False
     error: BaseException | None = None
     try:
         scope.start(prompt, client=client.name, model=client.model_label())

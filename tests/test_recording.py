@@ -342,3 +342,22 @@ def test_prompts_built_but_never_sent_are_written_at_exit(tmp_path):
         )
     ]
     assert users == ["never sent 0", "never sent 1", "never sent 2"]
+
+
+def test_log_prompts_false_records_nothing_of_its_calls(db_path, builder):
+    import asyncio
+
+    quiet = llm_events.client_from_spec("echo")
+    quiet.log_prompts = False
+    prompt = builder.build_prompt("not logged")
+    assert quiet.generate(prompt, context_builder=builder).text == "not logged"
+
+    async def stream():
+        return [c async for c in quiet.async_generate(prompt, context_builder=builder)]
+
+    assert "".join(asyncio.run(stream())) == "not logged"
+    llm_events.flush()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT count(*) FROM calls").fetchone() == (0,)
+    # the builder still recorded the prompt it made
+    assert conn.execute("SELECT count(*) FROM events WHERE type='prompt_built'").fetchone() == (1,)
