@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import events as ev
+from .llm_usage import detail_tokens
 from .store import EventStore
 from .tokens import estimate_prompt_tokens, estimate_tokens
 
@@ -62,18 +63,6 @@ def _json(text: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _detail(details: Any, name: str) -> int | None:
-    if not isinstance(details, dict):
-        return None
-    value = details.get(name)
-    if isinstance(value, int):
-        return value
-    for nested in details.values():
-        if isinstance(nested, dict) and isinstance(nested.get(name), int):
-            return nested[name]
-    return None
 
 
 class _Row:
@@ -158,8 +147,7 @@ class _Row:
                 raw=self.raw,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                cached_tokens=_detail(self.details, "cached_tokens"),
-                reasoning_tokens=_detail(self.details, "reasoning_tokens"),
+                **detail_tokens(self.details),
                 tokens_estimated=estimated,
                 latency_ms=latency,
             ),

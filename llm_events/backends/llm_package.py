@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..client import LLMClient, attach_details
+from ..llm_usage import detail_tokens
 from ..prompt import LLMResult, Prompt
 from ..streaming import StreamChunk
 from .errors import from_foreign
@@ -139,7 +140,7 @@ class LLMPackageBackend(LLMClient):
             input_tokens=input_tokens,
             output_tokens=output_tokens,
         )
-        return attach_details(result, **_detail_tokens(details))
+        return attach_details(result, **detail_tokens(details))
 
     def _stream(self, prompt: Prompt, *, context_builder: Any) -> Iterator[StreamChunk]:
         try:
@@ -155,24 +156,5 @@ class LLMPackageBackend(LLMClient):
             output_tokens=output_tokens,
             raw=self._raw(response),
             finish_reason="stop",
-            **_detail_tokens(details),
+            **detail_tokens(details),
         )
-
-
-def _detail_tokens(details: dict[str, Any]) -> dict[str, int | None]:
-    """Cached and reasoning tokens from ``llm``'s provider-specific usage details."""
-
-    def find(*names: str) -> int | None:
-        for name in names:
-            value = details.get(name)
-            if isinstance(value, int):
-                return value
-            for nested in details.values():
-                if isinstance(nested, dict) and isinstance(nested.get(name), int):
-                    return nested[name]
-        return None
-
-    return {
-        "cached_tokens": find("cached_tokens", "cache_read_input_tokens"),
-        "reasoning_tokens": find("reasoning_tokens"),
-    }
