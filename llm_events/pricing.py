@@ -164,13 +164,17 @@ _lookups: dict[tuple[str | None, str | None], Prices | None] = {}
 _lookups_table: list[dict[str, Prices]] = []
 
 
-def unit_prices(backend: str | None, model: str | None) -> Prices | None:
+def unit_prices(
+    backend: str | None, model: str | None, table: dict[str, Prices] | None = None
+) -> Prices | None:
     """The prices of ``backend:model``, most specific match first; ``None`` if unknown.
 
     Looked up once per backend and model while the table stays the same (projections ask
-    for every answer, so a rebuild asks millions of times).
+    for every answer, so a rebuild asks millions of times).  ``table`` is a snapshot from
+    :func:`price_table` (a projection takes one per batch); by default the current one.
     """
-    table = price_table()
+    if table is None:
+        table = price_table()
     if not _lookups_table or _lookups_table[0] is not table:
         _lookups.clear()
         _lookups_table[:] = [table]
@@ -198,14 +202,19 @@ def _find_prices(table: dict[str, Prices], backend: str | None, model: str | Non
     return table.get(f"{backend}:*")
 
 
-def price_call(success: Any, backend: str | None, model: str | None) -> float | None:
+def price_call(
+    success: Any,
+    backend: str | None,
+    model: str | None,
+    table: dict[str, Prices] | None = None,
+) -> float | None:
     """The cost of one answer: the backend's own figure if it gave one, else the table's.
 
     ``None`` when the model has no price or the token counts are missing.
     """
     if getattr(success, "cost", None) is not None:
         return success.cost
-    prices = unit_prices(backend, model)
+    prices = unit_prices(backend, model, table)
     input_tokens = getattr(success, "input_tokens", None)
     output_tokens = getattr(success, "output_tokens", None)
     if prices is None or input_tokens is None or output_tokens is None:

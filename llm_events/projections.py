@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from . import events as ev
-from .pricing import price_call
+from .pricing import price_call, price_table
 
 _json = msgspec.json.Encoder()
 _decode_any = msgspec.json.Decoder()
@@ -189,6 +189,7 @@ class CallsProjection(Projection):
             todo.append((seq, event, call_id))
         if not todo:
             return
+        self.prices = price_table()  # one snapshot per batch, not one per answer
         # call_id -> (row being folded, the row as stored before this batch or None if new)
         state: dict[str, tuple[dict[str, Any], tuple | None]] = {}
         stored = self._load_many(conn, {call_id for _s, _e, call_id in todo})
@@ -325,7 +326,7 @@ class CallsProjection(Projection):
         row["input_tokens"] = e.input_tokens
         row["output_tokens"] = e.output_tokens
         row["tokens_estimated"] = int(e.tokens_estimated)
-        row["cost"] = price_call(e, row["backend"], row["model"])
+        row["cost"] = price_call(e, row["backend"], row["model"], self.prices)
         row["response_preview"] = _preview(e.text)
 
     def _call_finished(
@@ -453,6 +454,7 @@ class PromptsProjection(Projection):
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         rows = []
+        self.prices = price_table()  # one snapshot per batch, not one per answer
         for _seq, e in batch:
             if isinstance(e, ev.PromptBuilt):
                 self.prompts.put(e.prompt_id, e)
@@ -523,7 +525,7 @@ class PromptsProjection(Projection):
             success.input_tokens,
             success.output_tokens,
             success.latency_ms if success.latency_ms is not None else done.latency_ms,
-            price_call(success, backend, model),
+            price_call(success, backend, model, self.prices),
             backend,
         )
 
