@@ -110,3 +110,19 @@ def test_a_script_in_a_prompt_shows_as_text_and_never_runs(server, page, tmp_pat
         assert page.evaluate("() => document.querySelectorAll('td script').length") == 0
     assert page.dialogs == []  # type: ignore[attr-defined]
     page.screenshot(path=str(tmp_path / "xss.png"), full_page=True)
+
+
+def test_rows_come_first_and_column_notes_fold(server, page):
+    browse, _sample = server
+    page.goto(f"{browse.base}/{DB}/calls")
+    folded = page.locator("details.column-descriptions-folded")
+    assert folded.count() == 1
+    assert folded.locator("summary").inner_text() == "What the 27 columns mean"
+    assert not page.locator("dl.column-descriptions").is_visible()  # closed until asked
+    # the first row is on the first screen (900 px), not below a page of descriptions
+    first_row = page.locator("table.rows-and-columns tbody tr").first.bounding_box()
+    assert first_row is not None and first_row["y"] < 900
+    status = page.locator("th[data-column=status]").get_attribute("title")
+    assert status is not None and status.startswith("ok (answered)")
+    folded.locator("summary").click()
+    assert page.locator("dl.column-descriptions").is_visible()
