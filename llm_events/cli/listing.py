@@ -406,7 +406,9 @@ def search_command(
 # --- stats -----------------------------------------------------------------------------------
 
 
-@click.command(name="stats")
+@click.command(
+    name="stats", short_help="Failure rate, retries, fallbacks, tokens, cost, latency per model."
+)
 @db_option
 @call_filter_options(limit=None, json_help="Print the figures as JSON.")
 @friendly_errors

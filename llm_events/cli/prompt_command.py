@@ -62,7 +62,9 @@ def _call_row(call_id: str | None) -> dict[str, Any]:
     return {} if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
-@click.command(name="prompt")
+@click.command(
+    name="prompt", short_help="Send one prompt to a model (any client spec) and record the call."
+)
 @click.argument("text")
 @click.option(
     "-m",
