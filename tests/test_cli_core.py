@@ -106,3 +106,27 @@ def test_console_script_in_a_subprocess(tmp_path):
         [exe, "verify", "--db", str(db)], capture_output=True, text=True, timeout=60
     )
     assert (verify.returncode, verify.stdout) == (0, f"ok: 62 events verified in {db}\n")
+
+
+def test_show_flags_a_running_call_whose_process_went_silent(db_path):
+    import time
+
+    from llm_events import EventStore
+    from llm_events import events as ev
+
+    store = EventStore(db_path)
+    hour_ago = ev.now_iso(time.time() - 3600)
+    call_id = ev.new_id()
+    store.append(
+        [
+            ev.CallStarted(id=ev.new_id(), ts=hour_ago, call_id=call_id, client="crashed"),
+            ev.AttemptStarted(id=ev.new_id(), ts=hour_ago, call_id=call_id, attempt=1, backend="b"),
+        ]
+    )
+    fresh = ev.new_id()
+    store.append([ev.CallStarted(id=ev.new_id(), ts=ev.now_iso(), call_id=fresh, client="live")])
+    store.close()
+    stalled = invoke("show", call_id).output
+    assert "  status    running (1 attempt(s), 0 retries, 0 fallback(s))" in stalled
+    assert "  note      no event for 60 min: the process may have died mid-request" in stalled
+    assert "note" not in invoke("show", fresh).output

@@ -154,6 +154,24 @@ def show_command(db: Path | None, call_id: str, as_json: bool, full: bool) -> No
     echo_lines(_show_lines(call, answer, events, full))
 
 
+#: A running call with no event for this long is probably abandoned (its process died).
+STALLED_AFTER_S = 600
+
+
+def _stalled_for(events: list[dict[str, Any]]) -> str | None:
+    """How long a running call has been silent, if longer than :data:`STALLED_AFTER_S`."""
+    from ..events import parse_iso
+
+    last = max((e["ts"] for e in events if e.get("ts")), default=None)
+    if last is None:
+        return None
+    silent = time.time() - parse_iso(last)
+    if silent < STALLED_AFTER_S:
+        return None
+    minutes = int(silent // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
+
+
 def _show_lines(
     call: dict[str, Any], answer: dict[str, Any] | None, events: list[dict[str, Any]], full: bool
 ) -> list[str]:
@@ -166,6 +184,12 @@ def _show_lines(
         f"{call.get('fallbacks') or 0} fallback(s)"
     )
     out.append(f"  status    {status} ({counts})")
+    stalled = _stalled_for(events) if status == "running" else None
+    if stalled is not None:
+        out.append(
+            f"  note      no event for {stalled}: the process may have died mid-request "
+            "(what was sent is in the timeline)"
+        )
     if status == "error":
         out.append(f"  error     {call.get('error_type')}: {one_line(call.get('error_message'))}")
     out.append(f"  answered  {call.get('backend') or '-'} / {call.get('model') or '-'}")
