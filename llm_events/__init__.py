@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .prompt_db import PromptDB, fetch_logs
     from .recorder import RecordingError, RecordingLostWarning, call_options, current_call
     from .redaction import Redactor, UnstorableValueError
-    from .retry import with_retry
+    from .retry import with_retry, with_retry_async
     from .router import LLMRouter
     from .settings import client_from_settings
     from .specs import client_from_spec
@@ -56,6 +56,7 @@ _LAZY: dict[str, str] = {
     "Redactor": "redaction",
     "UnstorableValueError": "redaction",
     "with_retry": "retry",
+    "with_retry_async": "retry",
     "LLMRouter": "router",
     "client_from_settings": "settings",
     "client_from_spec": "specs",
@@ -96,6 +97,7 @@ __all__ = [
     "register_backend",
     "resolve_db_path",
     "with_retry",
+    "with_retry_async",
 ]
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .recorder import call_scope
+from .recorder import call_scope, current_call
 
 T = TypeVar("T")
 
@@ -22,12 +23,43 @@ def retry_after_seconds(exc: BaseException) -> float | None:
         return None
 
 
+Exc = type[BaseException] | tuple[type[BaseException], ...]
+
+
+def _wait_before_retry(
+    error: BaseException,
+    attempt: int,
+    attempts: int,
+    backoff: float,
+    jitter: float,
+    logger: logging.Logger | None,
+) -> float:
+    """The pause before the next try (logged, and recorded as ``retry_scheduled``)."""
+    wait = backoff + (random.uniform(0, backoff * jitter) if jitter else 0.0)
+    hinted = retry_after_seconds(error)
+    if hinted is not None and hinted > wait:
+        wait = hinted
+    if logger is not None:
+        logger.warning(
+            "attempt %d/%d failed (%s: %s); retrying in %.2fs",
+            attempt,
+            attempts,
+            type(error).__name__,
+            error,
+            wait,
+        )
+    scope = current_call()
+    if scope is not None:
+        scope.retry_scheduled(attempt, wait, error)
+    return wait
+
+
 def with_retry(
     func: Callable[[], T],
     *,
     attempts: int = 3,
     delay: float = 1.0,
-    exc: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    exc: Exc = Exception,
     logger: logging.Logger | None = None,
     jitter: float = 0.0,
 ) -> T:
@@ -41,28 +73,45 @@ def with_retry(
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
     backoff = delay
-    with call_scope() as (scope, _owner):
+    with call_scope():
         for attempt in range(1, attempts + 1):
             try:
                 return func()
             except exc as e:
                 if attempt >= attempts:
                     raise
-                wait = backoff + (random.uniform(0, backoff * jitter) if jitter else 0.0)
-                hinted = retry_after_seconds(e)
-                if hinted is not None and hinted > wait:
-                    wait = hinted
-                if logger is not None:
-                    logger.warning(
-                        "attempt %d/%d failed (%s: %s); retrying in %.2fs",
-                        attempt,
-                        attempts,
-                        type(e).__name__,
-                        e,
-                        wait,
-                    )
-                scope.retry_scheduled(attempt, wait, e)
-                time.sleep(wait)
+                time.sleep(_wait_before_retry(e, attempt, attempts, backoff, jitter, logger))
+                backoff *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def with_retry_async(
+    func: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = 3,
+    delay: float = 1.0,
+    exc: Exc = Exception,
+    logger: logging.Logger | None = None,
+    jitter: float = 0.0,
+) -> T:
+    """:func:`with_retry` for coroutines: ``await with_retry_async(lambda: client.agenerate(...))``.
+
+    Same backoff, filter and recording (one call, a ``retry_scheduled`` per retry); it waits
+    with ``asyncio.sleep``, so the event loop keeps running.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    backoff = delay
+    with call_scope():
+        for attempt in range(1, attempts + 1):
+            try:
+                return await func()
+            except exc as e:
+                if attempt >= attempts:
+                    raise
+                await asyncio.sleep(
+                    _wait_before_retry(e, attempt, attempts, backoff, jitter, logger)
+                )
                 backoff *= 2
     raise AssertionError("unreachable")  # pragma: no cover
 

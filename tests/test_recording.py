@@ -361,3 +361,37 @@ def test_log_prompts_false_records_nothing_of_its_calls(db_path, builder):
     assert conn.execute("SELECT count(*) FROM calls").fetchone() == (0,)
     # the builder still recorded the prompt it made
     assert conn.execute("SELECT count(*) FROM events WHERE type='prompt_built'").fetchone() == (1,)
+
+
+def test_with_retry_async_records_one_call_and_does_not_block(db_path, builder, monkeypatch):
+    import asyncio
+
+    slept: list[float] = []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    client = Scripted(Overloaded("busy"), "async answer")
+    prompt = builder.build_prompt("async q")
+
+    result = asyncio.run(
+        llm_events.with_retry_async(
+            lambda: client.agenerate(prompt, context_builder=builder), attempts=3, delay=0.5
+        )
+    )
+    assert result.text == "async answer"
+    assert slept == [0.5]
+    call_id = only_call(db_path)
+    assert types_of(db_path, call_id) == [
+        "call_started",
+        "attempt_started",
+        "attempt_failed",
+        "retry_scheduled",
+        "attempt_started",
+        "attempt_succeeded",
+        "call_finished",
+    ]
+    assert sqlite3.connect(db_path).execute(
+        "SELECT status, attempts, retries FROM calls"
+    ).fetchone() == ("ok", 2, 1)
