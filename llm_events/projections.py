@@ -388,7 +388,7 @@ class PromptsProjection(Projection):
     """``prompts``: the seed's PromptDB table, one row per answered call, searchable."""
 
     name = "prompts"
-    version = 1
+    version = 2  # 2: ``prompt`` holds the user text, as the original's did (was JSON)
     tables = ("prompts",)
 
     def __init__(self) -> None:
@@ -490,18 +490,8 @@ class PromptsProjection(Projection):
             confs = prompt.metadata.get("vector_confidences")
             if not isinstance(confs, list):
                 confs = [] if prompt.vector_confidence is None else [prompt.vector_confidence]
-            prompt_json = dumps(
-                {
-                    "system": prompt.system,
-                    "user": prompt.user,
-                    "examples": prompt.examples,
-                    "tags": prompt.tags,
-                    "metadata": prompt.metadata,
-                    "origin": prompt.origin,
-                }
-            )
             values = (
-                prompt_json,
+                prompt.user,  # the original PromptDB wrote the user text to prompt and text
                 prompt.user,
                 prompt.system,
                 dumps(prompt.examples),

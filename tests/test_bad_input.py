@@ -101,7 +101,8 @@ def test_unicode_and_nested_values_round_trip(db_path, builder):
     row = (
         sqlite3.connect(db_path)
         .execute(
-            "SELECT text, response_text, response_parsed, json_extract(prompt, '$.metadata') FROM prompts"
+            "SELECT p.text, p.response_text, p.response_parsed, json_extract(e.payload, '$.metadata') "
+            "FROM prompts p JOIN calls c USING (call_id) JOIN events e ON e.id = c.prompt_id"
         )
         .fetchone()
     )

@@ -40,8 +40,8 @@ def test_basic_usage_echo_client_is_recorded(db_path, capsys):
     ]
     (row,) = _rows(db_path, "SELECT status, backend, attempts, response_preview FROM calls")
     assert row == ("ok", "EchoClient", 1, "HELLO")
-    (logged,) = _rows(db_path, "SELECT text, response_text, call_id FROM prompts")
-    assert logged == ("hello", "HELLO", result.call_id)
+    (logged,) = _rows(db_path, "SELECT prompt, text, response_text, call_id FROM prompts")
+    assert logged == ("hello", "hello", "HELLO", result.call_id)  # as the original wrote them
 
 
 def test_retry_snippet(db_path):

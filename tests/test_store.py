@@ -264,3 +264,22 @@ def test_batch_queue_is_bounded_when_producers_outrun_the_writer(tmp_path):
         assert len(store._queue) < 200
     store.close()
     assert sqlite3.connect(path).execute("SELECT count(*) FROM calls").fetchone() == (1000,)
+
+
+def test_a_projection_whose_version_changed_is_rebuilt_on_open(db_path, builder):
+    import llm_events
+
+    record_calls(db_path, builder, 2)
+    llm_events.config.reset()
+    conn = sqlite3.connect(db_path)
+    # as a file written by the previous version left it: prompts v1 held the prompt as JSON
+    conn.execute('UPDATE prompts SET prompt = \'{"user": "old layout"}\'')
+    conn.execute("UPDATE _projections SET version = 1 WHERE name = 'prompts'")
+    conn.commit()
+    conn.close()
+    store = EventStore(db_path)
+    rows = store.conn().execute("SELECT prompt, text FROM prompts ORDER BY id").fetchall()
+    assert rows == [("question 0", "question 0"), ("question 1", "question 1")]
+    assert store.conn().execute(
+        "SELECT version FROM _projections WHERE name = 'prompts'"
+    ).fetchone() == (2,)
