@@ -11,6 +11,7 @@ newer version) decode to :class:`UnknownEvent`, which projections skip.
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from datetime import UTC
@@ -318,6 +319,11 @@ def answered_call_events(
 _id_lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+#: The random part of ids: seeded from os.urandom, and again in a forked child (two
+#: processes must not share a sequence).  Ids need uniqueness, not secrecy, and one
+#: ``getrandbits`` costs a tenth of an ``os.urandom`` system call.
+_rng = random.Random()
+os.register_at_fork(after_in_child=_rng.seed)
 
 
 def new_id() -> str:
@@ -332,24 +338,32 @@ def new_id() -> str:
                 ms += 1
                 _counter = 0
         else:
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+            _counter = _rng.getrandbits(10)
         _last_ms = ms
         counter = _counter
-    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
-    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | _rng.getrandbits(62)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+#: (whole second, its formatted date and time): events come many to a second.
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def now_iso(t: float | None = None) -> str:
     """ISO-8601 UTC with microseconds and a ``Z``: sorts as text, reads in Datasette."""
+    global _second_cache
     if t is None:
         t = time.time()
     secs = int(t)
     micros = int(round((t - secs) * 1_000_000))
     if micros >= 1_000_000:
         secs, micros = secs + 1, micros - 1_000_000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{micros:06d}Z"
+    cached_secs, prefix = _second_cache
+    if cached_secs != secs:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        _second_cache = (secs, prefix)
+    return f"{prefix}.{micros:06d}Z"
 
 
 def parse_iso(ts: str) -> float:
