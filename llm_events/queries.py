@@ -25,7 +25,9 @@ class QueryError(ValueError):
 
 #: The store schema these queries read (``llm_events.store.STORE_SCHEMA_VERSION``; a test
 #: keeps the two equal).  Kept here so reading needs no import of the store (start-up time).
-READS_SCHEMA = 1
+READS_SCHEMA = 2
+#: The oldest store schema these queries read as well: schema 2 changed an index, not a table.
+READS_SCHEMA_FROM = 1
 
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
@@ -49,7 +51,7 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
         raise QueryError(f"cannot open event store {target}: {e}") from None
-    if version != READS_SCHEMA:
+    if not READS_SCHEMA_FROM <= version <= READS_SCHEMA:
         conn.close()
         from .store import EventStore  # its checks give the precise message (newer, foreign)
 

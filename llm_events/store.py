@@ -32,7 +32,8 @@ from .projections import Projection, default_projections
 from .views import VIEW_SQL
 
 #: Version of the file layout this code writes; older files are migrated in place.
-STORE_SCHEMA_VERSION = 1
+#: 2: ``events_type`` indexes only the sparse event types (see SPARSE_TYPES).
+STORE_SCHEMA_VERSION = 2
 #: Written to ``PRAGMA application_id`` so a file can be recognised as ours ("LLME").
 APPLICATION_ID = 0x4C4C4D45
 
@@ -78,6 +79,24 @@ def row_hash(
     return h.hexdigest()
 
 
+#: Event types the ``events_type`` index covers: the ones a store may hold few of, which a
+#: scan would have to read the whole log to find.  The five types every call writes are each
+#: a large share of the log, so a scan in ``seq`` order meets them at once; indexing them
+#: would cost five more pages written per recorded call.
+SPARSE_TYPES = (
+    "route_chosen",
+    "attempt_failed",
+    "retry_scheduled",
+    "fallback_taken",
+    "replay_started",
+    "replay_compared",
+    "replay_finished",
+)
+# A chain of ``type = '...'`` terms, so that a query's ``WHERE type = 'x'`` can use it.
+_EVENTS_TYPE_INDEX = "CREATE INDEX IF NOT EXISTS events_type ON events(type, seq) WHERE " + (
+    " OR ".join(f"type = '{t}'" for t in SPARSE_TYPES)
+)
+
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY,
@@ -90,7 +109,7 @@ _SCHEMA = [
         hash TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS events_call_id ON events(call_id, seq) WHERE call_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS events_type ON events(type, seq)",
+    _EVENTS_TYPE_INDEX,
     """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events BEGIN
         SELECT RAISE(ABORT, 'events is append-only: UPDATE is not allowed');
     END""",
@@ -292,7 +311,10 @@ class EventStore:
                     "INSERT OR IGNORE INTO _meta(key, value) VALUES ('head', ?)", (f"0:{_GENESIS}",)
                 )
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION}")
+            elif version == 1:
+                conn.execute("DROP INDEX IF EXISTS events_type")  # it covered every type
+                conn.execute(_EVENTS_TYPE_INDEX)
+            conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION}")
             stale = []
             have = dict(conn.execute("SELECT name, version FROM _projections").fetchall())
             for p in self.projections:

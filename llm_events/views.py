@@ -2,8 +2,10 @@
 
 Why views and not projections: they cost nothing at append time, never go stale and need no
 rebuild, and they make the raw log browsable as ordinary tables in Datasette (facets, sorting,
-filters) without anyone writing ``json_extract``.  Each view reads one event type through the
-``events(type, seq)`` index, so "newest first" pages stay fast on large stores.
+filters) without anyone writing ``json_extract``.  "Newest first" pages stay fast on large
+stores: the sparse types (failures, retries, fallbacks, routes, replays) are read through the
+partial ``events_type`` index, and the five types every call writes are met at once by a scan
+in ``seq`` order.
 
 This module depends on nothing else of ours: the store creates the views with its schema
 (:data:`VIEW_SQL`), and :func:`ensure_views` adds them to a file created before they existed.

@@ -283,3 +283,40 @@ def test_a_projection_whose_version_changed_is_rebuilt_on_open(db_path, builder)
     assert store.conn().execute(
         "SELECT version FROM _projections WHERE name = 'prompts'"
     ).fetchone() == (2,)
+
+
+def test_schema_1_file_gets_the_sparse_type_index_and_stays_readable(db_path, builder):
+    from llm_events.queries import open_readonly
+
+    record_calls(db_path, builder, 2)
+    llm_events.config.reset()
+    conn = sqlite3.connect(db_path)
+    # as schema 1 left it: events_type covered every event type
+    conn.execute("DROP INDEX events_type")
+    conn.execute("CREATE INDEX events_type ON events(type, seq)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    reader = open_readonly(db_path)  # reading commands read schema 1 as it is
+    assert reader.execute("SELECT count(*) FROM calls").fetchone() == (2,)
+    reader.close()
+
+    store = EventStore(db_path)
+    conn = store.conn()
+    assert conn.execute("PRAGMA user_version").fetchone() == (STORE_SCHEMA_VERSION,)
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events_type'").fetchone()
+    assert "WHERE type = 'route_chosen' OR" in sql
+    # a sparse type is found through the index, a per-call type by a scan in seq order
+    plan = " ".join(
+        r[-1]
+        for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT seq FROM events WHERE type = 'attempt_failed' "
+            "ORDER BY seq DESC LIMIT 5"
+        )
+    )
+    assert "USING COVERING INDEX events_type" in plan
+    assert [s.event.type_name for s in store.iter_events(types=["call_finished"])] == [
+        "call_finished",
+        "call_finished",
+    ]
+    store.close()
