@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from . import events as ev
+from . import fts
 from .pricing import price_call, price_table
 
 _json = msgspec.json.Encoder()
@@ -67,6 +68,17 @@ class Projection:
 
     def reset_caches(self) -> None:
         """Forget cached state (called before a rebuild)."""
+
+    def pending(self) -> bool:
+        """True when :meth:`apply` left work for later (see :meth:`settle`)."""
+        return False
+
+    def settle(self, conn: sqlite3.Connection) -> None:
+        """Do the work :meth:`apply` left for later, inside the caller's write transaction.
+
+        The store calls it at flush, close and exit, once appends pause, and at the end of
+        a rebuild.
+        """
 
 
 def _load_prompt(conn: sqlite3.Connection, cache: _Cache, prompt_id: str | None) -> Any:
@@ -388,13 +400,16 @@ class PromptsProjection(Projection):
     """``prompts``: the seed's PromptDB table, one row per answered call, searchable."""
 
     name = "prompts"
-    version = 2  # 2: ``prompt`` holds the user text, as the original's did (was JSON)
+    # 2: ``prompt`` holds the user text, as the original's did (was JSON)
+    # 3: ``prompts_fts`` is filled in batches (llm_events.fts), not by a trigger per row
+    version = 3
     tables = ("prompts",)
 
     def __init__(self) -> None:
         self.prompts = _Cache()
         self.successes = _Cache()
         self.calls = _Cache()
+        self.unindexed = 0  # rows this process added that the search index lacks
 
     def reset_caches(self) -> None:
         self.__init__()
@@ -431,26 +446,19 @@ class PromptsProjection(Projection):
             "CREATE VIRTUAL TABLE IF NOT EXISTS prompts_fts USING fts5("
             "text, response_text, content='prompts', content_rowid='id')"
         )
-        self.create_triggers(conn)
-
-    @staticmethod
-    def create_triggers(conn: sqlite3.Connection) -> None:
-        conn.execute(
-            """CREATE TRIGGER IF NOT EXISTS prompts_ai AFTER INSERT ON prompts BEGIN
-                INSERT INTO prompts_fts(rowid, text, response_text)
-                VALUES (new.id, new.text, new.response_text);
-            END"""
-        )
-        conn.execute(
-            """CREATE TRIGGER IF NOT EXISTS prompts_ad AFTER DELETE ON prompts BEGIN
-                INSERT INTO prompts_fts(prompts_fts, rowid, text, response_text)
-                VALUES ('delete', old.id, old.text, old.response_text);
-            END"""
-        )
+        fts.mark_indexed(conn)
 
     def drop(self, conn: sqlite3.Connection) -> None:
         conn.execute("DROP TABLE IF EXISTS prompts_fts")
         conn.execute("DROP TABLE IF EXISTS prompts")
+        self.unindexed = 0
+
+    def pending(self) -> bool:
+        return self.unindexed > 0
+
+    def settle(self, conn: sqlite3.Connection) -> None:
+        fts.index_pending(conn)
+        self.unindexed = 0
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         rows = []
@@ -475,6 +483,9 @@ class PromptsProjection(Projection):
                 f"VALUES ({','.join('?' * len(PROMPT_COLUMNS))})",
                 rows,
             )
+            self.unindexed += len(rows)
+            if self.unindexed >= fts.FTS_BATCH:
+                self.settle(conn)
 
     def _row(self, conn: sqlite3.Connection, done: ev.CallFinished) -> tuple | None:
         success = self.successes.get(done.call_id) or _last_of(

@@ -226,7 +226,7 @@ class EventStore:
                 conn.execute(f"PRAGMA wal_autocheckpoint = {_SAFETY_AUTOCHECKPOINT_PAGES}")
                 with self._lock:
                     if self._checkpointer is None:
-                        self._checkpointer = _Checkpointer(self.path)
+                        self._checkpointer = _Checkpointer(self.path, self._settle_when_idle)
         self._all_conns.append(conn)
         return conn
 
@@ -491,16 +491,44 @@ class EventStore:
                 self._append_now(pending)
 
     def flush(self) -> None:
-        """Commit held and queued events; raise if a background write failed."""
+        """Commit held and queued events and the projections' deferred work; raise if a
+        background write failed."""
         if self._deferred:
             self._append_now(())
-        if not self.batch:
-            return
-        self._drain()
-        with self._queue_cond:
-            if self._batch_error is not None:
-                err, self._batch_error = self._batch_error, None
-                raise StoreError(f"background write to {self.path} failed: {err}") from err
+        if self.batch:
+            self._drain()
+            with self._queue_cond:
+                if self._batch_error is not None:
+                    err, self._batch_error = self._batch_error, None
+                    raise StoreError(f"background write to {self.path} failed: {err}") from err
+        if self._settle_pending():
+            self._settle(self.conn())
+
+    def _settle_pending(self) -> bool:
+        return not self.readonly and any(p.pending() for p in self.projections)
+
+    def _settle(self, conn: sqlite3.Connection) -> None:
+        """Do the work projections left for later (the search index), in one transaction."""
+        with self._lock if self._shared_conn is not None else _nolock:
+            try:
+                self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot write to event store {self.path}: {e}") from None
+            try:
+                for projection in self.projections:
+                    projection.settle(conn)
+                conn.execute("COMMIT")
+            except BaseException as e:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise StoreError(f"cannot write to event store {self.path}: {e}") from None
+                raise
+
+    def _settle_when_idle(self, conn: sqlite3.Connection) -> None:
+        """The checkpointer thread's idle work: settle on its own connection."""
+        if self._settle_pending() and not self._closed:
+            self._settle(conn)
 
     def close(self) -> None:
         if self._closed:
@@ -685,8 +713,6 @@ class EventStore:
                     p.reset_caches()
                     p.drop(conn)
                     p.create(conn)
-                if any(p.name == "prompts" for p in targets):
-                    conn.execute("DROP TRIGGER IF EXISTS prompts_ai")
                 applied = 0
                 batch: list[tuple[int, Any]] = []
                 last = 0
@@ -706,11 +732,8 @@ class EventStore:
                     applied += len(batch)
                     if progress is not None:
                         progress(len(batch))
-                if any(p.name == "prompts" for p in targets):
-                    conn.execute("INSERT INTO prompts_fts(prompts_fts) VALUES ('rebuild')")
-                    from .projections import PromptsProjection
-
-                    PromptsProjection.create_triggers(conn)
+                for p in targets:
+                    p.settle(conn)
                 for p in targets:
                     conn.execute(
                         "INSERT OR REPLACE INTO _projections(name, last_seq, version) VALUES (?,?,?)",
@@ -730,6 +753,8 @@ _SAFETY_AUTOCHECKPOINT_PAGES = 4000
 #: Wake the checkpointer after this many appended events, or after this many seconds.
 _CHECKPOINT_EVERY_EVENTS = 64
 _CHECKPOINT_INTERVAL_S = 0.5
+#: Appends paused this long: the checkpointer does the projections' deferred work.
+_IDLE_S = 0.3
 
 
 class _Checkpointer:
@@ -744,8 +769,12 @@ class _Checkpointer:
     WAL either way, and a checkpoint that dies half-way is redone on the next open.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(
+        self, path: str, idle_work: Callable[[sqlite3.Connection], None] | None = None
+    ) -> None:
         self.path = path
+        self.idle_work = idle_work
+        self._last_commit = time.monotonic()
         self._pending = 0
         self._wake = threading.Event()
         self._stopping = False
@@ -753,6 +782,7 @@ class _Checkpointer:
         self._thread.start()
 
     def committed(self, events: int) -> None:
+        self._last_commit = time.monotonic()
         self._pending += events
         if self._pending >= _CHECKPOINT_EVERY_EVENTS:
             self._wake.set()
@@ -763,14 +793,20 @@ class _Checkpointer:
             while not self._stopping:
                 self._wake.wait(_CHECKPOINT_INTERVAL_S)
                 self._wake.clear()
-                if self._stopping or not self._pending:
+                if self._stopping:
                     continue
-                self._pending = 0
+                idle = time.monotonic() - self._last_commit >= _IDLE_S
+                if not self._pending and not (idle and self.idle_work is not None):
+                    continue
                 try:
                     if conn is None:
                         conn = sqlite3.connect(self.path, isolation_level=None)
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
+                    if self._pending:
+                        self._pending = 0
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    elif idle and self.idle_work is not None:
+                        self.idle_work(conn)  # appends paused: deferred projection work
+                except (sqlite3.Error, StoreError):
                     pass  # busy or gone: the next round (or the safety net) catches up
         finally:
             if conn is not None:
@@ -799,7 +835,7 @@ _live_stores: weakref.WeakSet[EventStore] = weakref.WeakSet()
 @atexit.register
 def _flush_all_at_exit() -> None:
     for store in list(_live_stores):
-        if (store.batch or store._deferred) and not store._closed:
+        if (store.batch or store._deferred or store._settle_pending()) and not store._closed:
             try:
                 store.flush()
             except Exception as e:  # exiting: report, don't hide

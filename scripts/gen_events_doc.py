@@ -46,9 +46,9 @@ TAIL = """## Tables
 |---|---|---|
 | `events` | the log: `seq` (commit order), `id`, `type`, `call_id` (the call or replay the event belongs to), `ts`, `payload` (JSON), `prev_hash`, `hash` | never: it is the truth |
 | `calls` | one row per logical call: status (`running`, `ok`, `error`), attempts, failures, retries, fallbacks, route, backend, model, tokens, cost, latency, error, previews | yes |
-| `prompts` | the seed's PromptDB: one row per answered call (+ `call_id`, `system`); `prompts_fts` indexes `text` and `response_text` | yes |
+| `prompts` | the seed's PromptDB: one row per answered call (+ `call_id`, `system`); `prompts_fts` indexes `text` and `response_text`, in batches of 64 answers (at most a second behind once appends pause) | yes |
 | `replay_results` | one row per compared call of a replay run | yes |
-| `_meta` | the chain head (`head` = `seq:hash`) | no |
+| `_meta` | the chain head (`head` = `seq:hash`), and the last `prompts.id` in `prompts_fts` (`prompts_fts_indexed`) | no |
 | `_projections` | each projection's version, and the `seq` its last rebuild reached (projections are applied in the append's own transaction, so a current version means up to date) | yes |
 
 `PRAGMA user_version` is the store schema version; `PRAGMA application_id` is `0x4C4C4D45`.

@@ -387,10 +387,13 @@ def search_command(
       llm-events search refund annual
       llm-events search invoice --model large-2025 --json
     """
+    from ..fts import catch_up, unindexed
     from ..queries import RANK_WINDOW, search
 
     conn = open_read(db)
     try:
+        # the index runs a little behind the answers (llm_events.fts): bring it up to date
+        behind = 0 if catch_up(db_path(db), busy_timeout_ms=1000) is not None else unindexed(conn)
         rows = search(
             conn,
             " ".join(text),
@@ -400,6 +403,12 @@ def search_command(
         )
     finally:
         conn.close()
+    if behind:
+        click.echo(
+            f"note: the {behind} newest answered calls are not in the search index yet "
+            "(the store could not be written to index them; the next write to it does)",
+            err=True,
+        )
     if as_json:
         for r in rows:
             r["score"] = round(-r["score"], 4)

@@ -1,0 +1,96 @@
+"""The full-text index of prompts and answers, filled in batches a little behind ``prompts``.
+
+Indexing answered calls one at a time costs more than anything else a recorded call writes:
+FTS5 adds an index segment per transaction, a third of the pages a call commits and a fifth
+of its recording time.  So ``prompts_fts`` (external content: it indexes ``prompts`` rows)
+is filled in batches, by whoever writes next:
+
+* the append whose process has added :data:`FTS_BATCH` unindexed rows,
+* the store's background thread, once appends pause (well under a second behind),
+* ``flush``, ``close`` and exit, and ``search`` and ``browse`` before they read.
+
+``_meta`` row :data:`INDEXED_KEY` holds the highest ``prompts.id`` indexed (``prompts`` ids
+only grow: rows are inserted, never deleted, and a rebuild re-indexes everything).  This
+module imports nothing else of ours, so reading commands use it without loading the store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+#: An append indexes once its process has added this many unindexed ``prompts`` rows.
+FTS_BATCH = 64
+#: The ``_meta`` key holding the highest ``prompts.id`` in ``prompts_fts``.
+INDEXED_KEY = "prompts_fts_indexed"
+
+
+def indexed_upto(conn: sqlite3.Connection) -> int | None:
+    """The highest ``prompts.id`` in the index; ``None`` for a file whose index is kept by a
+    trigger (written before batches; its ``prompts`` projection is rebuilt when opened)."""
+    try:
+        row = conn.execute("SELECT value FROM _meta WHERE key = ?", (INDEXED_KEY,)).fetchone()
+    except sqlite3.OperationalError:  # not a store (yet)
+        return None
+    return int(row[0]) if row is not None else None
+
+
+def _top(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT max(id) FROM prompts").fetchone()[0] or 0
+
+
+def unindexed(conn: sqlite3.Connection) -> int:
+    """How many ``prompts`` rows the index does not hold yet."""
+    last = indexed_upto(conn)
+    if last is None or _top(conn) <= last:
+        return 0
+    return conn.execute("SELECT count(*) FROM prompts WHERE id > ?", (last,)).fetchone()[0]
+
+
+def index_pending(conn: sqlite3.Connection) -> int:
+    """Index the rows added since the last batch; inside the caller's write transaction."""
+    last = indexed_upto(conn)
+    top = _top(conn)
+    if last is None or top <= last:
+        return 0
+    added = conn.execute(
+        "INSERT INTO prompts_fts(rowid, text, response_text) "
+        "SELECT id, text, response_text FROM prompts WHERE id > ? AND id <= ?",
+        (last, top),
+    ).rowcount
+    mark_indexed(conn, top)
+    return added
+
+
+def mark_indexed(conn: sqlite3.Connection, upto: int | None = None) -> None:
+    """Record that the index holds every row up to ``upto`` (default: all of them)."""
+    if upto is None:
+        upto = _top(conn)
+    conn.execute("INSERT OR REPLACE INTO _meta(key, value) VALUES (?, ?)", (INDEXED_KEY, str(upto)))
+
+
+def catch_up(path: str | Path, busy_timeout_ms: int = 5000) -> int | None:
+    """Index what is pending in the store at ``path``, in a transaction of its own.
+
+    Returns the rows indexed, or ``None`` when the file cannot be written (read-only file or
+    directory, busy past the timeout): the index then stays behind until a writer comes.
+    """
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout_ms / 1000)
+    except sqlite3.Error:
+        return None
+    try:
+        if unindexed(conn) == 0:
+            return 0  # nothing to do: no write lock taken
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            added = index_pending(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return added
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
