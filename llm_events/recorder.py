@@ -113,14 +113,32 @@ def emit(
 _resolved: dict[tuple[str, bool, str], EventStore] = {}
 
 
+#: What a store path is resolved from (see ``_resolution_inputs``) -> (path, is it relative).
+_paths: dict[tuple, tuple[str, bool]] = {}
+_PATH_ENV = ("LLM_EVENTS_DB", "LLM_EVENTS_HOME", "XDG_CONFIG_HOME", "HOME")
+
+
 def _resolved_key(explicit: StoreSpec) -> tuple[str, bool, str] | None:
     if isinstance(explicit, EventStore):
         return None
     current = settings()
     if explicit is None and current.store is not None:
         return None
-    path = resolve_db_path(explicit)
-    return (str(path), current.batch, "" if path.is_absolute() else os.getcwd())
+    # everything resolve_db_path reads: building Paths on every call cost a tenth of it
+    if explicit is not None or current.db is not None:
+        inputs: tuple = (explicit, current.db)
+    else:
+        inputs = tuple(map(os.environ.get, _PATH_ENV))
+    try:
+        path, relative = _paths[inputs]
+    except (KeyError, TypeError):  # TypeError: an unhashable os.PathLike
+        resolved = resolve_db_path(explicit)
+        path, relative = str(resolved), not resolved.is_absolute()
+        with contextlib.suppress(TypeError):
+            if len(_paths) >= 64:
+                _paths.clear()
+            _paths[inputs] = (path, relative)
+    return (path, current.batch, os.getcwd() if relative else "")
 
 
 def resolve_store(explicit: StoreSpec, on_store_error: str) -> EventStore | None:

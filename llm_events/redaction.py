@@ -23,7 +23,7 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 
 #: Every default pattern needs one of these (lower-cased) in the text: a cheap test that
 #: spares the regexes on the many strings that hold no secret.
-DEFAULT_HINTS: tuple[str, ...] = ("sk-", "bearer", "api")
+DEFAULT_HINTS: tuple[str, ...] = ("sk-", "bearer", "api")  # Redactor.__call__ spells them out
 
 MASK = "[REDACTED]"
 
@@ -57,8 +57,8 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         if self.defaults:
-            lowered = text.lower()
-            if any(hint in lowered for hint in DEFAULT_HINTS):
+            lowered = text.lower()  # the hints of DEFAULT_HINTS, spelled out: twice as fast
+            if "sk-" in lowered or "bearer" in lowered or "api" in lowered:
                 text = _mask(self.defaults, text)
         if self.patterns:
             text = _mask(self.patterns, text)
@@ -98,36 +98,52 @@ def clean_text(value: str, redact: Redactor, where: str) -> str:
 
 def clean(value: Any, redact: Redactor, where: str) -> Any:
     """Return a JSON-safe, redacted copy of ``value`` or raise :class:`UnstorableValueError`."""
+    return _clean(value, redact, where, ())
+
+
+def _where(where: str, path: tuple[str | int, ...]) -> str:
+    """``where`` plus the keys and indexes leading to a value: ``params['a'][0]``."""
+    return where + "".join(f"[{k!r}]" for k in path)
+
+
+def _clean(value: Any, redact: Redactor, where: str, path: tuple[str | int, ...]) -> Any:
+    # ``path`` is turned into text only for an error message: most values are fine, and
+    # formatting a location for every one of them was most of the cost of cleaning.
     if value is None or value is True or value is False:
         return value
     if isinstance(value, str):
-        return clean_text(value, redact, where)
+        if not value.isascii():
+            check_text(value, _where(where, path))
+        return redact(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise UnstorableValueError(f"{where} is {value!r}, which JSON cannot store")
+            raise UnstorableValueError(
+                f"{_where(where, path)} is {value!r}, which JSON cannot store"
+            )
         return float(value)
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise UnstorableValueError(
-                    f"{where} has a key {k!r} of type {type(k).__name__}; keys must be strings"
+                    f"{_where(where, path)} has a key {k!r} of type {type(k).__name__}; "
+                    "keys must be strings"
                 )
             if (
                 isinstance(v, str)
                 and redact.sensitive_keys is not None
                 and redact.sensitive_keys.match(k)
             ):
-                check_text(v, f"{where}[{k!r}]")
+                check_text(v, _where(where, (*path, k)))
                 out[k] = MASK
                 continue
-            out[clean_text(k, redact, where)] = clean(v, redact, f"{where}[{k!r}]")
+            out[_clean(k, redact, where, path)] = _clean(v, redact, where, (*path, k))
         return out
     if isinstance(value, (list, tuple)):
-        return [clean(v, redact, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_clean(v, redact, where, (*path, i)) for i, v in enumerate(value)]
     raise UnstorableValueError(
-        f"{where} holds a {type(value).__module__}.{type(value).__qualname__} object, "
-        "which cannot be recorded as JSON; convert it to str, dict or list first"
+        f"{_where(where, path)} holds a {type(value).__module__}.{type(value).__qualname__} "
+        "object, which cannot be recorded as JSON; convert it to str, dict or list first"
     )
