@@ -502,16 +502,27 @@ class EventStore:
                     err, self._batch_error = self._batch_error, None
                     raise StoreError(f"background write to {self.path} failed: {err}") from err
         if self._settle_pending():
-            self._settle(self.conn())
+            # Best effort: the deferred work is derived (the search index) and the next
+            # writer, ``search`` or ``browse`` redoes it, so a flush, close or exit never
+            # fails or waits long for it while another connection holds the write lock.
+            with contextlib.suppress(StoreError, sqlite3.Error):
+                self._settle(self.conn(), wait_ms=_SETTLE_WAIT_MS)
 
     def _settle_pending(self) -> bool:
         return not self.readonly and any(p.pending() for p in self.projections)
 
-    def _settle(self, conn: sqlite3.Connection) -> None:
+    def _settle(self, conn: sqlite3.Connection, wait_ms: int | None = None) -> None:
         """Do the work projections left for later (the search index), in one transaction."""
         with self._lock if self._shared_conn is not None else _nolock:
             try:
-                self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+                if wait_ms is None:
+                    self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+                else:
+                    conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                    finally:
+                        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             except sqlite3.Error as e:
                 raise StoreError(f"cannot write to event store {self.path}: {e}") from None
             try:
@@ -528,7 +539,7 @@ class EventStore:
     def _settle_when_idle(self, conn: sqlite3.Connection) -> None:
         """The checkpointer thread's idle work: settle on its own connection."""
         if self._settle_pending() and not self._closed:
-            self._settle(conn)
+            self._settle(conn, wait_ms=_SETTLE_WAIT_MS)
 
     def close(self) -> None:
         if self._closed:
@@ -714,22 +725,12 @@ class EventStore:
                     p.drop(conn)
                     p.create(conn)
                 applied = 0
-                batch: list[tuple[int, Any]] = []
                 last = 0
-                for stored in self.iter_events(chunk=chunk):
-                    batch.append(stored)
-                    last = stored.seq
-                    if len(batch) >= chunk:
-                        for p in targets:
-                            p.apply(conn, batch)
-                        applied += len(batch)
-                        if progress is not None:
-                            progress(len(batch))
-                        batch = []
-                if batch:
+                for batch in _event_chunks(conn, chunk):
                     for p in targets:
                         p.apply(conn, batch)
                     applied += len(batch)
+                    last = batch[-1][0]
                     if progress is not None:
                         progress(len(batch))
                 for p in targets:
@@ -748,6 +749,24 @@ class EventStore:
         return applied
 
 
+def _event_chunks(conn: sqlite3.Connection, chunk: int) -> Iterator[list[tuple[int, Any]]]:
+    """Every event as ``(seq, event)``, in chunks of ``chunk`` (bounded memory).
+
+    (Reading and decoding the next chunk on another thread while SQLite writes was tried:
+    the two threads fought over the GIL and a 1,000,000-event rebuild got slower.)
+    """
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT seq, type, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (last, chunk),
+        ).fetchall()
+        if not rows:
+            return
+        yield [(seq, ev.decode(payload, type_)) for seq, type_, payload in rows]
+        last = rows[-1][0]
+
+
 #: The automatic checkpoint of append connections: only a safety net (16 MB of WAL).
 _SAFETY_AUTOCHECKPOINT_PAGES = 4000
 #: Wake the checkpointer after this many appended events, or after this many seconds.
@@ -755,6 +774,8 @@ _CHECKPOINT_EVERY_EVENTS = 64
 _CHECKPOINT_INTERVAL_S = 0.5
 #: Appends paused this long: the checkpointer does the projections' deferred work.
 _IDLE_S = 0.3
+#: How long flush, close and exit wait for the write lock to do that work themselves.
+_SETTLE_WAIT_MS = 1000
 
 
 class _Checkpointer:

@@ -43,6 +43,7 @@ def test_update_and_delete_are_refused(db_path, builder):
         conn.execute("UPDATE events SET payload = '{}' WHERE seq = 1")
     with pytest.raises(sqlite3.IntegrityError, match="append-only: DELETE"):
         conn.execute("DELETE FROM events")
+    conn.close()
 
 
 def test_intact_store_verifies(db_path, builder):
@@ -324,3 +325,30 @@ def test_schema_1_file_gets_the_sparse_type_index_and_stays_readable(db_path, bu
         "call_finished",
     ]
     store.close()
+
+
+def test_a_rebuild_that_fails_half_way_changes_nothing(store, builder, monkeypatch):
+    from llm_events.projections import CallsProjection
+
+    record_calls(store.path, builder, 4)
+    store.flush()
+    conn = sqlite3.connect(store.path)
+    before = conn.execute("SELECT * FROM calls ORDER BY call_id").fetchall()
+    real_apply = CallsProjection.apply
+    seen = []
+
+    def failing_apply(self, c, batch):
+        seen.append(batch[0][0])
+        if len(seen) == 3:
+            raise RuntimeError("disk on fire")
+        return real_apply(self, c, batch)
+
+    monkeypatch.setattr(CallsProjection, "apply", failing_apply)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        store.rebuild(chunk=2)
+    assert seen == [1, 3, 5]  # chunks arrive in seq order
+    assert conn.execute("SELECT * FROM calls ORDER BY call_id").fetchall() == before
+    monkeypatch.setattr(CallsProjection, "apply", real_apply)
+    assert store.rebuild(chunk=3) == 20
+    assert conn.execute("SELECT * FROM calls ORDER BY call_id").fetchall() == before
+    conn.close()
