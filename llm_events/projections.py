@@ -533,7 +533,7 @@ class PromptsProjection(Projection):
 
 def _last_of(conn: sqlite3.Connection, call_id: str, type_: str) -> Any:
     row = conn.execute(
-        "SELECT payload FROM events WHERE call_id = ? AND type = ? ORDER BY seq DESC LIMIT 1",
+        "SELECT payload FROM events WHERE call_id = ? AND +type = ? ORDER BY seq DESC LIMIT 1",
         (call_id, type_),
     ).fetchone()
     return None if row is None else ev.decode(row[0], type_)
