@@ -386,41 +386,25 @@ class EventStore:
         if self.readonly:
             raise StoreError(f"event store {self.path} is open read-only")
         conn = self.conn()
-        with self._lock if self._shared_conn is not None else _nolock:
-            try:
-                self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
-            except sqlite3.Error as e:
-                raise StoreError(f"cannot write to event store {self.path}: {e}") from None
-            try:
-                if ignore_existing:
-                    encoded = self._without_existing(conn, encoded)
-                row = conn.execute(
-                    "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                seq, prev = row if row is not None else (0, _GENESIS)
-                params = []
-                applied = []
-                for event, payload in encoded:
-                    seq += 1
-                    type_ = event.type_name
-                    key = event.key
-                    h = row_hash(prev, seq, event.id, type_, key, event.ts, payload)
-                    params.append((seq, event.id, type_, key, event.ts, payload.decode(), prev, h))
-                    applied.append((seq, event))
-                    prev = h
-                if params:
-                    conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", params)
-                    conn.execute(
-                        "UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",)
-                    )
-                    self._project(conn, applied)
-                conn.execute("COMMIT")
-            except BaseException as e:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                if isinstance(e, sqlite3.Error):
-                    raise StoreError(f"cannot write to event store {self.path}: {e}") from None
-                raise
+        with self._write_transaction(conn):
+            if ignore_existing:
+                encoded = self._without_existing(conn, encoded)
+            row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = row if row is not None else (0, _GENESIS)
+            params = []
+            applied = []
+            for event, payload in encoded:
+                seq += 1
+                type_ = event.type_name
+                key = event.key
+                h = row_hash(prev, seq, event.id, type_, key, event.ts, payload)
+                params.append((seq, event.id, type_, key, event.ts, payload.decode(), prev, h))
+                applied.append((seq, event))
+                prev = h
+            if params:
+                conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", params)
+                conn.execute("UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",))
+                self._project(conn, applied)
         if self._checkpointer is not None:
             self._checkpointer.committed(len(encoded))
 
@@ -513,6 +497,17 @@ class EventStore:
 
     def _settle(self, conn: sqlite3.Connection, wait_ms: int | None = None) -> None:
         """Do the work projections left for later (the search index), in one transaction."""
+        with self._write_transaction(conn, wait_ms):
+            for projection in self.projections:
+                projection.settle(conn)
+
+    @contextlib.contextmanager
+    def _write_transaction(
+        self, conn: sqlite3.Connection, wait_ms: int | None = None
+    ) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error; SQLite errors become
+        one-line :class:`StoreError`.  ``wait_ms``: how long to wait for the write lock
+        (default: the busy timeout, retried while the file stays locked)."""
         with self._lock if self._shared_conn is not None else _nolock:
             try:
                 if wait_ms is None:
@@ -526,8 +521,7 @@ class EventStore:
             except sqlite3.Error as e:
                 raise StoreError(f"cannot write to event store {self.path}: {e}") from None
             try:
-                for projection in self.projections:
-                    projection.settle(conn)
+                yield
                 conn.execute("COMMIT")
             except BaseException as e:
                 with contextlib.suppress(sqlite3.Error):
