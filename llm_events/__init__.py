@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .config import configure, default_db_path, flush, open_store, resolve_db_path
     from .context_builder import ContextBuilder, KeywordRetriever, Retriever
     from .events import ContextItem
+    from .interrupted import record_interrupted
     from .prompt import LLMResult, Prompt
     from .prompt_db import PromptDB, fetch_logs
     from .recorder import RecordingError, RecordingLostWarning, call_options, current_call
@@ -45,6 +46,7 @@ _LAZY: dict[str, str] = {
     "KeywordRetriever": "context_builder",
     "Retriever": "context_builder",
     "ContextItem": "events",
+    "record_interrupted": "interrupted",
     "LLMResult": "prompt",
     "Prompt": "prompt",
     "PromptDB": "prompt_db",
@@ -94,6 +96,7 @@ __all__ = [
     "flush",
     "get_backend",
     "open_store",
+    "record_interrupted",
     "register_backend",
     "resolve_db_path",
     "with_retry",

@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import msgspec
 
 #: Version of the event schema this code writes.  Bump when adding fields.
-EVENT_SCHEMA_VERSION = 1
+#: 2: ``call_started`` names the process that made the call (``host``, ``pid``, ``process``)
+EVENT_SCHEMA_VERSION = 2
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -63,7 +64,11 @@ class PromptBuilt(Event, tag="prompt_built", kw_only=True):
 
 
 class CallStarted(Event, tag="call_started", kw_only=True):
-    """A logical call begins: one per ``generate`` (retries and fallbacks nest inside)."""
+    """A logical call begins: one per ``generate`` (retries and fallbacks nest inside).
+
+    ``host``, ``pid`` and ``process`` name the process that made the call, so that a call
+    whose process ended before it finished can be closed as ``Interrupted``.
+    """
 
     call_id: str
     prompt_id: str | None = None
@@ -72,6 +77,11 @@ class CallStarted(Event, tag="call_started", kw_only=True):
     parent_call_id: str | None = None
     tags: list[str] = []
     metadata: dict[str, Any] = {}
+    host: str | None = None
+    pid: int | None = None
+    #: what tells this process from a later one with the same pid (on Linux: boot id, pid
+    #: namespace and start time); ``None`` where it cannot be known
+    process: str | None = None
 
 
 class RouteChosen(Event, tag="route_chosen", kw_only=True):

@@ -18,13 +18,16 @@ import os
 import sqlite3
 import time
 import warnings
+import weakref
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import events as ev
+from . import processes
 from .config import open_store, resolve_db_path, settings
+from .interrupted import record_interrupted
 from .prompt import LLMResult, Prompt, prompt_fingerprint
 from .redaction import Redactor, UnstorableValueError, clean, clean_text
 from .store import EventStore, StoreError
@@ -161,7 +164,6 @@ def resolve_store(explicit: StoreSpec, on_store_error: str) -> EventStore | None
             if len(_resolved) >= 64:
                 _resolved.clear()
             _resolved[key] = store
-        return store
     except (StoreError, sqlite3.Error, OSError) as e:
         if on_store_error == "warn":
             warnings.warn(f"not recording: {e}", RecordingLostWarning, stacklevel=3)
@@ -169,6 +171,16 @@ def resolve_store(explicit: StoreSpec, on_store_error: str) -> EventStore | None
         if isinstance(e, StoreError):
             raise RecordingError(str(e)) from e
         raise RecordingError(f"cannot open event store: {e}") from e
+    if store not in _swept:
+        _swept.add(store)
+        # once per store and process; a failure shows again in the recording's own write
+        with contextlib.suppress(StoreError, sqlite3.Error, OSError):
+            record_interrupted(store)
+    return store
+
+
+#: Stores already searched for the calls of ended processes (``record_interrupted``).
+_swept: weakref.WeakSet[EventStore] = weakref.WeakSet()
 
 
 # --- prompts ----------------------------------------------------------------------------------
@@ -321,6 +333,7 @@ class CallScope:
             built = prompt_built_event(prompt, self.redactor, builder="generate")
             prompt_id = built.prompt_id
         opts = self.options
+        me = processes.current()
         started = ev.CallStarted(
             id=ev.new_id(),
             ts=ev.now_iso(),
@@ -331,6 +344,9 @@ class CallScope:
             parent_call_id=opts.parent_call_id if opts else None,
             tags=list(opts.tags) if opts else [],
             metadata=clean(opts.metadata, self.redactor, "call metadata") if opts else {},
+            host=me.host,
+            pid=me.pid,
+            process=me.process,
         )
         self.store = store
         self._started(call_id)

@@ -389,24 +389,48 @@ class EventStore:
         with self._write_transaction(conn):
             if ignore_existing:
                 encoded = self._without_existing(conn, encoded)
-            row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = row if row is not None else (0, _GENESIS)
-            params = []
-            applied = []
-            for event, payload in encoded:
-                seq += 1
-                type_ = event.type_name
-                key = event.key
-                h = row_hash(prev, seq, event.id, type_, key, event.ts, payload)
-                params.append((seq, event.id, type_, key, event.ts, payload.decode(), prev, h))
-                applied.append((seq, event))
-                prev = h
-            if params:
-                conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", params)
-                conn.execute("UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",))
-                self._project(conn, applied)
+            self._insert(conn, encoded)
         if self._checkpointer is not None:
             self._checkpointer.committed(len(encoded))
+
+    def append_computed(
+        self, build: Callable[[sqlite3.Connection], Sequence[ev.Event]]
+    ) -> list[ev.Event]:
+        """Append the events ``build(conn)`` returns, deciding under the write lock.
+
+        For writes that depend on what is stored when another process may be making the
+        same decision: ``build`` reads the store inside the append's transaction, so no
+        other writer comes between what it saw and what it appends.  Returns the events
+        appended (written at once, also in batch mode).
+        """
+        if self.readonly:
+            raise StoreError(f"event store {self.path} is open read-only")
+        conn = self.conn()
+        with self._write_transaction(conn):
+            events = list(build(conn))
+            self._insert(conn, [(e, ev.encode(e)) for e in events])
+        if events and self._checkpointer is not None:
+            self._checkpointer.committed(len(events))
+        return events
+
+    def _insert(self, conn: sqlite3.Connection, encoded: list[tuple[ev.Event, bytes]]) -> None:
+        """Chain, insert and project encoded events (inside the caller's write transaction)."""
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = row if row is not None else (0, _GENESIS)
+        params = []
+        applied = []
+        for event, payload in encoded:
+            seq += 1
+            type_ = event.type_name
+            key = event.key
+            h = row_hash(prev, seq, event.id, type_, key, event.ts, payload)
+            params.append((seq, event.id, type_, key, event.ts, payload.decode(), prev, h))
+            applied.append((seq, event))
+            prev = h
+        if params:
+            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", params)
+            conn.execute("UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",))
+            self._project(conn, applied)
 
     @staticmethod
     def _without_existing(conn: sqlite3.Connection, encoded: list) -> list:

@@ -172,6 +172,25 @@ def _stalled_for(events: list[dict[str, Any]]) -> str | None:
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
 
 
+def _running_note(started: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
+    """What is known of a running call's process: in flight, ended, or silent for long."""
+    from ..processes import ENDED, state
+
+    who = f"process {started.get('pid')} on {started.get('host')}"
+    if state(started.get("host"), started.get("pid"), started.get("process")) == ENDED:
+        return (
+            f"{who} has ended: the call was interrupted (the next process that records "
+            "into this store closes it as Interrupted; what was sent is in the timeline)"
+        )
+    stalled = _stalled_for(events)
+    if stalled is None:
+        return None
+    return (
+        f"no event for {stalled}: the process may have died mid-request "
+        "(what was sent is in the timeline)"
+    )
+
+
 def _show_lines(
     call: dict[str, Any], answer: dict[str, Any] | None, events: list[dict[str, Any]], full: bool
 ) -> list[str]:
@@ -184,16 +203,16 @@ def _show_lines(
         f"{call.get('fallbacks') or 0} fallback(s)"
     )
     out.append(f"  status    {status} ({counts})")
-    stalled = _stalled_for(events) if status == "running" else None
-    if stalled is not None:
-        out.append(
-            f"  note      no event for {stalled}: the process may have died mid-request "
-            "(what was sent is in the timeline)"
-        )
+    started = next((e for e in events if e.get("type") == "call_started"), {})
+    note = _running_note(started, events) if status == "running" else None
+    if note is not None:
+        out.append(f"  note      {note}")
     if status == "error":
         out.append(f"  error     {call.get('error_type')}: {one_line(call.get('error_message'))}")
     out.append(f"  answered  {call.get('backend') or '-'} / {call.get('model') or '-'}")
     out.append(f"  client    {call.get('client') or '-'}")
+    if started.get("host"):
+        out.append(f"  process   {started['host']} pid {started.get('pid')}")
     out.append(
         f"  started   {local_time(call.get('started_at'), millis=True)}   "
         f"latency {fmt_ms(call.get('latency_ms'))}"
