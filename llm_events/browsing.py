@@ -69,21 +69,20 @@ def write_metadata(db_path: str | Path, directory: str | Path) -> Path:
 
 
 def ensure_views(db_path: str | Path) -> list[str]:
-    """Add the payload views to a store made before they existed; returns those added.
+    """Add or update the payload views of a store made by an older version; returns those.
 
-    Opening a view-less store writable for one ``CREATE VIEW`` is the only write ``browse``
-    makes, and only when needed; a file we cannot write is browsed without them.
+    Opening the store writable to create views is the only write ``browse`` makes, and only
+    when needed; a file we cannot write is browsed with the views it has.
     """
-    from .views import VIEWS
     from .views import ensure_views as create
+    from .views import stale_views
 
     conn = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
     try:
-        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='view'")}
+        if not stale_views(conn):
+            return []
     finally:
         conn.close()
-    if all(name in have for name in VIEWS):
-        return []
     conn = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
     try:
         return create(conn)

@@ -8,7 +8,7 @@ partial ``events_type`` index, and the five types every call writes are met at o
 in ``seq`` order.
 
 This module depends on nothing else of ours: the store creates the views with its schema
-(:data:`VIEW_SQL`), and :func:`ensure_views` adds them to a file created before they existed.
+(:data:`VIEW_SQL`), and :func:`ensure_views` brings a file made by an older version up to date.
 """
 
 from __future__ import annotations
@@ -54,7 +54,15 @@ VIEWS: dict[str, tuple[str, str]] = {
         _view(
             "events_call_started",
             "call_started",
-            [_j("prompt_id"), _j("client"), _j("model"), _j("parent_call_id"), _j("tags")],
+            [
+                _j("prompt_id"),
+                _j("client"),
+                _j("model"),
+                _j("parent_call_id"),
+                _j("tags"),
+                _j("host"),
+                _j("pid"),
+            ],
         ),
     ),
     "events_route_chosen": (
@@ -147,10 +155,24 @@ VIEWS: dict[str, tuple[str, str]] = {
 VIEW_SQL: list[str] = [sql for _type, sql in VIEWS.values()]
 
 
+def stale_views(conn: sqlite3.Connection) -> list[str]:
+    """The views missing from a store, or defined as an older version defined them."""
+    have = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+    return [
+        name
+        for name, (_type, sql) in VIEWS.items()
+        if have.get(name) != sql.replace("CREATE VIEW IF NOT EXISTS", "CREATE VIEW", 1)
+    ]
+
+
 def ensure_views(conn: sqlite3.Connection) -> list[str]:
-    """Create any missing view (for files made before it existed); returns those created."""
-    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
-    missing = [name for name in VIEWS if name not in have]
-    for name in missing:
+    """(Re)create the views that are missing or out of date; returns their names.
+
+    Views hold no data, so a file made by an older version gets the current columns by a
+    drop and create, without a store schema change that older versions would refuse.
+    """
+    stale = stale_views(conn)
+    for name in stale:
+        conn.execute(f"DROP VIEW IF EXISTS {name}")
         conn.execute(VIEWS[name][1])
-    return missing
+    return stale

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from llm_events import processes
 from llm_events.browsing import METADATA_DB_NAME, datasette_command, load_metadata, metadata_for
 from llm_events.views import VIEWS
 from tests.cli_support import XSS, Browse, SampleStore, make_sample_store
@@ -309,3 +311,23 @@ def test_browse_adds_views_to_an_older_store(tmp_path):
     conn.close()
     assert sorted(ensure_views(db)) == sorted(VIEWS)
     assert ensure_views(db) == []
+
+
+def test_browse_updates_a_view_an_older_version_defined(tmp_path):
+    from llm_events.browsing import ensure_views
+
+    db = tmp_path / "old.db"
+    make_sample_store(db)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP VIEW events_call_started")  # as version 0.1 (event schema 1) made it
+    conn.execute(
+        "CREATE VIEW events_call_started AS SELECT seq, ts, call_id, "
+        "json_extract(payload, '$.client') AS client FROM events WHERE type = 'call_started'"
+    )
+    conn.commit()
+    assert ensure_views(db) == ["events_call_started"]
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(events_call_started)")]
+    assert columns[-2:] == ["host", "pid"]
+    host, pid = conn.execute("SELECT host, pid FROM events_call_started LIMIT 1").fetchone()
+    conn.close()
+    assert (host, pid) == (processes.current().host, os.getpid())

@@ -66,7 +66,7 @@ def browse_command(db: Path | None, port: int, open_browser: bool, print_command
     catch_up(path)  # the search index runs a little behind the answers (llm_events.fts)
     added = ensure_views(path)
     if added:
-        click.echo(f"added views {', '.join(added)} to {path}", err=True)
+        click.echo(f"brought views {', '.join(added)} up to date in {path}", err=True)
     if port == 0:
         port = _free_port()
     elif not print_command and _port_in_use(port):
