@@ -19,8 +19,8 @@ import sqlite3
 import time
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -44,6 +44,7 @@ class RecordingLostWarning(UserWarning):
 
 StoreSpec = str | EventStore | None
 E = TypeVar("E", bound=ev.Event)
+T = TypeVar("T")
 
 _current: ContextVar[CallScope | None] = ContextVar("llm_events_call", default=None)
 _options: ContextVar[CallOptions | None] = ContextVar("llm_events_call_options", default=None)
@@ -513,6 +514,56 @@ class CallScope:
         return estimate_tokens(text)
 
 
+def _open_call(
+    store: StoreSpec, on_store_error: str | None, record: bool
+) -> tuple[CallScope, Token[CallScope | None] | None]:
+    """The open call to join (no token), or a new one made current (with its token)."""
+    outer = _current.get()
+    if outer is not None:
+        return outer, None
+    scope = CallScope(store, on_store_error, _options.get())
+    if not record:  # a client made with log_prompts=False
+        scope.recording = False
+    return scope, _current.set(scope)
+
+
+def end_call(scope: CallScope, error: BaseException | None) -> None:
+    """Finish a call its caller owns: ``call_finished`` (ok, or error with ``error``).
+
+    The call id goes on the exception (``llm_events_call_id``); a :class:`RecordingError`
+    while recording an error is raised from that error.
+    """
+    if error is not None and scope.started and scope.call_id is not None:
+        with contextlib.suppress(AttributeError, TypeError):
+            error.llm_events_call_id = scope.call_id  # type: ignore[attr-defined]
+    try:
+        scope.finish(error)
+    except RecordingError as rec_err:
+        if error is None:
+            raise
+        raise rec_err from error
+
+
+async def off_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run a recording step that writes in a worker thread (with this context).
+
+    A commit may wait for the write lock while another process holds it (an import, a
+    rebuild): the event loop must go on meanwhile.
+    """
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def aend_call(scope: CallScope, error: BaseException | None) -> None:
+    """:func:`end_call` off the event loop; in place while a task is being cancelled or
+    a generator closed (an await there could be interrupted half-way)."""
+    if error is None or isinstance(error, Exception):
+        await off_loop(end_call, scope, error)
+    else:
+        end_call(scope, error)
+
+
 @contextlib.contextmanager
 def call_scope(
     store: StoreSpec = None, on_store_error: str | None = None, *, record: bool = True
@@ -523,31 +574,34 @@ def call_scope(
     The owner finishes the call when the block ends: ``call_finished`` with status ``ok``,
     or ``error`` when the block raises (the exception propagates unchanged).
     """
-    outer = _current.get()
-    if outer is not None:
-        yield outer, False
+    scope, token = _open_call(store, on_store_error, record)
+    if token is None:
+        yield scope, False
         return
-    scope = CallScope(store, on_store_error, _options.get())
-    if not record:  # a client made with log_prompts=False
-        scope.recording = False
-    token = _current.set(scope)
     try:
         yield scope, True
     except BaseException as exc:
         _current.reset(token)
-        token = None
-        if scope.started and scope.call_id is not None:
-            with contextlib.suppress(AttributeError, TypeError):
-                exc.llm_events_call_id = scope.call_id  # type: ignore[attr-defined]
-        try:
-            scope.finish(exc)
-        except RecordingError as rec_err:
-            raise rec_err from exc
+        end_call(scope, exc)
         raise
-    else:
+    _current.reset(token)
+    end_call(scope, None)
+
+
+@contextlib.asynccontextmanager
+async def async_call_scope(
+    store: StoreSpec = None, on_store_error: str | None = None
+) -> AsyncIterator[tuple[CallScope, bool]]:
+    """:func:`call_scope` for coroutines: the call is finished off the event loop."""
+    scope, token = _open_call(store, on_store_error, True)
+    if token is None:
+        yield scope, False
+        return
+    try:
+        yield scope, True
+    except BaseException as exc:
         _current.reset(token)
-        token = None
-        scope.finish(None)
-    finally:
-        if token is not None:
-            _current.reset(token)
+        await aend_call(scope, exc)
+        raise
+    _current.reset(token)
+    await aend_call(scope, None)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .recorder import call_scope, current_call
+from .recorder import async_call_scope, call_scope, current_call, off_loop
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ def _wait_before_retry(
     jitter: float,
     logger: logging.Logger | None,
 ) -> float:
-    """The pause before the next try (logged, and recorded as ``retry_scheduled``)."""
+    """The pause before the next try (logged; the caller records it as ``retry_scheduled``)."""
     wait = backoff + (random.uniform(0, backoff * jitter) if jitter else 0.0)
     hinted = retry_after_seconds(error)
     if hinted is not None and hinted > wait:
@@ -48,10 +48,14 @@ def _wait_before_retry(
             error,
             wait,
         )
+    return wait
+
+
+def _record_retry(attempt: int, wait: float, error: BaseException) -> None:
+    """``retry_scheduled`` in the open call, committed before the sleep."""
     scope = current_call()
     if scope is not None:
         scope.retry_scheduled(attempt, wait, error)
-    return wait
 
 
 def with_retry(
@@ -80,7 +84,9 @@ def with_retry(
             except exc as e:
                 if attempt >= attempts:
                     raise
-                time.sleep(_wait_before_retry(e, attempt, attempts, backoff, jitter, logger))
+                wait = _wait_before_retry(e, attempt, attempts, backoff, jitter, logger)
+                _record_retry(attempt, wait, e)
+                time.sleep(wait)
                 backoff *= 2
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -97,21 +103,21 @@ async def with_retry_async(
     """:func:`with_retry` for coroutines: ``await with_retry_async(lambda: client.agenerate(...))``.
 
     Same backoff, filter and recording (one call, a ``retry_scheduled`` per retry); it waits
-    with ``asyncio.sleep``, so the event loop keeps running.
+    with ``asyncio.sleep`` and writes from a worker thread, so the event loop keeps running.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
     backoff = delay
-    with call_scope():
+    async with async_call_scope():
         for attempt in range(1, attempts + 1):
             try:
                 return await func()
             except exc as e:
                 if attempt >= attempts:
                     raise
-                await asyncio.sleep(
-                    _wait_before_retry(e, attempt, attempts, backoff, jitter, logger)
-                )
+                wait = _wait_before_retry(e, attempt, attempts, backoff, jitter, logger)
+                await off_loop(_record_retry, attempt, wait, e)
+                await asyncio.sleep(wait)
                 backoff *= 2
     raise AssertionError("unreachable")  # pragma: no cover
 

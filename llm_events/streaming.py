@@ -9,7 +9,8 @@ that do not stream run in a worker thread and yield their answer as one chunk.
 
 Nested async generators are closed explicitly (``aclosing``) so that a consumer stopping
 early records the attempt as failed, with its partial text, before the call is finished.
-Events are written synchronously (SQLite appends take about a millisecond).
+Commits run in a worker thread (``recorder.off_loop``): a store whose write lock another
+process holds makes the call wait, not the event loop.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from . import recorder
 from .client import LLMClient, check_origin, record_success, run_attempt
 from .prompt import LLMResult, Prompt
-from .recorder import CallScope, RecordingError, current_call
+from .recorder import CallScope, aend_call, current_call, off_loop
 from .redaction import UnstorableValueError
 
 
@@ -172,7 +173,7 @@ async def stream_attempt(
     """One recorded streamed attempt; yields text and appends the result to ``results``."""
     backend = label or target.backend_label()
     model = target.model_label()
-    attempt = scope.begin_attempt(backend, model, {**target.params, "stream": True})
+    attempt = await off_loop(scope.begin_attempt, backend, model, {**target.params, "stream": True})
     t0 = time.perf_counter()
     got = _Assembly()
     try:
@@ -242,7 +243,8 @@ async def stream_call(
         scope.recording = False
     error: BaseException | None = None
     try:
-        scope.start(prompt, client=client.name, model=client.model_label())
+        # opening the store (and its first write) happens here: off the event loop
+        await off_loop(scope.start, prompt, client=client.name, model=client.model_label())
         chain = client._chain(prompt, backend)
         label = backend if (backend and len(chain) == 1) else None
         last_exc: BaseException | None = None
@@ -277,7 +279,7 @@ async def stream_call(
                 last_exc = exc
                 continue
             if not owner:
-                scope.commit("attempt_succeeded")
+                await off_loop(scope.commit, "attempt_succeeded")
             return
         assert last_exc is not None
         raise last_exc
@@ -286,17 +288,4 @@ async def stream_call(
         raise
     finally:
         if owner:
-            _finish(scope, error)
-
-
-def _finish(scope: CallScope, error: BaseException | None) -> None:
-    """``call_finished`` for a call this stream owns (as ``call_scope`` does for ``generate``)."""
-    if error is not None and scope.started and scope.call_id is not None:
-        with contextlib.suppress(AttributeError, TypeError):
-            error.llm_events_call_id = scope.call_id  # type: ignore[attr-defined]
-    try:
-        scope.finish(error)
-    except RecordingError as rec_err:
-        if error is None:
-            raise
-        raise rec_err from error
+            await aend_call(scope, error)

@@ -202,3 +202,89 @@ def test_llm_markov_streams(builder, db_path, tmp_path, monkeypatch):
     ok = events(db_path, "attempt_succeeded")[0]
     assert ok["backend"] == "llm" and ok["model"] == "markov"
     assert ok["text"] == "".join(pieces) and ok["ttft_ms"] is not None
+
+
+class Chunks(LLMClient):
+    """An offline streaming backend: three chunks, then usage."""
+
+    backend_name = "chunks"
+
+    async def _astream(self, prompt, *, context_builder):
+        from llm_events.streaming import StreamChunk
+
+        for piece in ("a", "b", "c"):
+            yield StreamChunk(text=piece)
+        yield StreamChunk(input_tokens=3, output_tokens=3, finish_reason="stop")
+
+
+class FailsOnce(Chunks):
+    async def _astream(self, prompt, *, context_builder):
+        from llm_events.backends.errors import ServerError
+        from llm_events.recorder import current_call
+
+        if current_call() is not None and current_call().attempt == 1:
+            raise ServerError("busy", status_code=503)
+        async for chunk in super()._astream(prompt, context_builder=context_builder):
+            yield chunk
+
+
+def test_async_calls_wait_for_a_locked_store_without_blocking_the_event_loop(db_path, builder):
+    """Another process holding the write lock (an import, a rebuild) must not freeze the loop:
+    the commits of async and streamed calls wait in a worker thread."""
+    import sqlite3
+    import threading
+    import time
+
+    from llm_events import with_retry_async
+
+    prompt = builder.build_prompt("hi")
+    client, flaky = Chunks("chunks-1"), FailsOnce("chunks-2")
+    asyncio.run(client.agenerate(prompt, context_builder=builder))  # store created and warm
+    hold_s = 2.0
+
+    async def scenario():
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker():
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        locked = threading.Event()
+
+        def hold_lock():
+            conn = sqlite3.connect(db_path, isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            locked.set()
+            time.sleep(hold_s)
+            conn.execute("ROLLBACK")
+            conn.close()
+
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        locked.wait()
+        tick = asyncio.create_task(ticker())
+        t0 = time.perf_counter()
+        results = await asyncio.gather(
+            client.agenerate(prompt, context_builder=builder),
+            collect(client, prompt, builder),
+            with_retry_async(
+                lambda: flaky.agenerate(prompt, context_builder=builder), attempts=2, delay=0
+            ),
+        )
+        waited = time.perf_counter() - t0
+        done.set()
+        await tick
+        holder.join()
+        return results, waited, max(gaps)
+
+    (answer, pieces, retried), waited, worst_gap = asyncio.run(scenario())
+    assert (answer.text, pieces, retried.text) == ("abc", ["a", "b", "c"], "abc")
+    assert waited >= hold_s * 0.9  # the calls did wait for the lock
+    assert worst_gap < hold_s / 2  # while the loop went on ticking
+    assert types(db_path).count("call_finished") == 4
+    assert types(db_path).count("retry_scheduled") == 1
