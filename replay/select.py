@@ -10,14 +10,12 @@ never the replay's own calls, which are excluded unless asked for).
 from __future__ import annotations
 
 import random
-import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from llm_events import EventStore
+from llm_events.queries import CallFilter, QueryError, parse_time
 
 
 class SelectionError(ValueError):
@@ -98,54 +96,38 @@ _COLUMNS = (
     "input_tokens, output_tokens, cost"
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 def normalize_time(value: str | None, name: str = "time") -> str | None:
     """An ISO-8601 UTC string comparable with recorded ``ts`` values.
 
-    Accepts ISO dates and times (naive ones are UTC) and durations back from now
-    (``30m``, ``2h``, ``7d``, ``1w``).
+    The same reading as ``llm-events calls --since``: ISO dates and times (local time unless
+    they carry ``Z`` or an offset) and durations back from now (``30m``, ``2h``, ``7d``, ``1w``).
     """
     if value is None or value == "":
         return None
-    text = str(value).strip()
-    match = _DURATION.match(text)
-    if match:
-        t = time.time() - float(match.group(1)) * _UNIT_S[match.group(2)]
-        dt = datetime.fromtimestamp(t, UTC)
-    else:
-        try:
-            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise SelectionError(
-                f"--{name} {value!r} is not a time: use an ISO date/time like 2025-01-31 or "
-                "2025-01-31T14:00, or a duration back from now like 30m, 2h, 7d"
-            ) from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return parse_time(str(value))
+    except QueryError:
+        raise SelectionError(
+            f"--{name} {value!r} is not a time: use an ISO date/time like 2025-01-31 or "
+            "2025-01-31T14:00 (local time unless it has an offset), or a duration back from "
+            "now like 30m, 2h, 7d"
+        ) from None
 
 
 def _where(sel: Selection, exclude_replay_id: str | None) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    args: list[Any] = []
-    if sel.model is not None:
-        where.append("model = ?")
-        args.append(sel.model)
-    if sel.backend is not None:
-        where.append("backend = ?")
-        args.append(sel.backend)
-    if sel.status is not None:
-        where.append("status = ?")
-        args.append(sel.status)
-    if sel.since is not None:
-        where.append("started_at >= ?")
-        args.append(sel.since)
-    if sel.until is not None:
-        where.append("started_at < ?")
-        args.append(sel.until)
+    """SQL conditions over ``calls``: the listing filters ``llm-events calls`` applies, then
+    the replay's own (pinned ``max_seq``, explicit ids, replays' calls left out)."""
+    listing = CallFilter(
+        since=sel.since,
+        until=sel.until,
+        model=sel.model,
+        backend=sel.backend,
+        status=sel.status,
+        tags=list(sel.tags),
+    )
+    base, args = listing.where("calls")
+    where = [base]
     if sel.max_seq is not None:
         where.append("first_seq <= ?")
         args.append(sel.max_seq)
@@ -155,14 +137,6 @@ def _where(sel: Selection, exclude_replay_id: str | None) -> tuple[list[str], li
     elif not sel.include_replays:
         # calls a replay made carry the tag "replay:<id>"; replaying them again is noise
         where.append("(tags IS NULL OR tags NOT LIKE '%\"replay:%')")
-    for tag in sel.tags:
-        # a tag of the call (call_options) or of its prompt (Prompt.tags)
-        where.append(
-            "(EXISTS (SELECT 1 FROM json_each(calls.tags) WHERE value = ?) OR EXISTS ("
-            "SELECT 1 FROM events e, json_each(e.payload, '$.tags') j "
-            "WHERE e.id = calls.prompt_id AND j.value = ?))"
-        )
-        args.extend([tag, tag])
     if exclude_replay_id is not None:
         where.append(
             "NOT EXISTS (SELECT 1 FROM replay_results r "

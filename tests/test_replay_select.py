@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import datetime
+
 import pytest
+from click.testing import CliRunner
 
 from llm_events import client_from_spec
+from llm_events.cli import main
 from replay import Selection, SelectionError, select_calls
 from replay.select import count_calls, normalize_time
 
@@ -41,10 +47,39 @@ def test_time_range_and_relative_times(store):
     assert ids(store, until=started[1]) == calls[:1]
     assert ids(store, since="1h") == calls
     assert ids(store, until="1h") == []
-    assert normalize_time("2025-01-31") == "2025-01-31T00:00:00.000000Z"
+    assert normalize_time("2025-01-31T00:00Z") == "2025-01-31T00:00:00.000000Z"
     assert normalize_time("2025-01-31T14:00+02:00") == "2025-01-31T12:00:00.000000Z"
     with pytest.raises(SelectionError, match="--since 'soon' is not a time"):
         Selection(since="soon")
+
+
+@pytest.fixture
+def in_tokyo(monkeypatch):
+    """A local zone far from UTC (UTC+9, no daylight saving)."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_filters_read_as_the_calls_listing_reads_them(store, in_tokyo):
+    """Same words, same calls: `llm-events calls` shows what a replay will select."""
+    calls = record_calls(3)
+    started = [
+        store.conn().execute("SELECT started_at FROM calls WHERE call_id=?", (c,)).fetchone()[0]
+        for c in calls
+    ]
+    # the second call's start, written as a Tokyo wall-clock time without a zone
+    local = datetime.fromisoformat(started[1].replace("Z", "+00:00")).astimezone()
+    naive = local.replace(tzinfo=None).isoformat()
+    assert normalize_time(naive) == started[1]
+    assert ids(store, since=naive) == calls[1:]
+    listed = CliRunner().invoke(
+        main, ["calls", "--db", str(store.path), "--since", naive, "--model", "ech*", "--json"]
+    )
+    assert [c["call_id"] for c in json.loads(listed.output)] == calls[:0:-1]  # newest first
+    assert ids(store, since=naive, model="ech*") == calls[1:]
 
 
 def test_limit_and_seeded_sample(store):
