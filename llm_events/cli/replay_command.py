@@ -94,8 +94,10 @@ def _emit(report: Any, as_json: bool, markdown: Path | None) -> None:
     help="The client to re-run the calls with: echo, openai:MODEL, llm:MODEL, "
     "recorded:PATH, package.module:attr ... (a resumed replay reuses its own).",
 )
-@click.option("--model", help="Only calls answered by this model.")
-@click.option("--backend", help="Only calls answered by this backend (echo, openai ...).")
+@click.option("--model", help="Only calls answered by this model; globs work ('gpt-*').")
+@click.option(
+    "--backend", help="Only calls answered by this backend (echo, openai ...); globs work."
+)
 @click.option(
     "--tag",
     "tags",
@@ -108,9 +110,13 @@ def _emit(report: Any, as_json: bool, markdown: Path | None) -> None:
     help="Only calls that ended with this status.",
 )
 @click.option(
-    "--since", help="Only calls started at or after this time (ISO, or 30m / 2h / 7d ago)."
+    "--since",
+    help="Only calls started at or after this time: ISO date/time (local), or 30m / 2h / 7d ago.",
 )
-@click.option("--until", help="Only calls started before this time (ISO, or 30m / 2h / 7d ago).")
+@click.option(
+    "--until",
+    help="Only calls started before this time: ISO date/time (local), or 30m / 2h / 7d ago.",
+)
 @click.option("--id", "ids", multiple=True, metavar="CALL_ID", help="Only this call; repeatable.")
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many calls (oldest first).")
 @click.option("--sample", type=click.IntRange(min=0), help="A random sample of this many calls.")
