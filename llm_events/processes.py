@@ -4,12 +4,14 @@
 that :mod:`llm_events.interrupted` can tell a call whose process ended mid-call from one still
 in flight.  The answer must never be "ended" for a process that may be alive: a pid is only
 meaningful on its own machine, in its own pid namespace (a container), and until it is reused.
-So the Linux key holds the machine id, the boot id, the pid namespace and the process start
-time; anything this process cannot compare is ``UNKNOWN``, and unknown calls are left alone.
+So the Linux key holds the machine id, the boot id (both as keyed digests), the pid namespace
+and the process start time; anything this process cannot compare is ``UNKNOWN``, and unknown calls are left alone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import socket
 from typing import NamedTuple
@@ -48,8 +50,15 @@ def start_time(pid: int) -> str | None:
     return fields[19].decode() if len(fields) > 19 else None
 
 
+def _private(value: str) -> str:
+    """An application-specific digest of a machine or boot id: the ids themselves are not to
+    be shown outside the machine (machine-id(5)); their digests compare all the same."""
+    return hmac.new(b"llm-events process key", value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def _machine() -> tuple[str, str, str] | None:
-    """(machine id, boot id, pid namespace) of this process, where Linux says."""
+    """(machine id, boot id, pid namespace) of this process, where Linux says; the ids as
+    digests, and the machine id empty when there is none (some containers)."""
     machine_id = _read("/etc/machine-id") or _read("/var/lib/dbus/machine-id") or ""
     boot_id = _read("/proc/sys/kernel/random/boot_id")
     try:
@@ -58,7 +67,8 @@ def _machine() -> tuple[str, str, str] | None:
         return None
     if not boot_id:
         return None
-    return machine_id, boot_id, namespace.removeprefix("pid:").strip("[]")
+    machine = _private(machine_id) if machine_id else ""
+    return machine, _private(boot_id), namespace.removeprefix("pid:").strip("[]")
 
 
 _current: ProcessId | None = None
