@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import msgspec
 
 #: Version of the event schema this code writes.  Bump when adding fields.
-#: 2: ``call_started`` names the process that made the call (``host``, ``pid``, ``process``)
+#: 2: ``call_started`` and ``replay_started`` name their process (``host``, ``pid``, ``process``)
 EVENT_SCHEMA_VERSION = 2
 
 
@@ -176,7 +176,11 @@ class CallFinished(Event, tag="call_finished", kw_only=True):
 
 
 class ReplayStarted(Event, tag="replay_started", kw_only=True):
-    """A replay run begins."""
+    """A replay run begins (or is resumed).
+
+    ``host``, ``pid`` and ``process`` name the process running it, as on ``call_started``:
+    a run whose process ended without ``replay_finished`` is closed as ``interrupted``.
+    """
 
     replay_id: str
     against: str = ""
@@ -186,6 +190,9 @@ class ReplayStarted(Event, tag="replay_started", kw_only=True):
     compare_spec: str = ""
     threshold: float | None = None
     resumed: bool = False
+    host: str | None = None
+    pid: int | None = None
+    process: str | None = None
 
 
 class ReplayCompared(Event, tag="replay_compared", kw_only=True):

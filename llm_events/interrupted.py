@@ -1,4 +1,4 @@
-"""Calls whose process ended before they finished, found and recorded as interrupted.
+"""Calls and replay runs whose process ended before they finished, recorded as interrupted.
 
 A process killed mid-call (SIGKILL, the OOM killer, a deploy's SIGTERM, a reboot) leaves its
 call ``running`` in ``calls``: the write-ahead events show what was sent, but nothing says the
@@ -8,12 +8,17 @@ became of them: an ``attempt_failed`` for the attempt left open, then a ``call_f
 status ``error`` and error type ``Interrupted``, both timed when they were found.  Calls of
 other machines, of other containers and of live processes are left alone; so are calls
 recorded before the process was named in ``call_started`` (event schema 1).
+
+A replay run whose process ended without ``replay_finished`` gets one with status
+``interrupted`` and the verdicts recorded so far, as a run stopped with Ctrl-C does;
+``llm-events replay --resume`` carries on from there.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import events as ev
 from . import processes
@@ -24,54 +29,120 @@ INTERRUPTED = "Interrupted"
 
 
 def record_interrupted(store: EventStore) -> list[str]:
-    """Close the calls of ended processes as interrupted; returns their call ids.
+    """Close the calls and replay runs of ended processes; returns their ids.
 
-    Cheap when there is nothing to do (one indexed query), so the recorder runs it each time
-    it opens a store.  Deciding and appending happen under the write lock, so two processes
-    doing this at once close each call once.
+    Cheap when there is nothing to do (two indexed queries), so the recorder runs it each
+    time it opens a store.  Deciding and appending happen under the write lock, so two
+    processes doing this at once close each call once.
     """
     if store.readonly:
         return []
-    try:
-        running = [
-            r[0] for r in store.conn().execute("SELECT call_id FROM calls WHERE status = 'running'")
-        ]
-    except sqlite3.OperationalError:  # no calls table: a store with other projections
-        return []
-    ended: dict[str, list[ev.Event]] = {}
-    for call_id in running:
-        events = [s.event for s in store.iter_events(call_id=call_id)]
-        started = next((e for e in events if isinstance(e, ev.CallStarted)), None)
-        if started is not None and (
-            processes.state(started.host, started.pid, started.process) == processes.ENDED
-        ):
-            ended[call_id] = events
-    if not ended:
+    ended_calls = _ended(store, "calls", "call_id", _call_started)
+    ended_runs = _ended(store, "replays", "replay_id", _replay_started)
+    if not ended_calls and not ended_runs:
         return []
 
     def still_running(conn: sqlite3.Connection) -> list[ev.Event]:
-        ids = list(ended)
-        marks = ",".join("?" * len(ids))
-        rows = conn.execute(
-            f"SELECT call_id FROM calls WHERE status = 'running' AND call_id IN ({marks})", ids
-        )
         out: list[ev.Event] = []
-        for (call_id,) in rows:
-            out.extend(closing_events(call_id, ended[call_id]))
+        for call_id in _still(conn, "calls", "call_id", ended_calls):
+            out.extend(closing_events(call_id, ended_calls[call_id]))
+        for replay_id in _still(conn, "replays", "replay_id", ended_runs):
+            out.append(_replay_closed(conn, replay_id, ended_runs[replay_id]))
         return out
 
     appended = store.append_computed(still_running)
-    return [e.call_id for e in appended if isinstance(e, ev.CallFinished)]
+    return [e.key for e in appended if isinstance(e, (ev.CallFinished, ev.ReplayFinished))]
+
+
+def _ended(
+    store: EventStore, table: str, key: str, load: Callable[[EventStore, str], tuple[Any, Any]]
+) -> dict[str, Any]:
+    """The running calls (or replay runs) whose start names a process that has ended, with
+    what closing them needs (``load`` returns it and the start event)."""
+    try:
+        running = [
+            r[0]
+            for r in store.conn().execute(f"SELECT {key} FROM {table} WHERE status = 'running'")
+        ]
+    except sqlite3.OperationalError:  # a store with other projections
+        return {}
+    ended = {}
+    for one in running:
+        started, needed = load(store, one)
+        if started is not None and (
+            processes.state(started.host, started.pid, started.process) == processes.ENDED
+        ):
+            ended[one] = needed
+    return ended
+
+
+def _call_started(store: EventStore, call_id: str) -> tuple[Any, list[ev.Event]]:
+    events = [s.event for s in store.iter_events(call_id=call_id)]
+    return next((e for e in events if isinstance(e, ev.CallStarted)), None), events
+
+
+def _replay_started(store: EventStore, replay_id: str) -> tuple[Any, Any]:
+    """The run's last start (a resumed run may run in another process than it began in),
+    found through the ``events_type`` index: a run has far fewer starts than comparisons."""
+    row = (
+        store.conn()
+        .execute(
+            "SELECT type, payload FROM events WHERE type = 'replay_started' AND call_id = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (replay_id,),
+        )
+        .fetchone()
+    )
+    started = None if row is None else ev.decode(row[1], row[0])
+    return started, started
+
+
+def _still(conn: sqlite3.Connection, table: str, key: str, candidates: dict) -> list[str]:
+    """Those of ``candidates`` still running now that the write lock is held."""
+    if not candidates:
+        return []
+    ids = list(candidates)
+    rows = conn.execute(
+        f"SELECT {key} FROM {table} WHERE status = 'running' "
+        f"AND {key} IN ({','.join('?' * len(ids))})",
+        ids,
+    )
+    return [r[0] for r in rows]
+
+
+def _message(started: ev.CallStarted) -> str:
+    me = processes.current()
+    return (
+        f"process {started.pid} on {started.host} ended before the call finished "
+        f"(found by process {me.pid} on {me.host})"
+    )
+
+
+def _replay_closed(
+    conn: sqlite3.Connection, replay_id: str, started: ev.ReplayStarted
+) -> ev.ReplayFinished:
+    """``replay_finished`` with status ``interrupted`` and the verdicts recorded so far
+    (``llm-events replay --resume`` carries on from there)."""
+    counts = dict.fromkeys(("same", "changed", "error"), 0)
+    for verdict, n in conn.execute(
+        "SELECT verdict, count(*) FROM replay_results WHERE replay_id = ? GROUP BY verdict",
+        (replay_id,),
+    ):
+        counts[verdict] = n
+    return ev.ReplayFinished(
+        id=ev.new_id(),
+        ts=ev.now_iso(),
+        replay_id=replay_id,
+        status="interrupted",
+        counts=counts,
+        total=started.total or 0,
+    )
 
 
 def closing_events(call_id: str, events: Sequence[ev.Event]) -> list[ev.Event]:
     """``attempt_failed`` (if an attempt is open) and ``call_finished`` for an ended call."""
     started = next(e for e in events if isinstance(e, ev.CallStarted))
-    me = processes.current()
-    message = (
-        f"process {started.pid} on {started.host} ended before the call finished "
-        f"(found by process {me.pid} on {me.host})"
-    )
+    message = _message(started)
     attempts = [e for e in events if isinstance(e, ev.AttemptStarted)]
     ended = {e.attempt for e in events if isinstance(e, (ev.AttemptFailed, ev.AttemptSucceeded))}
     out: list[ev.Event] = []

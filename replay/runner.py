@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_events import EventStore, LLMClient, client_from_spec, open_store
+from llm_events import EventStore, LLMClient, client_from_spec, open_store, processes
 from llm_events import events as ev
 
 from .compare import comparator_label, get_comparator
@@ -231,6 +231,7 @@ def run(
         compare_spec=compare if isinstance(compare, str) else label,
         threshold=threshold,
         resumed=resume is not None,
+        **processes.current()._asdict(),
     )
     work = _group_commit_store(store) if batch else store
     report.store = work

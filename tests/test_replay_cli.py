@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from llm_events import EventStore, record_interrupted
 from llm_events.cli import main
 
 from .test_replay_clients import record_calls
@@ -193,9 +194,19 @@ def test_sigkill_mid_run_leaves_a_valid_store_and_resume_skips_done_calls(db_pat
     assert status == "running"  # no replay_finished: the process died
     conn = sqlite3.connect(db_path)
     done = conn.execute("SELECT count(*) FROM replay_results").fetchone()[0]
-    conn.close()
     assert 6 <= done < 40
+    in_flight = {r for (r,) in conn.execute("SELECT call_id FROM calls WHERE status='running'")}
+    conn.close()
     calls_before = _replay_calls(db_path, replay_id)
+
+    # the next process that records into the store closes the run and its calls in flight
+    closed = record_interrupted(EventStore(db_path))
+    assert sorted(closed) == sorted([*in_flight, replay_id])
+    conn = sqlite3.connect(db_path)
+    assert conn.execute(
+        "SELECT status, same + changed + error FROM replays WHERE replay_id = ?", (replay_id,)
+    ).fetchone() == ("interrupted", done)
+    conn.close()
 
     resumed = subprocess.run(
         _cli("replay", "--resume", replay_id, "--json"),
