@@ -66,11 +66,12 @@ def with_retry(
     exc: Exc = Exception,
     logger: logging.Logger | None = None,
     jitter: float = 0.0,
+    retry_if: Callable[[BaseException], bool] | None = None,
 ) -> T:
     """Call ``func()`` up to ``attempts`` times, sleeping 1x, 2x, 4x ... ``delay`` between.
 
-    Only exceptions of the types in ``exc`` are retried; others propagate at once, and the
-    last error is re-raised.  Each sleep is ``backoff + uniform(0, backoff * jitter)``, or
+    Only exceptions of the types in ``exc`` (and, with ``retry_if``, for which it returns
+    true) are retried; others propagate at once, and the last error is re-raised.  Each sleep is ``backoff + uniform(0, backoff * jitter)``, or
     the server's ``Retry-After`` when an error carries a longer one.  LLM calls made inside
     are one recorded call: their attempts, a ``retry_scheduled`` per retry, one outcome.
     """
@@ -82,7 +83,7 @@ def with_retry(
             try:
                 return func()
             except exc as e:
-                if attempt >= attempts:
+                if attempt >= attempts or (retry_if is not None and not retry_if(e)):
                     raise
                 wait = _wait_before_retry(e, attempt, attempts, backoff, jitter, logger)
                 _record_retry(attempt, wait, e)
@@ -99,6 +100,7 @@ async def with_retry_async(
     exc: Exc = Exception,
     logger: logging.Logger | None = None,
     jitter: float = 0.0,
+    retry_if: Callable[[BaseException], bool] | None = None,
 ) -> T:
     """:func:`with_retry` for coroutines: ``await with_retry_async(lambda: client.agenerate(...))``.
 
@@ -113,7 +115,7 @@ async def with_retry_async(
             try:
                 return await func()
             except exc as e:
-                if attempt >= attempts:
+                if attempt >= attempts or (retry_if is not None and not retry_if(e)):
                     raise
                 wait = _wait_before_retry(e, attempt, attempts, backoff, jitter, logger)
                 await off_loop(_record_retry, attempt, wait, e)

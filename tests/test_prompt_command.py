@@ -13,9 +13,11 @@ from llm_events.cli import main
 from .backend_helpers import (
     SECRET,
     base_url,
+    broken_stream,
     events,
     events_text,
     openai_completion,
+    openai_sse,
     server_fixtures,
     types,
 )
@@ -189,3 +191,68 @@ def test_llm_markov_end_to_end(db_path, tmp_path, monkeypatch):
     assert len(out["text"].split()) == 4
     assert (out["backend"], out["model"], out["cost"]) == ("llm", "markov", 0.0)
     assert events(db_path, "attempt_started")[0]["params"] == {"length": 4}
+
+
+def _stream(server, *extra: str):
+    return invoke(
+        "prompt",
+        "hi",
+        "-m",
+        "openai:gpt-4o-mini",
+        "-o",
+        "base_url",
+        base_url(server, "/v1"),
+        "--retry-delay",
+        "0",
+        "--stream",
+        *extra,
+    )
+
+
+def test_stream_prints_the_answer_as_it_arrives_and_retries_before_any_text(server, db_path):
+    server.expect_ordered_request(PATH).respond_with_json(
+        {"error": {"message": "overloaded"}}, status=503
+    )
+    server.expect_ordered_request(PATH).respond_with_data(
+        openai_sse(["Hel", "lo", "!"]), content_type="text/event-stream"
+    )
+    result = _stream(server)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Hello!\n"
+    assert "retrying: attempt 1/3 failed (ServerError" in result.stderr
+    assert json.loads(server.log[1][0].data)["stream"] is True
+    assert types(db_path) == [
+        "call_started",
+        "attempt_started",
+        "attempt_failed",
+        "retry_scheduled",
+        "attempt_started",
+        "attempt_succeeded",
+        "call_finished",
+    ]
+    assert events(db_path, "attempt_succeeded")[0]["text"] == "Hello!"
+    assert events(db_path, "attempt_started")[1]["params"] == {"stream": True}
+
+
+def test_stream_broken_after_text_is_not_retried(server, db_path):
+    server.expect_request(PATH).respond_with_handler(
+        broken_stream([openai_sse(["Once upon"], done=False)])
+    )
+    result = _stream(server)
+    assert result.exit_code == 1
+    assert result.stdout == "Once upon\n"  # what arrived, then the error on stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and "recorded as call" in line
+    assert len(server.log) == 1  # printed text cannot be taken back: no retry
+    failed = events(db_path, "attempt_failed")
+    assert [(e["error_type"], e["partial_text"]) for e in failed] == [
+        ("StreamInterrupted", "Once upon")
+    ]
+    assert events(db_path, "call_finished")[0]["status"] == "error"
+
+
+def test_stream_and_json_do_not_mix(server):
+    result = _stream(server, "--json")
+    assert result.exit_code == 2
+    assert "--stream prints text as it arrives and --json at the end: use one" in result.stderr
+    assert server.log == []

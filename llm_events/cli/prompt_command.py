@@ -101,6 +101,11 @@ def _call_row(call_id: str | None) -> dict[str, Any]:
     help="Seconds before the first retry, doubling after; a server's Retry-After wins if longer.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and its call as JSON.")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Print the answer as it arrives. Retries happen only before the first text.",
+)
 @db_option
 @friendly_errors
 def prompt_command(
@@ -111,6 +116,7 @@ def prompt_command(
     retries: int,
     retry_delay: float,
     as_json: bool,
+    stream: bool,
     db: Path | None,
 ) -> None:
     """Send TEXT to a model, record the call, print the answer ('-' reads TEXT from stdin).
@@ -123,12 +129,15 @@ def prompt_command(
       llm-events prompt "Name three primes" -m openai:gpt-4o-mini -o temperature 0
       llm-events prompt "hi" -m ollama:llama3.2 -s "Be brief." --json
       echo "a b c a b" | llm-events prompt - -m llm:markov
+      llm-events prompt "Tell me a story" -m ollama:llama3.2 --stream
     """
     from ..backends.errors import RetryableBackendError
     from ..config import configure
     from ..context_builder import ContextBuilder
     from ..retry import with_retry
 
+    if stream and as_json:
+        raise click.UsageError("--stream prints text as it arrives and --json at the end: use one")
     if text == "-":
         text = sys.stdin.read()
     if db is not None:
@@ -136,12 +145,16 @@ def prompt_command(
     client = _client(spec, {key: parse_value(value) for key, value in options})
     builder = ContextBuilder(system=system)
     prompt = builder.build_prompt(text)
+    retryable = (RetryableBackendError, *RETRYABLE_BUILTINS)
+    if stream:
+        _stream_answer(client, prompt, builder, retries + 1, retry_delay, retryable)
+        return
     try:
         result = with_retry(
             lambda: client.generate(prompt, context_builder=builder),
             attempts=retries + 1,
             delay=retry_delay,
-            exc=(RetryableBackendError, *RETRYABLE_BUILTINS),
+            exc=retryable,
             logger=_StderrLog(),  # type: ignore[arg-type]
         )
     except (ValueError, click.ClickException):
@@ -160,6 +173,51 @@ def prompt_command(
         )
     else:
         click.echo(result.text)
+
+
+def _stream_answer(
+    client: Any,
+    prompt: Any,
+    builder: Any,
+    attempts: int,
+    delay: float,
+    retryable: tuple[type[BaseException], ...],
+) -> None:
+    """Print the answer as it arrives (one recorded call).  A retry after text was printed
+    would print the answer twice, so only errors before the first text are retried."""
+    import asyncio
+
+    from ..retry import with_retry_async
+
+    shown = False
+
+    async def once() -> None:
+        nonlocal shown
+        async for piece in client.async_generate(prompt, context_builder=builder):
+            if piece:
+                shown = True
+                click.echo(piece, nl=False)  # flushed: the reader sees it now
+
+    async def run() -> None:
+        await with_retry_async(
+            once,
+            attempts=attempts,
+            delay=delay,
+            exc=retryable,
+            logger=_StderrLog(),  # type: ignore[arg-type]
+            retry_if=lambda _error: not shown,
+        )
+
+    try:
+        asyncio.run(run())
+    except (ValueError, click.ClickException):
+        raise
+    except Exception as exc:
+        if shown:
+            click.echo()
+        _fail(exc, False)
+        return
+    click.echo()
 
 
 def _fail(exc: BaseException, as_json: bool) -> None:
