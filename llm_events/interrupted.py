@@ -17,7 +17,7 @@ A replay run whose process ended without ``replay_finished`` gets one with statu
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from . import events as ev
@@ -31,21 +31,27 @@ INTERRUPTED = "Interrupted"
 def record_interrupted(store: EventStore) -> list[str]:
     """Close the calls and replay runs of ended processes; returns their ids.
 
-    Cheap when there is nothing to do (two indexed queries), so the recorder runs it each
-    time it opens a store.  Deciding and appending happen under the write lock, so two
+    Cheap when there is nothing to do (two indexed queries, and one more per running call),
+    so the recorder runs it each time it opens a store.  Deciding and appending happen under the write lock, so two
     processes doing this at once close each call once.
     """
     if store.readonly:
         return []
-    ended_calls = _ended(store, "calls", "call_id", _call_started)
-    ended_runs = _ended(store, "replays", "replay_id", _replay_started)
+    ended_calls = _ended(store, "calls", "call_id", _CALL_STARTED)
+    ended_runs = _ended(store, "replays", "replay_id", _REPLAY_STARTED)
     if not ended_calls and not ended_runs:
         return []
 
     def still_running(conn: sqlite3.Connection) -> list[ev.Event]:
         out: list[ev.Event] = []
         for call_id in _still(conn, "calls", "call_id", ended_calls):
-            out.extend(closing_events(call_id, ended_calls[call_id]))
+            events = [
+                ev.decode(payload, type_)
+                for type_, payload in conn.execute(
+                    "SELECT type, payload FROM events WHERE call_id = ? ORDER BY seq", (call_id,)
+                )
+            ]
+            out.extend(closing_events(call_id, events))
         for replay_id in _still(conn, "replays", "replay_id", ended_runs):
             out.append(_replay_closed(conn, replay_id, ended_runs[replay_id]))
         return out
@@ -54,47 +60,39 @@ def record_interrupted(store: EventStore) -> list[str]:
     return [e.key for e in appended if isinstance(e, (ev.CallFinished, ev.ReplayFinished))]
 
 
-def _ended(
-    store: EventStore, table: str, key: str, load: Callable[[EventStore, str], tuple[Any, Any]]
-) -> dict[str, Any]:
+#: A call's start: among its few events, through the ``events_call_id`` index.
+_CALL_STARTED = (
+    "SELECT type, payload FROM events WHERE call_id = ? AND +type = 'call_started' "
+    "ORDER BY seq LIMIT 1"
+)
+#: A run's last start (a resumed run may run in another process than it began in), through
+#: the ``events_type`` index: a run has far fewer starts than comparisons.
+_REPLAY_STARTED = (
+    "SELECT type, payload FROM events WHERE type = 'replay_started' AND call_id = ? "
+    "ORDER BY seq DESC LIMIT 1"
+)
+
+
+def _ended(store: EventStore, table: str, key: str, start_sql: str) -> dict[str, Any]:
     """The running calls (or replay runs) whose start names a process that has ended, with
-    what closing them needs (``load`` returns it and the start event)."""
+    that start event.  One small query per running one: a store may hold many, left by
+    processes of other machines that this one cannot judge."""
+    conn = store.conn()
     try:
         running = [
-            r[0]
-            for r in store.conn().execute(f"SELECT {key} FROM {table} WHERE status = 'running'")
+            r[0] for r in conn.execute(f"SELECT {key} FROM {table} WHERE status = 'running'")
         ]
     except sqlite3.OperationalError:  # a store with other projections
         return {}
     ended = {}
     for one in running:
-        started, needed = load(store, one)
-        if started is not None and (
-            processes.state(started.host, started.pid, started.process) == processes.ENDED
-        ):
-            ended[one] = needed
+        row = conn.execute(start_sql, (one,)).fetchone()
+        if row is None:
+            continue
+        started: Any = ev.decode(row[1], row[0])
+        if processes.state(started.host, started.pid, started.process) == processes.ENDED:
+            ended[one] = started
     return ended
-
-
-def _call_started(store: EventStore, call_id: str) -> tuple[Any, list[ev.Event]]:
-    events = [s.event for s in store.iter_events(call_id=call_id)]
-    return next((e for e in events if isinstance(e, ev.CallStarted)), None), events
-
-
-def _replay_started(store: EventStore, replay_id: str) -> tuple[Any, Any]:
-    """The run's last start (a resumed run may run in another process than it began in),
-    found through the ``events_type`` index: a run has far fewer starts than comparisons."""
-    row = (
-        store.conn()
-        .execute(
-            "SELECT type, payload FROM events WHERE type = 'replay_started' AND call_id = ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (replay_id,),
-        )
-        .fetchone()
-    )
-    started = None if row is None else ev.decode(row[1], row[0])
-    return started, started
 
 
 def _still(conn: sqlite3.Connection, table: str, key: str, candidates: dict) -> list[str]:
