@@ -256,3 +256,40 @@ def test_stream_and_json_do_not_mix(server):
     assert result.exit_code == 2
     assert "--stream prints text as it arrives and --json at the end: use one" in result.stderr
     assert server.log == []
+
+
+def test_ctrl_c_exits_130_naming_the_recorded_call(db_path):
+    import signal
+    import sqlite3
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**cli_env(db_path), "PYTHONPATH": str(root), "REPLAY_TEST_DELAY": "30"}
+    # Ctrl-C raises KeyboardInterrupt even where the test runner's parent ignores SIGINT
+    cli = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from llm_events.cli import main; main()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", cli, "prompt", "hello", "-m", "tests.test_replay_clients:slow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the request is under way
+        if db_path.exists() and "attempt_started" in types(db_path):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    conn = sqlite3.connect(db_path)
+    call_id, status, error_type = conn.execute(
+        "SELECT call_id, status, error_type FROM calls"
+    ).fetchone()
+    conn.close()
+    assert (out, err) == ("", f"interrupted (recorded as call {call_id})\n")
+    assert (status, error_type) == ("error", "KeyboardInterrupt")

@@ -11,6 +11,9 @@ import click
 
 from .common import db_option, friendly_errors
 
+#: Exit status after Ctrl-C (128 + SIGINT), as ``llm-events replay`` uses.
+EXIT_INTERRUPTED = 130
+
 #: Errors worth another attempt when they come from clients that are not ours.
 RETRYABLE_BUILTINS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
@@ -134,7 +137,6 @@ def prompt_command(
     from ..backends.errors import RetryableBackendError
     from ..config import configure
     from ..context_builder import ContextBuilder
-    from ..retry import with_retry
 
     if stream and as_json:
         raise click.UsageError("--stream prints text as it arrives and --json at the end: use one")
@@ -146,14 +148,35 @@ def prompt_command(
     builder = ContextBuilder(system=system)
     prompt = builder.build_prompt(text)
     retryable = (RetryableBackendError, *RETRYABLE_BUILTINS)
-    if stream:
-        _stream_answer(client, prompt, builder, retries + 1, retry_delay, retryable)
-        return
+    try:
+        if stream:
+            _stream_answer(client, prompt, builder, retries + 1, retry_delay, retryable)
+        else:
+            _print_answer(client, prompt, builder, retries + 1, retry_delay, retryable, as_json)
+    except KeyboardInterrupt as exc:
+        call_id = getattr(exc, "llm_events_call_id", None)
+        where = f" (recorded as call {call_id})" if call_id else ""
+        click.echo(f"interrupted{where}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _print_answer(
+    client: Any,
+    prompt: Any,
+    builder: Any,
+    attempts: int,
+    delay: float,
+    retryable: tuple[type[BaseException], ...],
+    as_json: bool,
+) -> None:
+    """The answer once it is complete (as text, or as JSON with its call's summary)."""
+    from ..retry import with_retry
+
     try:
         result = with_retry(
             lambda: client.generate(prompt, context_builder=builder),
-            attempts=retries + 1,
-            delay=retry_delay,
+            attempts=attempts,
+            delay=delay,
             exc=retryable,
             logger=_StderrLog(),  # type: ignore[arg-type]
         )
@@ -211,6 +234,10 @@ def _stream_answer(
     try:
         asyncio.run(run())
     except (ValueError, click.ClickException):
+        raise
+    except KeyboardInterrupt:
+        if shown:
+            click.echo()
         raise
     except Exception as exc:
         if shown:
