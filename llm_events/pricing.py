@@ -32,6 +32,9 @@ from typing import Any
 Prices = dict[str, float]
 
 #: USD per million tokens (a snapshot of public list prices; override for accuracy).
+#: Checked 2026-11-25: the Anthropic rows against a stored copy of Anthropic's pricing page,
+#: the OpenAI rows against several public summaries of OpenAI's price list (which disagree on
+#: some newer models, left out for that reason).  Prices change: ``LLM_EVENTS_PRICES``.
 BUILTIN_PRICES: dict[str, Prices] = {
     # built in and offline
     "echo:*": {"input": 0.0, "output": 0.0},
@@ -62,6 +65,7 @@ BUILTIN_PRICES: dict[str, Prices] = {
     "anthropic:claude-sonnet-4": {"input": 3.00, "output": 15.00, "cached_input": 0.30},
     "anthropic:claude-3-opus": {"input": 15.00, "output": 75.00, "cached_input": 1.50},
     "anthropic:claude-opus-4": {"input": 15.00, "output": 75.00, "cached_input": 1.50},
+    "anthropic:claude-opus-4-1": {"input": 15.00, "output": 75.00, "cached_input": 1.50},
 }
 
 #: Backends that serve other providers' models under the same names (``llm:gpt-4o-mini``).

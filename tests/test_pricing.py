@@ -33,6 +33,8 @@ def test_known_model_and_dated_names():
     assert unit_prices("openai", "gpt-4o-mini-2024-07-18") == unit_prices("openai", "gpt-4o-mini")
     assert unit_prices("anthropic", "claude-3-5-haiku-20241022")["input"] == 0.80
     assert unit_prices("anthropic", "claude-3-5-haiku-latest")["output"] == 4.00
+    opus = unit_prices("anthropic", "claude-opus-4-1-20250805")
+    assert opus == {"input": 15.00, "output": 75.00, "cached_input": 1.50}
 
 
 def test_unknown_model_costs_none_not_zero():
