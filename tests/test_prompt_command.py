@@ -280,8 +280,11 @@ def test_ctrl_c_exits_130_naming_the_recorded_call(db_path):
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # until the request is under way
-        if db_path.exists() and "attempt_started" in types(db_path):
-            break
+        try:
+            if db_path.exists() and "attempt_started" in types(db_path):
+                break
+        except sqlite3.OperationalError:  # the store is still being created
+            pass
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
