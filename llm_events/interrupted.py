@@ -32,8 +32,8 @@ def record_interrupted(store: EventStore) -> list[str]:
     """Close the calls and replay runs of ended processes; returns their ids.
 
     Cheap when there is nothing to do (two indexed queries, and one more per running call),
-    so the recorder runs it each time it opens a store.  Deciding and appending happen under the write lock, so two
-    processes doing this at once close each call once.
+    so the recorder runs it each time it opens a store.  Deciding and appending happen under
+    the write lock, so two processes doing this at once close each call once.
     """
     if store.readonly:
         return []
@@ -89,7 +89,10 @@ def _ended(store: EventStore, table: str, key: str, start_sql: str) -> dict[str,
         row = conn.execute(start_sql, (one,)).fetchone()
         if row is None:
             continue
-        started: Any = ev.decode(row[1], row[0])
+        try:
+            started: Any = ev.decode(row[1], row[0])
+        except ValueError:  # unreadable: not for this process to judge
+            continue
         if processes.state(started.host, started.pid, started.process) == processes.ENDED:
             ended[one] = started
     return ended

@@ -174,8 +174,9 @@ def resolve_store(explicit: StoreSpec, on_store_error: str) -> EventStore | None
         raise RecordingError(f"cannot open event store: {e}") from e
     if store not in _swept:
         _swept.add(store)
-        # once per store and process; a failure shows again in the recording's own write
-        with contextlib.suppress(StoreError, sqlite3.Error, OSError):
+        # once per store and process; housekeeping never stops a recording (a store that
+        # cannot be written fails again, clearly, in the recording's own write)
+        with contextlib.suppress(StoreError, sqlite3.Error, OSError, ValueError):
             record_interrupted(store)
     return store
 

@@ -191,3 +191,23 @@ def test_two_processes_closing_at_once_close_each_call_once(db_path):
     ).fetchall()
     assert sorted(finished) == sorted((call_id, 1) for call_id in dead)
     assert EventStore(db_path, readonly=True).verify().ok
+
+
+def test_an_unreadable_start_is_left_alone_and_recording_goes_on(db_path):
+    me = processes.current()
+    store = EventStore(db_path)
+    dead = ev.new_id()
+    store.append(_started(dead, host=me.host, pid=me.pid, process=_key(start="1")))
+    store.close()
+    conn = sqlite3.connect(db_path)  # a start no version of ours could have written
+    (seq,) = conn.execute("SELECT max(seq) + 1 FROM events").fetchone()
+    conn.execute(
+        "INSERT INTO events VALUES (?, 'odd-id', 'call_started', 'odd', ?, '{not json', '', '')",
+        (seq, ev.now_iso()),
+    )
+    conn.execute("INSERT INTO calls (call_id, status) VALUES ('odd', 'running')")
+    conn.commit()
+    conn.close()
+    assert record_one_call(db_path) == "ok"
+    assert call_row(db_path, dead)[0] == "error"  # closed by the recording process
+    assert call_row(db_path, "odd")[0] == "running"
