@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,12 +148,19 @@ def prompt_command(
     client = _client(spec, {key: parse_value(value) for key, value in options})
     builder = ContextBuilder(system=system)
     prompt = builder.build_prompt(text)
-    retryable = (RetryableBackendError, *RETRYABLE_BUILTINS)
+    call = _Call(
+        client,
+        prompt,
+        builder,
+        retries + 1,
+        retry_delay,
+        (RetryableBackendError, *RETRYABLE_BUILTINS),
+    )
     try:
         if stream:
-            _stream_answer(client, prompt, builder, retries + 1, retry_delay, retryable)
+            _stream_answer(call)
         else:
-            _print_answer(client, prompt, builder, retries + 1, retry_delay, retryable, as_json)
+            _print_answer(call, as_json)
     except KeyboardInterrupt as exc:
         call_id = getattr(exc, "llm_events_call_id", None)
         where = f" (recorded as call {call_id})" if call_id else ""
@@ -160,24 +168,28 @@ def prompt_command(
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _print_answer(
-    client: Any,
-    prompt: Any,
-    builder: Any,
-    attempts: int,
-    delay: float,
-    retryable: tuple[type[BaseException], ...],
-    as_json: bool,
-) -> None:
+@dataclass
+class _Call:
+    """The call ``prompt`` makes: the client, the built prompt, and how it retries."""
+
+    client: Any
+    prompt: Any
+    builder: Any
+    attempts: int
+    delay: float
+    retryable: tuple[type[BaseException], ...]
+
+
+def _print_answer(call: _Call, as_json: bool) -> None:
     """The answer once it is complete (as text, or as JSON with its call's summary)."""
     from ..retry import with_retry
 
     try:
         result = with_retry(
-            lambda: client.generate(prompt, context_builder=builder),
-            attempts=attempts,
-            delay=delay,
-            exc=retryable,
+            lambda: call.client.generate(call.prompt, context_builder=call.builder),
+            attempts=call.attempts,
+            delay=call.delay,
+            exc=call.retryable,
             logger=_StderrLog(),  # type: ignore[arg-type]
         )
     except (ValueError, click.ClickException):
@@ -198,14 +210,7 @@ def _print_answer(
         click.echo(result.text)
 
 
-def _stream_answer(
-    client: Any,
-    prompt: Any,
-    builder: Any,
-    attempts: int,
-    delay: float,
-    retryable: tuple[type[BaseException], ...],
-) -> None:
+def _stream_answer(call: _Call) -> None:
     """Print the answer as it arrives (one recorded call).  A retry after text was printed
     would print the answer twice, so only errors before the first text are retried."""
     import asyncio
@@ -216,7 +221,7 @@ def _stream_answer(
 
     async def once() -> None:
         nonlocal shown
-        async for piece in client.async_generate(prompt, context_builder=builder):
+        async for piece in call.client.async_generate(call.prompt, context_builder=call.builder):
             if piece:
                 shown = True
                 click.echo(piece, nl=False)  # flushed: the reader sees it now
@@ -224,9 +229,9 @@ def _stream_answer(
     async def run() -> None:
         await with_retry_async(
             once,
-            attempts=attempts,
-            delay=delay,
-            exc=retryable,
+            attempts=call.attempts,
+            delay=call.delay,
+            exc=call.retryable,
             logger=_StderrLog(),  # type: ignore[arg-type]
             retry_if=lambda _error: not shown,
         )
