@@ -8,7 +8,6 @@ them in order; a prompt tagged as a small task tries the first backend last.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import functools
@@ -240,17 +239,15 @@ class LLMClient:
         others run in a worker thread.
         """
         if self._async_via_thread():
-            ctx = contextvars.copy_context()
-            loop = asyncio.get_running_loop()
-            call = functools.partial(
-                ctx.run,
+            from .workers import in_thread
+
+            return await in_thread(
                 self.generate,
                 prompt,
                 context_builder=context_builder,
                 parse_fn=parse_fn,
                 backend=backend,
             )
-            return await loop.run_in_executor(None, call)
         from .streaming import stream_call
 
         results: list[LLMResult] = []

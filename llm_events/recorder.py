@@ -19,7 +19,7 @@ import sqlite3
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from .prompt import LLMResult, Prompt, prompt_fingerprint
 from .redaction import Redactor, UnstorableValueError, clean, clean_text
 from .store import EventStore, StoreError
 from .tokens import estimate_prompt_tokens, estimate_tokens
+from .workers import in_thread
 
 
 class RecordingError(StoreError):
@@ -44,7 +45,6 @@ class RecordingLostWarning(UserWarning):
 
 StoreSpec = str | EventStore | None
 E = TypeVar("E", bound=ev.Event)
-T = TypeVar("T")
 
 _current: ContextVar[CallScope | None] = ContextVar("llm_events_call", default=None)
 _options: ContextVar[CallOptions | None] = ContextVar("llm_events_call_options", default=None)
@@ -545,22 +545,11 @@ def end_call(scope: CallScope, error: BaseException | None) -> None:
         raise rec_err from error
 
 
-async def off_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run a recording step that writes in a worker thread (with this context).
-
-    A commit may wait for the write lock while another process holds it (an import, a
-    rebuild): the event loop must go on meanwhile.
-    """
-    import asyncio
-
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
 async def aend_call(scope: CallScope, error: BaseException | None) -> None:
     """:func:`end_call` off the event loop; in place while a task is being cancelled or
     a generator closed (an await there could be interrupted half-way)."""
     if error is None or isinstance(error, Exception):
-        await off_loop(end_call, scope, error)
+        await in_thread(end_call, scope, error)
     else:
         end_call(scope, error)
 

@@ -9,7 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .recorder import async_call_scope, call_scope, current_call, off_loop
+from .recorder import async_call_scope, call_scope, current_call
+from .workers import in_thread
 
 T = TypeVar("T")
 
@@ -118,7 +119,7 @@ async def with_retry_async(
                 if attempt >= attempts or (retry_if is not None and not retry_if(e)):
                     raise
                 wait = _wait_before_retry(e, attempt, attempts, backoff, jitter, logger)
-                await off_loop(_record_retry, attempt, wait, e)
+                await in_thread(_record_retry, attempt, wait, e)
                 await asyncio.sleep(wait)
                 backoff *= 2
     raise AssertionError("unreachable")  # pragma: no cover

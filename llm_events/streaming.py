@@ -9,7 +9,7 @@ that do not stream run in a worker thread and yield their answer as one chunk.
 
 Nested async generators are closed explicitly (``aclosing``) so that a consumer stopping
 early records the attempt as failed, with its partial text, before the call is finished.
-Commits run in a worker thread (``recorder.off_loop``): a store whose write lock another
+Commits run in a worker thread (:mod:`llm_events.workers`): a store whose write lock another
 process holds makes the call wait, not the event loop.
 """
 
@@ -24,10 +24,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import recorder
+from . import recorder, workers
 from .client import LLMClient, check_origin, record_success, run_attempt
 from .prompt import LLMResult, Prompt
-from .recorder import CallScope, aend_call, current_call, off_loop
+from .recorder import CallScope, aend_call, current_call
 from .redaction import UnstorableValueError
 
 
@@ -90,7 +90,7 @@ async def iterate_in_thread(make_iter: Callable[[], Iterator[Any]]) -> AsyncIter
             return
         put(_DONE)
 
-    worker = loop.run_in_executor(None, ctx.run, pump)
+    worker = loop.run_in_executor(workers.pool(), ctx.run, pump)
     try:
         while True:
             item, err = await queue.get()
@@ -173,7 +173,9 @@ async def stream_attempt(
     """One recorded streamed attempt; yields text and appends the result to ``results``."""
     backend = label or target.backend_label()
     model = target.model_label()
-    attempt = await off_loop(scope.begin_attempt, backend, model, {**target.params, "stream": True})
+    attempt = await workers.in_thread(
+        scope.begin_attempt, backend, model, {**target.params, "stream": True}
+    )
     t0 = time.perf_counter()
     got = _Assembly()
     try:
@@ -199,8 +201,6 @@ async def _threaded_attempt(
     label: str | None,
 ) -> LLMResult:
     """A non-streaming client's attempt, run in a worker thread inside this call."""
-    ctx = contextvars.copy_context()
-    loop = asyncio.get_running_loop()
 
     def work() -> LLMResult:
         recorder._current.set(scope)  # in this thread's copy of the context only
@@ -208,7 +208,7 @@ async def _threaded_attempt(
             scope, target, lambda: target._invoke(prompt, context_builder), parse_fn, label=label
         )
 
-    return await loop.run_in_executor(None, ctx.run, work)
+    return await workers.in_thread(work)
 
 
 async def stream_call(
@@ -244,7 +244,7 @@ async def stream_call(
     error: BaseException | None = None
     try:
         # opening the store (and its first write) happens here: off the event loop
-        await off_loop(scope.start, prompt, client=client.name, model=client.model_label())
+        await workers.in_thread(scope.start, prompt, client=client.name, model=client.model_label())
         chain = client._chain(prompt, backend)
         label = backend if (backend and len(chain) == 1) else None
         last_exc: BaseException | None = None
@@ -279,7 +279,7 @@ async def stream_call(
                 last_exc = exc
                 continue
             if not owner:
-                await off_loop(scope.commit, "attempt_succeeded")
+                await workers.in_thread(scope.commit, "attempt_succeeded")
             return
         assert last_exc is not None
         raise last_exc

@@ -288,3 +288,29 @@ def test_async_calls_wait_for_a_locked_store_without_blocking_the_event_loop(db_
     assert worst_gap < hold_s / 2  # while the loop went on ticking
     assert types(db_path).count("call_finished") == 4
     assert types(db_path).count("retry_scheduled") == 1
+
+
+def test_sixteen_async_calls_to_a_blocking_client_all_run_at_once(db_path, builder):
+    """asyncio's default executor would run them CPUs + 4 at a time (6 on 2 CPUs)."""
+    import threading
+
+    together = threading.Barrier(16, timeout=20)  # broken unless all 16 are in flight at once
+
+    class Blocking(LLMClient):
+        backend_name = "blocking"
+
+        def _generate(self, prompt, *, context_builder):
+            together.wait()
+            return LLMResult(text="ok")
+
+    client = Blocking("blocking-1")
+    prompt = builder.build_prompt("hi")
+
+    async def run():
+        return await asyncio.gather(
+            *(client.agenerate(prompt, context_builder=builder) for _ in range(16))
+        )
+
+    answers = asyncio.run(run())
+    assert [a.text for a in answers] == ["ok"] * 16
+    assert types(db_path).count("call_finished") == 16
