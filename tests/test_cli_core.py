@@ -130,3 +130,36 @@ def test_show_flags_a_running_call_whose_process_went_silent(db_path):
     assert "  status    running (1 attempt(s), 0 retries, 0 fallback(s))" in stalled
     assert "  note      no event for 60 min: the process may have died mid-request" in stalled
     assert "note" not in invoke("show", fresh).output
+
+
+def test_show_says_a_silent_call_s_process_is_still_running(db_path):
+    import time
+
+    from llm_events import EventStore, processes
+    from llm_events import events as ev
+
+    me = processes.current()  # this test's process: alive
+    hour_ago = ev.now_iso(time.time() - 3600)
+    call_id = ev.new_id()
+    store = EventStore(db_path)
+    store.append(
+        [
+            ev.CallStarted(
+                id=ev.new_id(),
+                ts=hour_ago,
+                call_id=call_id,
+                client="slow",
+                host=me.host,
+                pid=me.pid,
+                process=me.process,
+            ),
+            ev.AttemptStarted(id=ev.new_id(), ts=hour_ago, call_id=call_id, attempt=1, backend="b"),
+        ]
+    )
+    store.close()
+    shown = invoke("show", call_id).output
+    assert (
+        f"  note      no event for 60 min, and process {me.pid} on {me.host} is still running: "
+        "the request is waiting\n"
+    ) in shown
+    assert f"  process   {me.host} pid {me.pid}\n" in shown

@@ -174,10 +174,11 @@ def _stalled_for(events: list[dict[str, Any]]) -> str | None:
 
 def _running_note(started: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
     """What is known of a running call's process: in flight, ended, or silent for long."""
-    from ..processes import ENDED, state
+    from ..processes import ALIVE, ENDED, state
 
     who = f"process {started.get('pid')} on {started.get('host')}"
-    if state(started.get("host"), started.get("pid"), started.get("process")) == ENDED:
+    found = state(started.get("host"), started.get("pid"), started.get("process"))
+    if found == ENDED:
         return (
             f"{who} has ended: the call was interrupted (the next process that records "
             "into this store closes it as Interrupted; what was sent is in the timeline)"
@@ -185,6 +186,8 @@ def _running_note(started: dict[str, Any], events: list[dict[str, Any]]) -> str 
     stalled = _stalled_for(events)
     if stalled is None:
         return None
+    if found == ALIVE:
+        return f"no event for {stalled}, and {who} is still running: the request is waiting"
     return (
         f"no event for {stalled}: the process may have died mid-request "
         "(what was sent is in the timeline)"
