@@ -152,6 +152,38 @@ def _raw_sqlite(path: str, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+class RawLog:
+    """The raw baseline: a recorded call's payload strings, committed as the store committed
+    them, into a plain table.  With ``background_checkpoints``, WAL checkpoints run as the
+    store runs them (a background thread) instead of inside every few dozenth commit."""
+
+    def __init__(
+        self, path: str, synchronous: str, groups: list[list[str]], *, background_checkpoints: bool
+    ) -> None:
+        self.conn = _raw_sqlite(path, synchronous)
+        self.groups = groups
+        self.checkpointer = None
+        if background_checkpoints:
+            pages = store_module._SAFETY_AUTOCHECKPOINT_PAGES
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+            self.checkpointer = store_module._Checkpointer(path)
+
+    def call(self, i: int) -> None:
+        """The commits of recorded call ``i`` (modulo the calls captured)."""
+        first = COMMITS_PER_CALL * (i % (len(self.groups) // COMMITS_PER_CALL))
+        for payloads in self.groups[first : first + COMMITS_PER_CALL]:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("INSERT INTO log (payload) VALUES (?)", [(p,) for p in payloads])
+            self.conn.execute("COMMIT")
+            if self.checkpointer is not None:
+                self.checkpointer.committed(len(payloads))
+
+    def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        self.conn.close()
+
+
 #: ``calls`` columns the second commit of a call changes (what ``CallsProjection`` updates).
 _FINISH_COLUMNS = (
     "finished_at",
@@ -306,32 +338,12 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
     _time_loop(calls, 0, recorded)
     groups = _commit_groups(store_path, calls)
     assert len(groups) == COMMITS_PER_CALL * calls, "expected 2 commits per call"
-    raw = _raw_sqlite(str(tmp / "raw.db"), store.synchronous)
-
-    def raw_call(i: int) -> None:
-        first = COMMITS_PER_CALL * (i % calls)
-        for payloads in groups[first : first + COMMITS_PER_CALL]:
-            raw.execute("BEGIN IMMEDIATE")
-            raw.executemany("INSERT INTO log (payload) VALUES (?)", [(p,) for p in payloads])
-            raw.execute("COMMIT")
-
-    _time_loop(calls, 0, raw_call)
+    raw = RawLog(str(tmp / "raw.db"), store.synchronous, groups, background_checkpoints=False)
+    _time_loop(calls, 0, raw.call)
     # the same, checkpointing as the store does (a background thread): SQLite's default
     # checkpoint runs inside every few dozenth commit and makes the plain baseline slower
-    raw_bg_path = str(tmp / "raw-bg.db")
-    raw_bg = _raw_sqlite(raw_bg_path, store.synchronous)
-    raw_bg.execute(f"PRAGMA wal_autocheckpoint = {store_module._SAFETY_AUTOCHECKPOINT_PAGES}")
-    raw_bg_checkpointer = store_module._Checkpointer(raw_bg_path)
-
-    def raw_bg_call(i: int) -> None:
-        first = COMMITS_PER_CALL * (i % calls)
-        for payloads in groups[first : first + COMMITS_PER_CALL]:
-            raw_bg.execute("BEGIN IMMEDIATE")
-            raw_bg.executemany("INSERT INTO log (payload) VALUES (?)", [(p,) for p in payloads])
-            raw_bg.execute("COMMIT")
-            raw_bg_checkpointer.committed(len(payloads))
-
-    _time_loop(calls, 0, raw_bg_call)
+    raw_bg = RawLog(str(tmp / "raw-bg.db"), store.synchronous, groups, background_checkpoints=True)
+    _time_loop(calls, 0, raw_bg.call)
     same = SameRows(store_path, calls)
     same.fresh(str(tmp / "same-rows-warm.db"), store.synchronous)
     _time_loop(calls, 0, same.call)
@@ -355,8 +367,8 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
     for rep in range(reps):
         base_s.append(_time_loop(calls, offset, unrecorded))
         rec_s.append(_time_loop(calls, offset, recorded))
-        raw_s.append(_time_loop(calls, offset, raw_call))
-        raw_bg_s.append(_time_loop(calls, offset, raw_bg_call))
+        raw_s.append(_time_loop(calls, offset, raw.call))
+        raw_bg_s.append(_time_loop(calls, offset, raw_bg.call))
         same.fresh(str(tmp / f"same-rows-{rep}.db"), store.synchronous)
         same_s.append(_time_loop(calls, offset, same.call))
         offset += calls
@@ -374,7 +386,6 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
             + (f", llm {llm_s[-1] * 1e6:.0f} us" if llm_s else "")
         )
     raw.close()
-    raw_bg_checkpointer.stop()
     raw_bg.close()
     same.close()
 
@@ -466,15 +477,13 @@ def wal_pages_per_call(tmp: Path, calls: int) -> dict[str, float]:
         recorded = (wal.stat().st_size - before) / (page + 24) / calls
         groups = _commit_groups(str(path), calls)
         config.reset()
-        raw = _raw_sqlite(str(tmp / "pages-raw.db"), "NORMAL")
-        raw.execute("PRAGMA wal_autocheckpoint = 0")
+        raw = RawLog(str(tmp / "pages-raw.db"), "NORMAL", groups, background_checkpoints=False)
+        raw.conn.execute("PRAGMA wal_autocheckpoint = 0")
         raw_wal = Path(f"{tmp / 'pages-raw.db'}-wal")
         for _half in (0, 1):  # the second pass is the one measured, as above
             before = raw_wal.stat().st_size if raw_wal.exists() else 0
-            for payloads in groups:
-                raw.execute("BEGIN IMMEDIATE")
-                raw.executemany("INSERT INTO log (payload) VALUES (?)", [(p,) for p in payloads])
-                raw.execute("COMMIT")
+            for i in range(calls):
+                raw.call(i)
             raw_pages = (raw_wal.stat().st_size - before) / (page + 24) / calls
         raw.close()
     finally:

@@ -72,9 +72,10 @@ def with_retry(
     """Call ``func()`` up to ``attempts`` times, sleeping 1x, 2x, 4x ... ``delay`` between.
 
     Only exceptions of the types in ``exc`` (and, with ``retry_if``, for which it returns
-    true) are retried; others propagate at once, and the last error is re-raised.  Each sleep is ``backoff + uniform(0, backoff * jitter)``, or
-    the server's ``Retry-After`` when an error carries a longer one.  LLM calls made inside
-    are one recorded call: their attempts, a ``retry_scheduled`` per retry, one outcome.
+    true) are retried; others propagate at once, and the last error is re-raised.  Each sleep
+    is ``backoff + uniform(0, backoff * jitter)``, or the server's ``Retry-After`` when an
+    error carries a longer one.  LLM calls made inside are one recorded call: their
+    attempts, a ``retry_scheduled`` per retry, one outcome.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")

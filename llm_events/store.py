@@ -736,8 +736,7 @@ class EventStore:
         names = set(only) if only is not None else None
         targets = [p for p in self.projections if names is None or p.name in names]
         conn = self.conn()
-        with self._lock if self._shared_conn is not None else _nolock, _collector_paused():
-            self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+        with self._write_transaction(conn), _collector_paused():
             try:
                 for p in targets:
                     p.reset_caches()
@@ -759,9 +758,7 @@ class EventStore:
                         "INSERT OR REPLACE INTO _projections(name, last_seq, version) VALUES (?,?,?)",
                         (p.name, last, p.version),
                     )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException:  # rolled back: what the caches hold was never stored
                 for p in targets:
                     p.reset_caches()
                 raise
