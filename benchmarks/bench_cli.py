@@ -47,8 +47,8 @@ RARE = "zeppelin"  # in about 0.5% of prompts: a selective search
 
 def build_store(path: Path, n_events: int, days: int = 30) -> None:
     """Append synthetic calls in chronological order until ``n_events`` events are stored."""
-    from llm_events import events as ev
-    from llm_events.store import EventStore
+    from llm_events.log import events as ev
+    from llm_events.log.store import EventStore
 
     rng = random.Random(42)
     store = EventStore(path, synchronous="OFF")
@@ -289,7 +289,7 @@ def bench_commands(db: Path, repeat: int) -> dict[str, dict[str, float]]:
 def bench_datasette(db: Path, repeat: int) -> dict[str, dict[str, float]]:
     import sqlite3
 
-    from llm_events.browsing import load_metadata
+    from llm_events.browse.datasette import load_metadata
     from tests.cli_support import Browse
 
     meta = load_metadata()["databases"]["events"]

@@ -48,11 +48,12 @@ from pathlib import Path
 from typing import Any
 
 import llm_events
-from llm_events import ContextBuilder, EventStore, KeywordRetriever, LLMClient, LLMResult, config
-from llm_events import events as ev
-from llm_events import store as store_module
-from llm_events.projections import default_projections
-from llm_events.store import STORE_SCHEMA_VERSION
+from llm_events import ContextBuilder, EventStore, KeywordRetriever, LLMClient, LLMResult
+from llm_events.log import events as ev
+from llm_events.log import store as store_module
+from llm_events.log.projections import default_projections
+from llm_events.log.store import STORE_SCHEMA_VERSION
+from llm_events.recording import config
 
 #: Bump when the generated 1M-event data changes shape, so stale caches are not reused.
 DATA_VERSION = 1
@@ -211,8 +212,8 @@ class SameRows:
     """
 
     def __init__(self, store_path: str, calls: int) -> None:
-        from llm_events import fts
-        from llm_events.projections import CALL_COLUMNS, PROMPT_COLUMNS
+        from llm_events.log import fts
+        from llm_events.log.projections import CALL_COLUMNS, PROMPT_COLUMNS
 
         src = sqlite3.connect(store_path)
         self.schema = [
@@ -451,7 +452,7 @@ def wal_pages_per_call(tmp: Path, calls: int) -> dict[str, float]:
     projections and indexes write several times the raw baseline's.  Measured from the growth
     of the WAL file with checkpoints off (a separate short run, outside the timings).
     """
-    from llm_events import store as store_module
+    from llm_events.log import store as store_module
 
     class NoCheckpoints:
         def __init__(self, *args: Any) -> None: ...

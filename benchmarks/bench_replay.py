@@ -30,7 +30,7 @@ LATENCY_S = 0.05
 def seed_store(path: Path, n: int) -> None:
     """``n`` answered calls written as events, 10,000 per transaction (as recording would)."""
     from llm_events import EventStore
-    from llm_events import events as ev
+    from llm_events.log import events as ev
 
     store = EventStore(path)
     batch: list[ev.Event] = []

@@ -15,20 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backends import available_backends, backend, get_backend, register_backend
-    from .client import LLMClient
-    from .config import configure, default_db_path, flush, open_store, resolve_db_path
-    from .context_builder import ContextBuilder, KeywordRetriever, Retriever
-    from .events import ContextItem
-    from .interrupted import record_interrupted
-    from .prompt import LLMResult, Prompt
-    from .prompt_db import PromptDB, fetch_logs
-    from .recorder import RecordingError, RecordingLostWarning, call_options, current_call
-    from .redaction import Redactor, UnstorableValueError
-    from .retry import with_retry, with_retry_async
-    from .router import LLMRouter
-    from .settings import client_from_settings
-    from .specs import client_from_spec
-    from .store import EventStore, StoreError
+    from .interface.client import LLMClient
+    from .interface.context_builder import ContextBuilder, KeywordRetriever, Retriever
+    from .interface.prompt import LLMResult, Prompt
+    from .interface.prompt_db import PromptDB, fetch_logs
+    from .interface.retry import with_retry, with_retry_async
+    from .interface.router import LLMRouter
+    from .interface.settings import client_from_settings
+    from .interface.specs import client_from_spec
+    from .log.events import ContextItem
+    from .log.interrupted import record_interrupted
+    from .log.redaction import Redactor, UnstorableValueError
+    from .log.store import EventStore, StoreError
+    from .recording.config import configure, default_db_path, flush, open_store, resolve_db_path
+    from .recording.recorder import RecordingError, RecordingLostWarning, call_options, current_call
 
 #: public name -> submodule that defines it
 _LAZY: dict[str, str] = {
@@ -36,34 +36,34 @@ _LAZY: dict[str, str] = {
     "backend": "backends",
     "get_backend": "backends",
     "register_backend": "backends",
-    "LLMClient": "client",
-    "configure": "config",
-    "default_db_path": "config",
-    "flush": "config",
-    "open_store": "config",
-    "resolve_db_path": "config",
-    "ContextBuilder": "context_builder",
-    "KeywordRetriever": "context_builder",
-    "Retriever": "context_builder",
-    "ContextItem": "events",
-    "record_interrupted": "interrupted",
-    "LLMResult": "prompt",
-    "Prompt": "prompt",
-    "PromptDB": "prompt_db",
-    "fetch_logs": "prompt_db",
-    "RecordingError": "recorder",
-    "RecordingLostWarning": "recorder",
-    "call_options": "recorder",
-    "current_call": "recorder",
-    "Redactor": "redaction",
-    "UnstorableValueError": "redaction",
-    "with_retry": "retry",
-    "with_retry_async": "retry",
-    "LLMRouter": "router",
-    "client_from_settings": "settings",
-    "client_from_spec": "specs",
-    "EventStore": "store",
-    "StoreError": "store",
+    "LLMClient": "interface.client",
+    "configure": "recording.config",
+    "default_db_path": "recording.config",
+    "flush": "recording.config",
+    "open_store": "recording.config",
+    "resolve_db_path": "recording.config",
+    "ContextBuilder": "interface.context_builder",
+    "KeywordRetriever": "interface.context_builder",
+    "Retriever": "interface.context_builder",
+    "ContextItem": "log.events",
+    "record_interrupted": "log.interrupted",
+    "LLMResult": "interface.prompt",
+    "Prompt": "interface.prompt",
+    "PromptDB": "interface.prompt_db",
+    "fetch_logs": "interface.prompt_db",
+    "RecordingError": "recording.recorder",
+    "RecordingLostWarning": "recording.recorder",
+    "call_options": "recording.recorder",
+    "current_call": "recording.recorder",
+    "Redactor": "log.redaction",
+    "UnstorableValueError": "log.redaction",
+    "with_retry": "interface.retry",
+    "with_retry_async": "interface.retry",
+    "LLMRouter": "interface.router",
+    "client_from_settings": "interface.settings",
+    "client_from_spec": "interface.specs",
+    "EventStore": "log.store",
+    "StoreError": "log.store",
 }
 
 __version__ = "0.1.0"

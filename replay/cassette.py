@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 import msgspec
 
 from llm_events import EventStore, LLMClient, LLMResult, Prompt, StoreError
-from llm_events import events as ev
-from llm_events.recorder import call_options
+from llm_events.log import events as ev
+from llm_events.recording.recorder import call_options
 
 MODES = ("once", "new", "none", "all")
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llm_events import EventStore
-from llm_events import events as ev
+from llm_events.log import events as ev
 
 from .rerun import Outcome, fill_deltas
 from .select import Selection

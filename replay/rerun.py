@@ -2,7 +2,7 @@
 
 The Prompt is rebuilt exactly from the call's ``prompt_built`` event (system, user,
 examples, vector confidence, tags, metadata) with origin ``replay``, and sent through the
-candidate client's ordinary ``generate`` inside :func:`llm_events.recorder.call_options`, so
+candidate client's ordinary ``generate`` inside :func:`llm_events.recording.recorder.call_options`, so
 the new call is recorded like any other, with ``parent_call_id`` = the recorded call and the
 replay id in its tags.  Everything here runs in a worker thread and returns an
 :class:`Outcome`; it never raises for a failing client or comparator (that is a verdict).
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_events import EventStore, LLMClient, Prompt, StoreError
-from llm_events import events as ev
-from llm_events.recorder import call_options
+from llm_events.log import events as ev
+from llm_events.recording.recorder import call_options
 
 from .compare import Answer, Comparator, Comparison
 from .select import SourceCall

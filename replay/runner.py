@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_events import EventStore, LLMClient, client_from_spec, open_store, processes
-from llm_events import events as ev
+from llm_events import EventStore, LLMClient, client_from_spec, open_store
+from llm_events.log import events as ev
+from llm_events.log import processes
 
 from .compare import comparator_label, get_comparator
 from .report import ReplayReport

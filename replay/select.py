@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from llm_events import EventStore
-from llm_events.queries import CallFilter, QueryError, parse_time
+from llm_events.log.queries import CallFilter, QueryError, parse_time
 
 
 class SelectionError(ValueError):

@@ -1,4 +1,4 @@
-"""Regenerate docs/events.md from llm_events/events.py: python scripts/gen_events_doc.py"""
+"""Regenerate docs/events.md from llm_events/log/events.py: python scripts/gen_events_doc.py"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-from llm_events import events as ev
+from llm_events.log import events as ev
 
 
 def type_name(t: msgspec.inspect.Type) -> str:
@@ -33,7 +33,7 @@ def default(f: msgspec.inspect.Field) -> str:
 
 HEAD = """# Events and the store contract
 
-Generated from `llm_events/events.py` by `scripts/gen_events_doc.py`. Field names and types
+Generated from `llm_events/log/events.py` by `scripts/gen_events_doc.py`. Field names and types
 are the contract: fields are only ever added, with defaults; none is renamed, removed or
 repurposed. Every event also has `type` (the tag), `id` (UUIDv7, time-ordered), `ts`
 (ISO-8601 UTC with microseconds and `Z`) and `v` (the schema version that wrote it). Event

@@ -22,8 +22,8 @@ class SampleStore:
 def make_sample_store(path: Path) -> SampleStore:
     """Record the demo session and one echo call whose prompt (and answer) hold a script tag."""
     from llm_events import ContextBuilder, EventStore, client_from_spec
-    from llm_events.demo import run_demo
-    from llm_events.recorder import call_options
+    from llm_events.cli.demo_session import run_demo
+    from llm_events.recording.recorder import call_options
 
     store = EventStore(path)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import llm_events
-from llm_events import config
+from llm_events.recording import config
 
 
 @pytest.fixture(autouse=True)

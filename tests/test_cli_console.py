@@ -70,7 +70,7 @@ def test_tail_follow_sees_events_appended_by_another_process(db_path, tmp_path):
         time.sleep(1.0)  # let it start and read the head
         writer = (
             "from llm_events import ContextBuilder, EventStore, client_from_spec\n"
-            "from llm_events.recorder import call_options\n"
+            "from llm_events.recording.recorder import call_options\n"
             f"store = EventStore({str(db_path)!r})\n"
             "b = ContextBuilder(store=store)\n"
             "with call_options(store=store):\n"

@@ -112,7 +112,7 @@ def test_show_flags_a_running_call_whose_process_went_silent(db_path):
     import time
 
     from llm_events import EventStore
-    from llm_events import events as ev
+    from llm_events.log import events as ev
 
     store = EventStore(db_path)
     hour_ago = ev.now_iso(time.time() - 3600)
@@ -135,8 +135,9 @@ def test_show_flags_a_running_call_whose_process_went_silent(db_path):
 def test_show_says_a_silent_call_s_process_is_still_running(db_path):
     import time
 
-    from llm_events import EventStore, processes
-    from llm_events import events as ev
+    from llm_events import EventStore
+    from llm_events.log import events as ev
+    from llm_events.log import processes
 
     me = processes.current()  # this test's process: alive
     hour_ago = ev.now_iso(time.time() - 3600)

@@ -297,8 +297,8 @@ def test_listing_uses_llm_events_db_from_the_environment(db_path: Path):
 def test_reading_queries_follow_the_store_schema(tmp_path):
     import sqlite3
 
-    from llm_events.queries import READS_SCHEMA
-    from llm_events.store import STORE_SCHEMA_VERSION
+    from llm_events.log.queries import READS_SCHEMA
+    from llm_events.log.store import STORE_SCHEMA_VERSION
 
     assert READS_SCHEMA == STORE_SCHEMA_VERSION
     newer = tmp_path / "newer.db"
@@ -312,7 +312,7 @@ def test_reading_queries_follow_the_store_schema(tmp_path):
 
 
 def test_search_ranks_the_newest_matches_unless_told_to_rank_all(sample):
-    from llm_events.queries import open_readonly, search
+    from llm_events.log.queries import open_readonly, search
 
     conn = open_readonly(sample.path)
     try:

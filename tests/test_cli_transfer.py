@@ -85,7 +85,7 @@ def test_export_with_filters_writes_whole_calls(sample, tmp_path):
 
 def _record(db: Path, question: str) -> None:
     from llm_events import ContextBuilder, EventStore, client_from_spec
-    from llm_events.recorder import call_options
+    from llm_events.recording.recorder import call_options
 
     store = EventStore(db)
     try:
@@ -187,9 +187,9 @@ def test_import_from_llm_calls_the_llm_importer(tmp_path, monkeypatch):
         seen["args"] = (store.path, Path(path))
         return 3
 
-    fake = types.ModuleType("llm_events.llm_import")
+    fake = types.ModuleType("llm_events.transfer.llm_import")
     fake.import_llm_logs = import_llm_logs
-    monkeypatch.setitem(sys.modules, "llm_events.llm_import", fake)
+    monkeypatch.setitem(sys.modules, "llm_events.transfer.llm_import", fake)
     target = tmp_path / "t.db"
     result = run("import", "--from-llm", str(logs), "--db", str(target))
     assert result.exit_code == 0, result.output
@@ -200,7 +200,7 @@ def test_import_from_llm_calls_the_llm_importer(tmp_path, monkeypatch):
 def test_import_from_llm_without_the_importer_is_one_line(tmp_path, monkeypatch):
     logs = tmp_path / "logs.db"
     sqlite3.connect(logs).close()
-    monkeypatch.setitem(sys.modules, "llm_events.llm_import", None)  # import fails
+    monkeypatch.setitem(sys.modules, "llm_events.transfer.llm_import", None)  # import fails
     result = run("import", "--from-llm", str(logs), "--db", str(tmp_path / "t.db"))
     assert result.exit_code == 1
     assert result.output == (

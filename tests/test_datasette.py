@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from llm_events import processes
-from llm_events.browsing import METADATA_DB_NAME, datasette_command, load_metadata, metadata_for
-from llm_events.views import VIEWS
+from llm_events.browse.datasette import (
+    METADATA_DB_NAME,
+    datasette_command,
+    load_metadata,
+    metadata_for,
+)
+from llm_events.log import processes
+from llm_events.log.views import VIEWS
 from tests.cli_support import XSS, Browse, SampleStore, make_sample_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -258,7 +263,7 @@ def test_server_is_read_only_and_sees_new_rows(server, sample):
     before = server.json(f"/{DB}/calls.json?_size=0")["filtered_table_rows_count"]
     # another process appends while Datasette runs: the new call shows up
     from llm_events import ContextBuilder, EventStore, client_from_spec
-    from llm_events.recorder import call_options
+    from llm_events.recording.recorder import call_options
 
     store = EventStore(sample.path)
     try:
@@ -300,7 +305,7 @@ def test_browse_errors_are_one_line(tmp_path):
 
 
 def test_browse_adds_views_to_an_older_store(tmp_path):
-    from llm_events.browsing import ensure_views
+    from llm_events.browse.datasette import ensure_views
 
     db = tmp_path / "old.db"
     make_sample_store(db)
@@ -314,7 +319,7 @@ def test_browse_adds_views_to_an_older_store(tmp_path):
 
 
 def test_browse_updates_a_view_an_older_version_defined(tmp_path):
-    from llm_events.browsing import ensure_views
+    from llm_events.browse.datasette import ensure_views
 
     db = tmp_path / "old.db"
     make_sample_store(db)

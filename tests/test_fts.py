@@ -8,9 +8,9 @@ import time
 from click.testing import CliRunner
 
 import llm_events
-from llm_events import fts
-from llm_events import store as store_module
 from llm_events.cli import main
+from llm_events.log import fts
+from llm_events.log import store as store_module
 
 
 def record(builder, n, start=0):
@@ -109,7 +109,7 @@ def test_search_says_what_it_could_not_index(db_path, builder, monkeypatch):
 
 def test_a_file_indexed_by_the_old_trigger_is_rebuilt_not_indexed_twice(db_path, builder):
     record(builder, 2)
-    llm_events.config.reset()
+    llm_events.recording.config.reset()
     conn = sqlite3.connect(db_path)
     # as prompts projection 2 left a file: no batch mark, every row indexed by a trigger
     conn.execute("DELETE FROM _meta WHERE key = ?", (fts.INDEXED_KEY,))

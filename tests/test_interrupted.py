@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from llm_events import ContextBuilder, EventStore, LLMClient, LLMResult, configure, processes
-from llm_events import events as ev
+from llm_events import ContextBuilder, EventStore, LLMClient, LLMResult, configure
 from llm_events.cli import main
-from llm_events.interrupted import record_interrupted
+from llm_events.log import events as ev
+from llm_events.log import processes
+from llm_events.log.interrupted import record_interrupted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,7 +161,7 @@ def test_only_calls_of_processes_known_to_have_ended_are_closed(db_path):
 
 SWEEP = (
     "import sys; from llm_events import EventStore; "
-    "from llm_events.interrupted import record_interrupted; "
+    "from llm_events.log.interrupted import record_interrupted; "
     "print(' '.join(record_interrupted(EventStore(sys.argv[1]))))"
 )
 

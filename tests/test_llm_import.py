@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from llm_events.cli import main
-from llm_events.llm_import import import_llm_logs
+from llm_events.transfer.llm_import import import_llm_logs
 
 from .backend_helpers import events
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from llm_events import LLMClient, LLMResult
-from llm_events.pricing import (
+from llm_events.log.pricing import (
     PriceFileError,
     PriceFileWarning,
     load_price_file,

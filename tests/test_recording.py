@@ -275,7 +275,7 @@ def test_prompt_changed_after_build_is_recorded_as_sent(db_path, builder):
 
 
 def test_call_options_set_parent_and_tags(db_path, builder):
-    from llm_events.recorder import call_options
+    from llm_events.recording.recorder import call_options
 
     with call_options(parent_call_id="parent-1", tags=["replay:r1"]) as opts:
         llm_events.client_from_spec("echo").generate(

@@ -6,7 +6,7 @@ import sqlite3
 import time
 
 import replay
-from llm_events import events as ev
+from llm_events.log import events as ev
 
 from .test_replay_clients import faulty, json_answers, record_calls
 

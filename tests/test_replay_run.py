@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 import replay
-from llm_events import events as ev
+from llm_events.log import events as ev
 
 from .test_replay_clients import differs_for_multiples_of_five, record_calls
 

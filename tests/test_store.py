@@ -8,8 +8,8 @@ import pytest
 
 import llm_events
 from llm_events import EventStore, StoreError
-from llm_events import events as ev
-from llm_events.store import STORE_SCHEMA_VERSION
+from llm_events.log import events as ev
+from llm_events.log.store import STORE_SCHEMA_VERSION
 
 
 def record_calls(db_path, builder, n=5):
@@ -78,7 +78,7 @@ def test_intact_store_verifies(db_path, builder):
 )
 def test_verify_names_the_first_bad_seq(db_path, builder, statements, bad_seq, reason):
     record_calls(db_path, builder)
-    llm_events.config.reset()
+    llm_events.recording.config.reset()
     tamper(db_path, *statements)
     result = EventStore(db_path, readonly=True).verify()
     assert not result.ok
@@ -88,7 +88,7 @@ def test_verify_names_the_first_bad_seq(db_path, builder, statements, bad_seq, r
 
 def test_newer_schema_is_refused(db_path, builder):
     record_calls(db_path, builder, 1)
-    llm_events.config.reset()
+    llm_events.recording.config.reset()
     conn = sqlite3.connect(db_path)
     conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION + 1}")
     conn.commit()
@@ -142,7 +142,7 @@ def test_unknown_event_types_are_skipped_by_projections(store, builder):
     decoded = ev.decode(future, "model_swapped")
     assert isinstance(decoded, ev.UnknownEvent) and decoded.payload["v"] == 9
     # written by a "newer version": insert the row with a valid chain
-    from llm_events.store import row_hash
+    from llm_events.log.store import row_hash
 
     conn = sqlite3.connect(store.path)
     seq, prev = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -273,7 +273,7 @@ def test_a_projection_whose_version_changed_is_rebuilt_on_open(db_path, builder)
     import llm_events
 
     record_calls(db_path, builder, 2)
-    llm_events.config.reset()
+    llm_events.recording.config.reset()
     conn = sqlite3.connect(db_path)
     # as a file written by the previous version left it: prompts v1 held the prompt as JSON
     conn.execute('UPDATE prompts SET prompt = \'{"user": "old layout"}\'')
@@ -283,7 +283,7 @@ def test_a_projection_whose_version_changed_is_rebuilt_on_open(db_path, builder)
     store = EventStore(db_path)
     rows = store.conn().execute("SELECT prompt, text FROM prompts ORDER BY id").fetchall()
     assert rows == [("question 0", "question 0"), ("question 1", "question 1")]
-    from llm_events.projections import PromptsProjection
+    from llm_events.log.projections import PromptsProjection
 
     assert store.conn().execute(
         "SELECT version FROM _projections WHERE name = 'prompts'"
@@ -291,10 +291,10 @@ def test_a_projection_whose_version_changed_is_rebuilt_on_open(db_path, builder)
 
 
 def test_schema_1_file_gets_the_sparse_type_index_and_stays_readable(db_path, builder):
-    from llm_events.queries import open_readonly
+    from llm_events.log.queries import open_readonly
 
     record_calls(db_path, builder, 2)
-    llm_events.config.reset()
+    llm_events.recording.config.reset()
     conn = sqlite3.connect(db_path)
     # as schema 1 left it: events_type covered every event type
     conn.execute("DROP INDEX events_type")
@@ -328,7 +328,7 @@ def test_schema_1_file_gets_the_sparse_type_index_and_stays_readable(db_path, bu
 
 
 def test_a_rebuild_that_fails_half_way_changes_nothing(store, builder, monkeypatch):
-    from llm_events.projections import CallsProjection
+    from llm_events.log.projections import CallsProjection
 
     record_calls(store.path, builder, 4)
     store.flush()

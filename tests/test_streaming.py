@@ -210,7 +210,7 @@ class Chunks(LLMClient):
     backend_name = "chunks"
 
     async def _astream(self, prompt, *, context_builder):
-        from llm_events.streaming import StreamChunk
+        from llm_events.interface.streaming import StreamChunk
 
         for piece in ("a", "b", "c"):
             yield StreamChunk(text=piece)
@@ -220,7 +220,7 @@ class Chunks(LLMClient):
 class FailsOnce(Chunks):
     async def _astream(self, prompt, *, context_builder):
         from llm_events.backends.errors import ServerError
-        from llm_events.recorder import current_call
+        from llm_events.recording.recorder import current_call
 
         if current_call() is not None and current_call().attempt == 1:
             raise ServerError("busy", status_code=503)

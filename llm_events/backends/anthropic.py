@@ -15,8 +15,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..prompt import LLMResult, Prompt
-from ..streaming import StreamChunk
+from ..interface.prompt import LLMResult, Prompt
+from ..interface.streaming import StreamChunk
 from .errors import (
     BackendError,
     InvalidResponseError,
@@ -91,7 +91,7 @@ class AnthropicBackend(HTTPBackend):
         return body
 
     def parse_response(self, data: Any) -> LLMResult:
-        from ..client import attach_details
+        from ..interface.client import attach_details
 
         name = self.backend_label()
         content = need(data, "content", backend=name)

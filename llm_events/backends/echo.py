@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..client import LLMClient
-from ..prompt import LLMResult, Prompt
+from ..interface.client import LLMClient
+from ..interface.prompt import LLMResult, Prompt
 
 
 class EchoBackend(LLMClient):

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from ..client import LLMClient
-from ..prompt import LLMResult, Prompt
-from ..streaming import StreamChunk
+from ..interface.client import LLMClient
+from ..interface.prompt import LLMResult, Prompt
+from ..interface.streaming import StreamChunk
 from .errors import (
     BackendConnectionError,
     BackendError,

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..client import LLMClient, attach_details
-from ..llm_usage import detail_tokens
-from ..prompt import LLMResult, Prompt
-from ..streaming import StreamChunk
+from ..interface.client import LLMClient, attach_details
+from ..interface.prompt import LLMResult, Prompt
+from ..interface.streaming import StreamChunk
+from ..transfer.llm_usage import detail_tokens
 from .errors import from_foreign
 from .render import split_json_flag, system_text
 

@@ -14,8 +14,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..prompt import LLMResult, Prompt
-from ..streaming import StreamChunk
+from ..interface.prompt import LLMResult, Prompt
+from ..interface.streaming import StreamChunk
 from .errors import BackendError, InvalidResponseError, StreamInterrupted
 from .http import HTTPBackend, int_or_none, need
 from .render import as_list, chat_messages, split_json_flag
@@ -68,7 +68,7 @@ class OllamaBackend(HTTPBackend):
         return body
 
     def parse_response(self, data: Any) -> LLMResult:
-        from ..client import attach_details
+        from ..interface.client import attach_details
 
         name = self.backend_label()
         if isinstance(data, dict) and isinstance(data.get("error"), str):

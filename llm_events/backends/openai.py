@@ -12,8 +12,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..prompt import LLMResult, Prompt
-from ..streaming import StreamChunk
+from ..interface.prompt import LLMResult, Prompt
+from ..interface.streaming import StreamChunk
 from .errors import InvalidResponseError, StreamInterrupted
 from .http import HTTPBackend, int_or_none, need
 from .render import chat_messages, split_json_flag
@@ -75,7 +75,7 @@ class OpenAIBackend(HTTPBackend):
         return body
 
     def parse_response(self, data: Any) -> LLMResult:
-        from ..client import attach_details
+        from ..interface.client import attach_details
 
         name = self.backend_label()
         choice = need(data, "choices", 0, backend=name)

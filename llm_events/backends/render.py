@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..prompt import Prompt
+from ..interface.prompt import Prompt
 
 #: Parameter names every backend understands (others pass through to the server as given).
 COMMON_PARAMS = ("temperature", "max_tokens", "top_p", "stop", "seed", "json")

@@ -57,13 +57,13 @@ def browse_command(db: Path | None, port: int, open_browser: bool, print_command
       llm-events browse --open
       llm-events browse --port 8080
     """
-    from ..browsing import database_name, datasette_command, ensure_views, write_metadata
-    from ..fts import catch_up
+    from ..browse.datasette import database_name, datasette_command, ensure_views, write_metadata
+    from ..log.fts import catch_up
 
     path = db_path(db).resolve()
     store = open_cli_store(db, readonly=True)  # one clear error for a missing or foreign file
     store.close()
-    catch_up(path)  # the search index runs a little behind the answers (llm_events.fts)
+    catch_up(path)  # the search index runs a little behind the answers (llm_events.log.fts)
     added = ensure_views(path)
     if added:
         click.echo(f"brought views {', '.join(added)} up to date in {path}", err=True)

@@ -56,14 +56,14 @@ def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def db_path(db: Path | None) -> Path:
-    from ..config import resolve_db_path
+    from ..recording.config import resolve_db_path
 
     return resolve_db_path(db)
 
 
 def open_cli_store(db: Path | None, *, readonly: bool = False, must_exist: bool = True) -> Any:
     """Open the store for a command; a missing file is an error unless ``must_exist=False``."""
-    from ..store import EventStore
+    from ..log.store import EventStore
 
     path = db_path(db)
     if must_exist and not path.exists():
@@ -88,8 +88,8 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(e)) from None
         except Exception as e:
             # imported only on failure: reading commands never load the store (fast start-up)
-            from ..redaction import UnstorableValueError
-            from ..store import StoreError
+            from ..log.redaction import UnstorableValueError
+            from ..log.store import StoreError
 
             if isinstance(e, (StoreError, UnstorableValueError)):
                 raise click.ClickException(str(e)) from None

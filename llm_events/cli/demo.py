@@ -19,7 +19,7 @@ def demo_command(db: Path | None) -> None:
     a simulated remote model (which fails with 503 now and then) and a local one. Nothing
     leaves this machine.
     """
-    from ..demo import run_demo
+    from .demo_session import run_demo
 
     path = db_path(db)
     store = open_cli_store(db, must_exist=False)

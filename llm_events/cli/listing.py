@@ -1,6 +1,6 @@
 """Reading commands: ``calls``, ``show``, ``tail``, ``search``, ``stats``.
 
-Each opens the store read-only with :func:`llm_events.queries.open_readonly` (``sqlite3``
+Each opens the store read-only with :func:`llm_events.log.queries.open_readonly` (``sqlite3``
 alone: nothing else to import, a fast start), asks :mod:`llm_events.queries` and prints
 through :mod:`.format`; no SQL and no business rules live here.
 """
@@ -36,7 +36,7 @@ from .options import build_filter, call_filter_options, full_option
 
 def open_read(db: Path | None) -> Any:
     """A read-only connection to the store (one clear error if it is missing or foreign)."""
-    from ..queries import QueryError, open_readonly
+    from ..log.queries import QueryError, open_readonly
 
     path = db_path(db)
     if not path.exists():
@@ -103,7 +103,7 @@ def calls_command(db: Path | None, limit: int, as_json: bool, full: bool, **filt
       llm-events calls --status error --since 2h
       llm-events calls --model 'gpt-*' --tag nightly --json
     """
-    from ..queries import list_calls
+    from ..log.queries import list_calls
 
     conn = open_read(db)
     try:
@@ -138,7 +138,7 @@ def show_command(db: Path | None, call_id: str, as_json: bool, full: bool) -> No
       llm-events show 01a20fb3-3ca4
       llm-events show 01a20fb3-3ca4 --full
     """
-    from ..queries import call_timeline, get_answer, get_call, resolve_call_id
+    from ..log.queries import call_timeline, get_answer, get_call, resolve_call_id
 
     conn = open_read(db)
     try:
@@ -160,7 +160,7 @@ STALLED_AFTER_S = 600
 
 def _stalled_for(events: list[dict[str, Any]]) -> str | None:
     """How long a running call has been silent, if longer than :data:`STALLED_AFTER_S`."""
-    from ..events import parse_iso
+    from ..log.events import parse_iso
 
     last = max((e["ts"] for e in events if e.get("ts")), default=None)
     if last is None:
@@ -174,7 +174,7 @@ def _stalled_for(events: list[dict[str, Any]]) -> str | None:
 
 def _running_note(started: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
     """What is known of a running call's process: in flight, ended, or silent for long."""
-    from ..processes import ALIVE, ENDED, state
+    from ..log.processes import ALIVE, ENDED, state
 
     who = f"process {started.get('pid')} on {started.get('host')}"
     found = state(started.get("host"), started.get("pid"), started.get("process"))
@@ -332,7 +332,7 @@ def tail_command(
     """
     import json
 
-    from ..queries import recent_events
+    from ..log.queries import recent_events
 
     flt = build_filter(**filters)
     conn = open_read(db)
@@ -409,12 +409,12 @@ def search_command(
       llm-events search refund annual
       llm-events search invoice --model large-2025 --json
     """
-    from ..fts import catch_up, unindexed
-    from ..queries import RANK_WINDOW, search
+    from ..log.fts import catch_up, unindexed
+    from ..log.queries import RANK_WINDOW, search
 
     conn = open_read(db)
     try:
-        # the index runs a little behind the answers (llm_events.fts): bring it up to date
+        # the index runs a little behind the answers (llm_events.log.fts): bring it up to date
         behind = 0 if catch_up(db_path(db), busy_timeout_ms=1000) is not None else unindexed(conn)
         rows = search(
             conn,
@@ -475,7 +475,7 @@ def stats_command(db: Path | None, limit: int | None, as_json: bool, **filters: 
       llm-events stats --since 1d
       llm-events stats --backend openai --json
     """
-    from ..queries import stats
+    from ..log.queries import stats
 
     flt = build_filter(**filters)
     conn = open_read(db)

@@ -15,7 +15,7 @@ import click
 def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from ..queries import QueryError, parse_time
+    from ..log.queries import QueryError, parse_time
 
     try:
         return parse_time(value)
@@ -83,7 +83,7 @@ def build_filter(
     status: str | None = None,
     tags: tuple[str, ...] = (),
 ) -> Any:
-    from ..queries import CallFilter
+    from ..log.queries import CallFilter
 
     return CallFilter(
         since=since, until=until, model=model, backend=backend, status=status, tags=list(tags)

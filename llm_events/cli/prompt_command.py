@@ -37,8 +37,8 @@ class _StderrLog:
 def _client(spec: str | None, options: dict[str, Any]) -> Any:
     import os
 
-    from ..settings import client_from_settings
-    from ..specs import client_from_spec
+    from ..interface.settings import client_from_settings
+    from ..interface.specs import client_from_spec
 
     if spec:
         return client_from_spec(spec, **options)
@@ -51,7 +51,7 @@ def _call_row(call_id: str | None) -> dict[str, Any]:
     """The recorded call's summary (backend, model, attempts, tokens, cost)."""
     if not call_id:
         return {}
-    from ..config import open_store
+    from ..recording.config import open_store
 
     cur = (
         open_store()
@@ -136,8 +136,8 @@ def prompt_command(
       llm-events prompt "Tell me a story" -m ollama:llama3.2 --stream
     """
     from ..backends.errors import RetryableBackendError
-    from ..config import configure
-    from ..context_builder import ContextBuilder
+    from ..interface.context_builder import ContextBuilder
+    from ..recording.config import configure
 
     if stream and as_json:
         raise click.UsageError("--stream prints text as it arrives and --json at the end: use one")
@@ -182,7 +182,7 @@ class _Call:
 
 def _print_answer(call: _Call, as_json: bool) -> None:
     """The answer once it is complete (as text, or as JSON with its call's summary)."""
-    from ..retry import with_retry
+    from ..interface.retry import with_retry
 
     try:
         result = with_retry(
@@ -215,7 +215,7 @@ def _stream_answer(call: _Call) -> None:
     would print the answer twice, so only errors before the first text are retried."""
     import asyncio
 
-    from ..retry import with_retry_async
+    from ..interface.retry import with_retry_async
 
     shown = False
 

@@ -223,7 +223,7 @@ def replay_command(
     import replay
     from replay import ReplayInterrupted, Selection, SelectionError
 
-    from ..store import StoreError
+    from ..log.store import StoreError
 
     filters = {
         "model": model,
@@ -250,7 +250,7 @@ def replay_command(
         raise ReplayUsageError(f"no event store at {path} (record some calls first, or pass --db)")
     bar = _Bar(enabled=not quiet and sys.stderr.isatty())
     try:
-        from ..store import EventStore
+        from ..log.store import EventStore
 
         store = EventStore(path)
         click.get_current_context().call_on_close(store.close)

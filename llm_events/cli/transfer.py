@@ -45,7 +45,7 @@ def export_command(db: Path | None, limit: int | None, output: Path | None, **fi
       llm-events export -o all.jsonl
       llm-events export --since 1d --status error > failures.jsonl
     """
-    from ..queries import export_payloads
+    from ..log.queries import export_payloads
     from .listing import open_read
 
     flt = build_filter(**filters)
@@ -78,7 +78,7 @@ def _read_events(path: str, index: int) -> Iterator[tuple[str, int, int, Any]]:
     """``(ts, file index, line number, event)`` for each line of one JSONL file."""
     import msgspec
 
-    from .. import events as ev
+    from ..log import events as ev
 
     handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
     name = "<stdin>" if path == "-" else path
@@ -142,7 +142,7 @@ def import_command(
 
 def _import_llm(store: Any, path: Path, quiet: bool) -> None:
     try:
-        from ..llm_import import import_llm_logs
+        from ..transfer.llm_import import import_llm_logs
     except ImportError:
         raise click.ClickException(
             "importing an llm logs.db is not available in this version of llm-events"

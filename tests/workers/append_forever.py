@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from llm_events import EventStore
-from llm_events import events as ev
+from llm_events.log import events as ev
 
 
 def main() -> None:

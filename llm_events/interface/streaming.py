@@ -24,11 +24,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import recorder, workers
+from ..log.redaction import UnstorableValueError
+from ..recording import recorder, workers
+from ..recording.recorder import CallScope, aend_call, current_call
 from .client import LLMClient, check_origin, record_success, run_attempt
 from .prompt import LLMResult, Prompt
-from .recorder import CallScope, aend_call, current_call
-from .redaction import UnstorableValueError
 
 
 @dataclass

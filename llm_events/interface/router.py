@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..recording.recorder import call_scope
 from .client import LLMClient, check_origin
 from .prompt import LLMResult, Prompt
-from .recorder import call_scope
 from .tokens import estimate_prompt_tokens
 
 

@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import events as ev
+from ..interface.tokens import estimate_prompt_tokens, estimate_tokens
+from ..log import events as ev
+from ..log.store import EventStore
 from .llm_usage import detail_tokens
-from .store import EventStore
-from .tokens import estimate_prompt_tokens, estimate_tokens
 
 #: Events appended per transaction.
 CHUNK = 5_000

@@ -121,7 +121,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS _projections (
         name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL
     )""",
-    *VIEW_SQL,  # views flattening event payloads (llm_events.views), for browsing
+    *VIEW_SQL,  # views flattening event payloads (llm_events.log.views), for browsing
 ]
 
 

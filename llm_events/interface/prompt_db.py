@@ -13,17 +13,17 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from . import events as ev
-from .config import settings
-from .prompt import LLMResult, Prompt
-from .recorder import (
+from ..log import events as ev
+from ..log.redaction import clean, clean_text
+from ..log.store import EventStore
+from ..recording.config import settings
+from ..recording.recorder import (
     emit,
     mark_recorded,
     prompt_built_event,
     recorded_prompt_id,
 )
-from .redaction import clean, clean_text
-from .store import EventStore
+from .prompt import LLMResult, Prompt
 
 
 class PromptDB:

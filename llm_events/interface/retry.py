@@ -9,8 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .recorder import async_call_scope, call_scope, current_call
-from .workers import in_thread
+from ..recording.recorder import async_call_scope, call_scope, current_call
+from ..recording.workers import in_thread
 
 T = TypeVar("T")
 

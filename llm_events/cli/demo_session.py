@@ -12,13 +12,13 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from .client import LLMClient
-from .context_builder import ContextBuilder, KeywordRetriever
-from .prompt import LLMResult, Prompt
-from .recorder import call_options
-from .retry import with_retry
-from .router import LLMRouter
-from .store import EventStore
+from ..interface.client import LLMClient
+from ..interface.context_builder import ContextBuilder, KeywordRetriever
+from ..interface.prompt import LLMResult, Prompt
+from ..interface.retry import with_retry
+from ..interface.router import LLMRouter
+from ..log.store import EventStore
+from ..recording.recorder import call_options
 
 NOTES = {
     "notes:billing": "Invoices are issued on the first business day of each month in EUR or USD.",

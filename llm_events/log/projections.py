@@ -401,7 +401,7 @@ class PromptsProjection(Projection):
 
     name = "prompts"
     # 2: ``prompt`` holds the user text, as the original's did (was JSON)
-    # 3: ``prompts_fts`` is filled in batches (llm_events.fts), not by a trigger per row
+    # 3: ``prompts_fts`` is filled in batches (llm_events.log.fts), not by a trigger per row
     version = 3
     tables = ("prompts",)
 

@@ -12,10 +12,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .config import settings
-from .events import ContextItem
+from ..log.events import ContextItem
+from ..recording.config import settings
+from ..recording.recorder import StoreSpec, emit, mark_recorded, prompt_built_event, resolve_store
 from .prompt import Prompt
-from .recorder import StoreSpec, emit, mark_recorded, prompt_built_event, resolve_store
 from .tokens import estimate_tokens
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")

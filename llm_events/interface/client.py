@@ -15,9 +15,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..log.redaction import UnstorableValueError
+from ..recording.recorder import CallScope, StoreSpec, call_scope
 from .prompt import BUILDER_ORIGINS, LLMResult, Prompt
-from .recorder import CallScope, StoreSpec, call_scope
-from .redaction import UnstorableValueError
 
 if TYPE_CHECKING:
     from .streaming import StreamChunk
@@ -239,7 +239,7 @@ class LLMClient:
         others run in a worker thread.
         """
         if self._async_via_thread():
-            from .workers import in_thread
+            from ..recording.workers import in_thread
 
             return await in_thread(
                 self.generate,

@@ -22,7 +22,7 @@ from typing import Any
 
 #: The database key used in datasette-metadata.json (the default store is events.db).
 METADATA_DB_NAME = "events"
-PLUGINS_DIR = Path(__file__).parent / "datasette_plugins"
+PLUGINS_DIR = Path(__file__).parent / "plugins"
 
 #: Datasette settings ``browse`` uses: pages stay fast on stores of millions of events.
 SETTINGS: dict[str, str] = {
@@ -74,8 +74,8 @@ def ensure_views(db_path: str | Path) -> list[str]:
     Opening the store writable to create views is the only write ``browse`` makes, and only
     when needed; a file we cannot write is browsed with the views it has.
     """
-    from .views import ensure_views as create
-    from .views import stale_views
+    from ..log.views import ensure_views as create
+    from ..log.views import stale_views
 
     conn = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
     try:

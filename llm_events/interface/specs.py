@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .backends import available_backends, get_backend, load_dotted
+from ..backends import available_backends, get_backend, load_dotted
 from .client import LLMClient, as_result
 from .prompt import LLMResult, Prompt
 

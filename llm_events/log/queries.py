@@ -23,7 +23,7 @@ class QueryError(ValueError):
     """A query cannot be answered as asked (unknown id, ambiguous prefix, bad time)."""
 
 
-#: The store schema these queries read (``llm_events.store.STORE_SCHEMA_VERSION``; a test
+#: The store schema these queries read (``llm_events.log.store.STORE_SCHEMA_VERSION``; a test
 #: keeps the two equal).  Kept here so reading needs no import of the store (start-up time).
 READS_SCHEMA = 2
 #: The oldest store schema these queries read as well: schema 2 changed an index, not a table.
@@ -33,7 +33,7 @@ READS_SCHEMA_FROM = 1
 def open_readonly(path: str | Path) -> sqlite3.Connection:
     """A read-only connection to a store file; one clear error for anything else.
 
-    Reading commands use this instead of :class:`~llm_events.store.EventStore`: it never
+    Reading commands use this instead of :class:`~llm_events.log.store.EventStore`: it never
     writes, never migrates, and costs no imports beyond ``sqlite3`` (fast start-up).  It
     sees rows other processes append (WAL), like any reader.
     """

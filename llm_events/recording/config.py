@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .redaction import Redactor
+from ..log.redaction import Redactor
 
 if TYPE_CHECKING:  # imported where used: resolving a path must not load the store
-    from .store import EventStore
+    from ..log.store import EventStore
 
 OnStoreError = Literal["raise", "warn"]
 
@@ -64,7 +64,7 @@ def configure(
         if on_store_error not in ("raise", "warn"):
             raise ValueError("on_store_error must be 'raise' or 'warn'")
         _settings.on_store_error = on_store_error
-    from .store import EventStore
+    from ..log.store import EventStore
 
     if isinstance(db, EventStore):
         _settings.store, _settings.db = db, None
@@ -140,7 +140,7 @@ def open_store(
     db: str | os.PathLike[str] | EventStore | None = None, *, batch: bool | None = None
 ) -> EventStore:
     """The shared store for ``db`` (resolved as above), opened on first use."""
-    from .store import EventStore
+    from ..log.store import EventStore
 
     if isinstance(db, EventStore):
         return db

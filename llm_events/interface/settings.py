@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from .backends import get_backend, register_backend
+from ..backends import get_backend, register_backend
 from .client import LLMClient
 from .router import LLMRouter
 from .specs import client_from_spec

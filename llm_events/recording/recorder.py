@@ -24,14 +24,14 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import events as ev
-from . import processes
+from ..interface.prompt import LLMResult, Prompt, prompt_fingerprint
+from ..interface.tokens import estimate_prompt_tokens, estimate_tokens
+from ..log import events as ev
+from ..log import processes
+from ..log.interrupted import record_interrupted
+from ..log.redaction import Redactor, UnstorableValueError, clean, clean_text
+from ..log.store import EventStore, StoreError
 from .config import open_store, resolve_db_path, settings
-from .interrupted import record_interrupted
-from .prompt import LLMResult, Prompt, prompt_fingerprint
-from .redaction import Redactor, UnstorableValueError, clean, clean_text
-from .store import EventStore, StoreError
-from .tokens import estimate_prompt_tokens, estimate_tokens
 from .workers import in_thread
 
 

@@ -1,0 +1,1 @@
+"""Browsing the store in Datasette: metadata, views and our plugins."""

@@ -1,0 +1,1 @@
+"""Recording: turns calls into events (the open call, redaction, durability settings)."""

@@ -1,0 +1,1 @@
+"""Getting events in from elsewhere: `llm`'s logs.db and the JSONL export format."""
