@@ -19,9 +19,16 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from .conversation import Message, ReasoningPart, ToolCallPart, ToolDefinition
+
 #: Version of the event schema this code writes.  Bump when adding fields.
 #: 2: ``call_started`` and ``replay_started`` name their process (``host``, ``pid``, ``process``)
-EVENT_SCHEMA_VERSION = 2
+#: 3: conversations and complete results: ``prompt_built`` carries ``messages``, ``tools`` and
+#:    ``options``; ``call_started`` its ``source``; ``attempt_succeeded`` tool calls, refusal,
+#:    reasoning, stop details, cache-write tokens, response/request ids, kept headers and
+#:    logprobs; ``attempt_failed`` the provider's error code and type, request id, headers
+#:    and what a broken stream had delivered (see :mod:`.conversation`)
+EVENT_SCHEMA_VERSION = 3
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
@@ -66,6 +73,12 @@ class PromptBuilt(Event, tag="prompt_built", kw_only=True):
     context: list[ContextItem] = []
     builder: str = ""
     fingerprint: str = ""
+    #: the whole chat request, neutral form (schema 3); empty for a seed-style prompt,
+    #: whose conversation is system + examples + user
+    messages: list[Message] = []
+    tools: list[ToolDefinition] = []
+    #: provider-specific request fields the caller set (response_format, tool_choice, ...)
+    options: dict[str, Any] = {}
 
 
 class CallStarted(Event, tag="call_started", kw_only=True):
@@ -87,6 +100,9 @@ class CallStarted(Event, tag="call_started", kw_only=True):
     #: what tells this process from a later one with the same pid (on Linux: boot id, pid
     #: namespace and start time); ``None`` where it cannot be known
     process: str | None = None
+    #: where the call came from: application, replay, import, proxy, transport (schema 3;
+    #: ``None`` on older events, where projections derive it)
+    source: str | None = None
 
 
 class RouteChosen(Event, tag="route_chosen", kw_only=True):
@@ -121,6 +137,16 @@ class AttemptFailed(Event, tag="attempt_failed", kw_only=True):
     status_code: int | None = None
     latency_ms: float | None = None
     partial_text: str | None = None
+    #: the provider's own error code (``invalid_api_key``) and type (``rate_limit_error``)
+    error_code: str | None = None
+    provider_error_type: str | None = None
+    request_id: str | None = None
+    #: kept response headers (request ids, rate limits, retry-after); never credentials
+    headers: dict[str, str] = {}
+    retry_after_s: float | None = None
+    #: what a broken stream had delivered besides text
+    partial_tool_calls: list[ToolCallPart] = []
+    partial_reasoning: list[ReasoningPart] = []
 
 
 class RetryScheduled(Event, tag="retry_scheduled", kw_only=True):
@@ -153,6 +179,7 @@ class AttemptSucceeded(Event, tag="attempt_succeeded", kw_only=True):
     raw: Any = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: cache-read input tokens (the neutral Usage.cache_read_tokens)
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
     tokens_estimated: bool = False
@@ -160,6 +187,19 @@ class AttemptSucceeded(Event, tag="attempt_succeeded", kw_only=True):
     latency_ms: float | None = None
     ttft_ms: float | None = None
     finish_reason: str | None = None
+    tool_calls: list[ToolCallPart] = []
+    refusal: str | None = None
+    reasoning: list[ReasoningPart] = []
+    #: the provider's stop details (Anthropic ``stop_sequence``, ``stop_details``, ...)
+    stop_details: dict[str, Any] | None = None
+    cache_write_tokens: int | None = None
+    response_id: str | None = None
+    #: the model as the server named it in its answer
+    response_model: str | None = None
+    request_id: str | None = None
+    #: kept response headers (request ids, rate limits, retry-after); never credentials
+    headers: dict[str, str] = {}
+    logprobs: Any = None
 
 
 class CallFinished(Event, tag="call_finished", kw_only=True):
