@@ -123,6 +123,7 @@ def test_prompt_asdict_round_trips_through_json(builder):
     data = json.loads(json.dumps(dataclasses.asdict(prompt)))
     again = Prompt(**data)
     assert again == prompt
+    # the seed's fields, plus the conversation fields llm-events adds (all defaulted)
     assert set(data) == {
         "system",
         "user",
@@ -131,6 +132,9 @@ def test_prompt_asdict_round_trips_through_json(builder):
         "tags",
         "metadata",
         "origin",
+        "messages",
+        "tools",
+        "options",
     }
 
 
@@ -146,6 +150,20 @@ def test_llmresult_defaults_and_asdict():
         "output_tokens": None,
         "cost": None,
         "latency_ms": None,
+        # what llm-events adds, all defaulted: the seed's fields above keep their defaults
+        "tool_calls": [],
+        "refusal": None,
+        "reasoning": [],
+        "finish_reason": None,
+        "stop_details": None,
+        "cache_read_tokens": None,
+        "cache_write_tokens": None,
+        "reasoning_tokens": None,
+        "response_id": None,
+        "response_model": None,
+        "request_id": None,
+        "headers": {},
+        "logprobs": None,
     }
 
 

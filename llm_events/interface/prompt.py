@@ -34,6 +34,11 @@ class Prompt:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
+    #: a whole chat request (neutral JSON shape, see ``llm_events.log.conversation``):
+    #: messages of typed parts, tool definitions, provider-specific request fields
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __init__(
         self,
@@ -44,6 +49,9 @@ class Prompt:
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         origin: str = "",
+        messages: list[dict[str, Any]] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        options: dict[str, Any] | None = None,
         *,
         text: str | None = None,
         vector_confidences: list[float] | None = None,
@@ -64,6 +72,9 @@ class Prompt:
             tags = [tags]
         self.tags = list(tags) if tags else []
         self.origin = origin or str(self.metadata.get("origin", "") or "")
+        self.messages = list(messages) if messages is not None else []
+        self.tools = list(tools) if tools is not None else []
+        self.options = dict(options) if options is not None else {}
 
     @property
     def text(self) -> str:
@@ -112,6 +123,9 @@ def prompt_fingerprint(prompt: Prompt) -> str:
             prompt.metadata,
             prompt.vector_confidence,
             prompt.origin,
+            prompt.messages,
+            prompt.tools,
+            prompt.options,
         ]
     )
     return hashlib.sha256(payload).hexdigest()[:32]
@@ -130,6 +144,21 @@ class LLMResult:
     output_tokens: int | None = None
     cost: float | None = None
     latency_ms: float | None = None
+    # What llm-events adds, all defaulted (neutral shapes of ``llm_events.log.conversation``
+    # as plain dicts, so ``dataclasses.asdict`` still round-trips):
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    refusal: str | None = None
+    reasoning: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+    stop_details: dict[str, Any] | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    response_id: str | None = None
+    response_model: str | None = None
+    request_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    logprobs: Any = None
 
     @property
     def call_id(self) -> str | None:
