@@ -285,6 +285,16 @@ class Exchange:
             status_code=None,
         )
 
+    def closed_early(self) -> list[ev.Event]:
+        """The reader stopped before the body's end: an error status or a stream whose
+        last event had come (an SDK stops at ``[DONE]``) ended as it was; anything else
+        was cancelled."""
+        if (self.status or 0) >= 400 or (
+            self.stream is not None and not self.parse_failed and self.stream.done
+        ):
+            return self.finished()
+        return self.cancelled()
+
     def cancelled(self) -> list[ev.Event]:
         """The client went away before the answer ended: cancelled, with what had come."""
         if self.done:

@@ -300,7 +300,7 @@ class ProxyApp:
             if not state["disconnected"]:
                 events = exchange.cancelled()
                 raise
-            events = exchange.cancelled()  # the client went away: our own cancel, done
+            events = exchange.closed_early()  # the client went away: our own cancel, done
             if task is not None:
                 task.uncancel()
         finally:
