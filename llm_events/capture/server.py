@@ -95,6 +95,23 @@ class _QuietCut(logging.Filter):
 def uvicorn_server(app: ProxyApp, *, workers_log_level: str = "warning") -> Any:
     import uvicorn
 
+    class Server(uvicorn.Server):
+        #: called once it serves (signal handlers in place): prints the start-up line
+        on_started: Any = None
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.on_started is not None and not self.should_exit:
+                self.on_started()
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn raises the signal again once it has shut down; a proxy stopped
+            # gracefully has done its work: exit status 0
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
     config = uvicorn.Config(
         app,
         lifespan="on",
@@ -107,7 +124,7 @@ def uvicorn_server(app: ProxyApp, *, workers_log_level: str = "warning") -> Any:
         backlog=2048,
     )
     logging.getLogger("uvicorn.error").addFilter(_QuietCut())
-    return uvicorn.Server(config)
+    return Server(config)
 
 
 def startup_line(settings: ProxySettings, port: int, db: str | None, upstreams: dict) -> str:
@@ -181,11 +198,13 @@ def run(settings: ProxySettings, store: EventStore | None, out: IO[str] = sys.st
     line = startup_line(
         settings, sock.getsockname()[1], store.path if store else None, app.router.upstreams
     )
-    print(line, file=out, flush=True)
+    server.on_started = lambda: print(line, file=out, flush=True)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+    lost = f"; {app.recorder.lost} events could not be recorded" if app.recorder.lost else ""
+    print(f"llm-events proxy stopped{lost}", file=sys.stderr, flush=True)
 
 
 def parse_pairs(specs: Sequence[str], what: str) -> list[tuple[str, str]]:
