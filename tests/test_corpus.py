@@ -129,8 +129,11 @@ def test_served_bytes_are_identical():
                     pieces = list(response.iter_raw())
                 assert response.status_code == c.status, c.id
                 assert b"".join(pieces) == c.body, c.id
-                for key, value in c.headers().items():
-                    assert response.headers.get(key) == value, (c.id, key)
+                expected: dict[str, list[str]] = {}
+                for key, value in c.headers().items():  # a recording may repeat a name in two cases
+                    expected.setdefault(key.lower(), []).append(value)
+                for key, values in expected.items():
+                    assert response.headers.get_list(key) == values, (c.id, key)
                 assert server.requests[0]["path"] == c.path
                 if c.stream and len(c.body) > 64:
                     assert len(pieces) > 1, c.id
