@@ -32,6 +32,7 @@ from ..log.interrupted import record_interrupted
 from ..log.redaction import Redactor, UnstorableValueError, clean, clean_text
 from ..log.store import EventStore, StoreError
 from .config import open_store, resolve_db_path, settings
+from .values import check_prompt, check_result, safe_amount
 from .workers import in_thread
 
 
@@ -202,6 +203,7 @@ def prompt_built_event(
     context: Sequence[ev.ContextItem] = (),
 ) -> ev.PromptBuilt:
     """A ``prompt_built`` event for ``prompt``, cleaned and redacted (raises if unstorable)."""
+    check_prompt(prompt)  # typed fields coerced or refused before anything is written
     event_id = ev.new_id()
     return ev.PromptBuilt(
         id=event_id,
@@ -407,6 +409,7 @@ class CallScope:
         partial_text: str | None = None,
     ) -> None:
         retryable, status = classify(exc)
+        latency_ms = safe_amount(latency_ms)  # a refused answer's own latency may be mistyped
         self._add(
             self._event(
                 ev.AttemptFailed,
@@ -434,6 +437,7 @@ class CallScope:
         extra_usage: dict[str, int | None] | None = None,
     ) -> None:
         """Record the answer.  Raises :class:`UnstorableValueError` if it cannot be stored."""
+        check_result(result)  # mistyped counts, costs, texts: coerced or refused (values.py)
         raw = result.raw
         if finish_reason is None and isinstance(raw, dict):
             finish_reason = raw.get("finish_reason")
