@@ -66,6 +66,9 @@ class BlobPart(_Part, tag="blob"):
     mime_type: str | None = None
     sha256: str = ""
     size: int = 0
+    #: the bytes, base64, where a request carries them (a Prompt an application builds);
+    #: events never hold it: the recorder moves it to the ``blobs`` table
+    content: str | None = None
 
 
 class UriPart(_Part, tag="uri"):
