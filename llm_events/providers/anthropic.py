@@ -324,7 +324,7 @@ def split_content(blocks: list[Any]) -> tuple[str, list[ToolCallPart], list[Reas
 
 def parse_message(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-        raise ValueError("the answer has no 'content' list")
+        raise ValueError("the server's answer has no ['content'] list")
     text, calls, reasoning = split_content(data["content"])
     return ModelResponse(
         text=text,

@@ -174,7 +174,7 @@ def timings(data: dict[str, Any]) -> dict[str, Any] | None:
 
 def parse_answer(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
     if not isinstance(data, dict):
-        raise ValueError("the answer is not a JSON object")
+        raise ValueError("the server's answer is not a JSON object")
     if "message" in data:
         message = as_dict(data["message"])
         text = message.get("content")
@@ -183,7 +183,7 @@ def parse_answer(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
     elif "response" in data:  # /api/generate
         text, thinking, calls = data.get("response"), data.get("thinking"), []
     else:
-        raise ValueError("the answer has no 'message'")
+        raise ValueError("the server's answer has no ['message']")
     return ModelResponse(
         text=text if isinstance(text, str) else "",
         tool_calls=calls,

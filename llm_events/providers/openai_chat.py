@@ -310,10 +310,10 @@ def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
         or not isinstance(data.get("choices"), list)
         or not data["choices"]
     ):
-        raise ValueError("the answer has no choices[0]")
+        raise ValueError("the server's answer has no ['choices'][0]")
     choice = as_dict(data["choices"][0])
     if "message" not in choice:
-        raise ValueError("the answer has no choices[0].message")
+        raise ValueError("the server's answer has no ['choices'][0]['message']")
     message = as_dict(choice.get("message"))
     calls = [
         ToolCallPart(

@@ -310,7 +310,7 @@ def failure(
 
 def parse_output(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
     if not isinstance(data, dict) or not isinstance(data.get("output"), list):
-        raise ValueError("the answer has no 'output' list")
+        raise ValueError("the server's answer has no ['output'] list")
     text: list[str] = []
     refusal: list[str] = []
     calls: list[ToolCallPart] = []
