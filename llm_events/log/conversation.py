@@ -60,14 +60,17 @@ class ToolCallResponsePart(_Part, tag="tool_call_response"):
 
 
 class BlobPart(_Part, tag="blob"):
-    """Inline content, stored by digest: the bytes live in the ``blobs`` table."""
+    """Inline content, stored by digest: the bytes live in the ``blobs`` table.
+
+    ``content`` (the bytes, base64) is set only on a request being sent (a ``Prompt``'s
+    messages, a ``ChatRequest`` for an adapter); events never hold it: the recorder moves
+    the bytes to the ``blobs`` table, keyed by ``sha256``.
+    """
 
     modality: str = "image"
     mime_type: str | None = None
     sha256: str = ""
     size: int = 0
-    #: the bytes, base64, where a request carries them (a Prompt an application builds);
-    #: events never hold it: the recorder moves it to the ``blobs`` table
     content: str | None = None
 
 
