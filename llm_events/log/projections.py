@@ -125,7 +125,15 @@ CALL_COLUMNS = (
     "response_preview",
     "first_seq",
     "last_seq",
+    "source",
 )
+
+#: Values of ``calls.source``: where a call came from.
+CALL_SOURCES = ("application", "replay", "import", "proxy", "transport")
+#: ``client`` / prompt ``builder`` names of the importers (events older than ``source``)
+_IMPORT_CLIENTS = ("legacy PromptDB",)
+_IMPORT_BUILDERS = ("llm_import", "legacy-prompts")
+_IMPORT_TAGS = ("llm-import",)
 
 _INSERT_CALL = (
     f"INSERT OR REPLACE INTO calls ({','.join(CALL_COLUMNS)}) "
@@ -140,7 +148,8 @@ class CallsProjection(Projection):
     """``calls``: one row per logical call, its status, attempts, retries, fallbacks and cost."""
 
     name = "calls"
-    version = 1
+    # 2: ``source`` (application / replay / import / proxy / transport)
+    version = 2
     tables = ("calls",)
 
     def __init__(self) -> None:
@@ -178,10 +187,12 @@ class CallsProjection(Projection):
                 prompt_preview TEXT,
                 response_preview TEXT,
                 first_seq INTEGER,
-                last_seq INTEGER
+                last_seq INTEGER,
+                source TEXT
             )"""
         )
         conn.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at)")
+        conn.execute("CREATE INDEX IF NOT EXISTS calls_source ON calls(source, started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_status ON calls(status, started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_model ON calls(model, started_at)")
         conn.execute(
@@ -295,6 +306,7 @@ class CallsProjection(Projection):
         prompt = _load_prompt(conn, self.prompts, e.prompt_id)
         if prompt is not None:
             row["prompt_preview"] = _preview(prompt.user)
+        row["source"] = call_source(e, prompt)
 
     def _route_chosen(
         self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.RouteChosen
@@ -357,6 +369,23 @@ class CallsProjection(Projection):
         else:
             row["error_type"] = e.error_type
             row["error_message"] = e.error_message
+
+
+def call_source(started: ev.CallStarted, prompt: Any) -> str:
+    """Where a call came from: its ``source`` (schema 3), else derived from what older
+    events say: a replay links its original or carries the ``replay`` tag; an import names
+    its importer as client, builder or tag; anything else is the application's own."""
+    if started.source:
+        return started.source
+    if started.parent_call_id or "replay" in started.tags:
+        return "replay"
+    if (
+        started.client in _IMPORT_CLIENTS
+        or any(t in _IMPORT_TAGS for t in started.tags)
+        or (prompt is not None and prompt.builder in _IMPORT_BUILDERS)
+    ):
+        return "import"
+    return "application"
 
 
 _CALL_FOLDS: dict[type, Any] = {

@@ -59,6 +59,9 @@ class CallOptions:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     call_ids: list[str] = field(default_factory=list)
+    #: ``call_started.source``: application, replay, import, proxy, transport (default:
+    #: ``replay`` for a call linked to an original, else ``application``)
+    source: str | None = None
 
 
 @contextlib.contextmanager
@@ -68,13 +71,14 @@ def call_options(
     parent_call_id: str | None = None,
     tags: Sequence[str] = (),
     metadata: dict[str, Any] | None = None,
+    source: str | None = None,
 ) -> Iterator[CallOptions]:
     """Record the calls made inside this block with these settings.
 
     The call ids started inside are collected in ``options.call_ids`` (even for calls that
     raised), so a harness can link what it ran to what was recorded.
     """
-    opts = CallOptions(store, parent_call_id, list(tags), dict(metadata or {}))
+    opts = CallOptions(store, parent_call_id, list(tags), dict(metadata or {}), source=source)
     token = _options.set(opts)
     try:
         yield opts
@@ -349,6 +353,7 @@ class CallScope:
             host=me.host,
             pid=me.pid,
             process=me.process,
+            source=_source(opts),
         )
         self.store = store
         self._started(call_id)
@@ -513,6 +518,14 @@ class CallScope:
 
     def estimate_output(self, text: str) -> int:
         return estimate_tokens(text)
+
+
+def _source(opts: CallOptions | None) -> str:
+    if opts is None:
+        return "application"
+    if opts.source:
+        return opts.source
+    return "replay" if opts.parent_call_id or "replay" in opts.tags else "application"
 
 
 def _open_call(
