@@ -250,8 +250,7 @@ def test_store_blobs_false_keeps_the_digest_only(db_path):
     llm_events.flush()
     (event,) = payloads(db_path, "prompt_built")
     assert event["messages"][1]["parts"][1]["sha256"] == PNG_SHA
-    tables = {r[0] for r in rows(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "blobs" not in tables
+    assert rows(db_path, "SELECT count(*) FROM blobs") == [(0,)]
     assert PNG_B64[:40] not in "".join(p for (p,) in rows(db_path, "SELECT payload FROM events"))
 
 

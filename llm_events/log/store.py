@@ -122,6 +122,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS _projections (
         name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL
     )""",
+    blobs.CREATE_SQL,  # inline bytes by sha256 (older files get it with their first blob)
     *VIEW_SQL,  # views flattening event payloads (llm_events.log.views), for browsing
 ]
 
