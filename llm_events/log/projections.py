@@ -445,7 +445,15 @@ PROMPT_COLUMNS = (
     "latency_ms",
     "cost",
     "backend",
+    "tool_calls",
 )
+
+
+def tool_calls_text(calls: Sequence[Any]) -> str | None:
+    """An answer's tool calls as searchable text, one ``name(arguments)`` a line."""
+    if not calls:
+        return None
+    return "\n".join(f"{c.name}({c.arguments})" for c in calls)
 
 
 class PromptsProjection(Projection):
@@ -454,7 +462,8 @@ class PromptsProjection(Projection):
     name = "prompts"
     # 2: ``prompt`` holds the user text, as the original's did (was JSON)
     # 3: ``prompts_fts`` is filled in batches (llm_events.log.fts), not by a trigger per row
-    version = 3
+    # 4: ``tool_calls`` (the answer's tool calls, ``name(arguments)``), indexed for search
+    version = 4
     tables = ("prompts",)
 
     def __init__(self) -> None:
@@ -490,13 +499,14 @@ class PromptsProjection(Projection):
                 output_tokens INTEGER,
                 latency_ms REAL,
                 cost REAL,
-                backend TEXT
+                backend TEXT,
+                tool_calls TEXT
             )"""
         )
         conn.execute("CREATE INDEX IF NOT EXISTS prompts_model ON prompts(model)")
         conn.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS prompts_fts USING fts5("
-            "text, response_text, content='prompts', content_rowid='id')"
+            "text, response_text, tool_calls, content='prompts', content_rowid='id')"
         )
         fts.mark_indexed(conn)
 
@@ -585,6 +595,7 @@ class PromptsProjection(Projection):
             success.latency_ms if success.latency_ms is not None else done.latency_ms,
             price_call(success, backend, model, self.prices),
             backend,
+            tool_calls_text(success.tool_calls),
         )
 
 

@@ -297,7 +297,8 @@ def search(
     *,
     rank_window: int | None = RANK_WINDOW,
 ) -> list[dict[str, Any]]:
-    """Answered calls whose prompt or answer contain every word of ``text``, best match first.
+    """Answered calls whose prompt, answer or tool calls contain every word of ``text``, best
+    match first.
 
     Ranking is BM25 over the newest ``rank_window`` matches (``None``: over all of them).
     """
@@ -313,6 +314,14 @@ def search(
     )
     window = "" if rank_window is None else "ORDER BY f.rowid DESC LIMIT ?"
     window_args = [] if rank_window is None else [rank_window]
+    # a store whose prompts projection predates tool calls (opened read-only, not migrated)
+    tools = _has_column(conn, "prompts", "tool_calls")
+    tool_cols = (
+        "snippet(prompts_fts, 2, char(2), char(3), '…', 12) AS tool_snippet, "
+        "p.tool_calls AS tool_calls"
+        if tools
+        else "NULL AS tool_snippet, NULL AS tool_calls"
+    )
     # 1. candidates (the newest matches), 2. the best `limit` of them by rank, 3. snippets
     # for those rows only, each looked up by rowid (CROSS JOIN keeps that order)
     sql = f"""
@@ -323,7 +332,8 @@ def search(
         hits AS (SELECT id, score FROM candidates ORDER BY score LIMIT ?)
         SELECT p.call_id, p.timestamp, p.model, p.backend, hits.score AS score,
                snippet(prompts_fts, 0, '[', ']', '…', 12) AS prompt_snippet,
-               snippet(prompts_fts, 1, '[', ']', '…', 12) AS answer_snippet,
+               snippet(prompts_fts, 1, char(2), char(3), '…', 12) AS answer_snippet,
+               {tool_cols},
                p.text AS prompt, p.response_text AS answer
         FROM hits
         CROSS JOIN prompts_fts ON prompts_fts.rowid = hits.id
@@ -331,7 +341,18 @@ def search(
         WHERE prompts_fts MATCH ?
         ORDER BY hits.score
     """
-    return _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
+    rows = _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
+    for r in rows:
+        # the answer's snippet, or its tool calls' when only they matched
+        answer, tool = r["answer_snippet"] or "", r.pop("tool_snippet") or ""
+        if "\x02" not in answer and "\x02" in tool:
+            answer = tool if not r["answer"] else f"{answer} | {tool}"
+        r["answer_snippet"] = answer.replace("\x02", "[").replace("\x03", "]")
+    return rows
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(r[1] == column for r in conn.execute(f"PRAGMA table_info({table})"))
 
 
 # --- statistics -------------------------------------------------------------------------------
