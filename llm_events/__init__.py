@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from .interface.client import LLMClient
     from .interface.context_builder import ContextBuilder, KeywordRetriever, Retriever
+    from .interface.messages import MessageError
     from .interface.prompt import LLMResult, Prompt
     from .interface.prompt_db import PromptDB, fetch_logs
     from .interface.retry import with_retry, with_retry_async
@@ -58,6 +59,7 @@ _LAZY: dict[str, str] = {
     "ContextItem": "log.events",
     "record_interrupted": "log.interrupted",
     "LLMResult": "interface.prompt",
+    "MessageError": "interface.messages",
     "Prompt": "interface.prompt",
     "PromptDB": "interface.prompt_db",
     "fetch_logs": "interface.prompt_db",
@@ -87,6 +89,7 @@ __all__ = [
     "LLMClient",
     "LLMResult",
     "LLMRouter",
+    "MessageError",
     "Prompt",
     "PromptDB",
     "RecordingTransport",

@@ -125,8 +125,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        served = self.server.replay
         with self.server.lock:
+            served = self.server.replays[
+                min(len(self.server.requests), len(self.server.replays) - 1)
+            ]
             self.server.requests.append(
                 {
                     "method": self.command,
@@ -157,9 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _ReplayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, replay: Case, chunk_size: int) -> None:
+    def __init__(self, replays: tuple[Case, ...], chunk_size: int) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.replay = replay
+        self.replays = replays
         self.chunk_size = chunk_size
         self.requests: list[dict] = []
         self.lock = threading.Lock()
@@ -173,12 +175,16 @@ class _ReplayServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serve(replay: Case, chunk_size: int = 7) -> Iterator[_ReplayServer]:
-    """Serve ``replay`` on 127.0.0.1 for every request (any method, any path) while in the block.
+def serve(*replays: Case, chunk_size: int = 7) -> Iterator[_ReplayServer]:
+    """Serve cases on 127.0.0.1 (any method, any path) while in the block.
 
-    The server keeps each request it got in ``.requests`` (method, path, headers, body bytes).
+    The n-th request gets the n-th case and later ones the last, so ``serve(rate_limited, ok)``
+    answers an SDK's first attempt with the 429 and its retry with the 200. The server keeps each
+    request it got in ``.requests`` (method, path, headers, body bytes).
     """
-    server = _ReplayServer(replay, chunk_size)
+    if not replays:
+        raise ValueError("serve() needs at least one case")
+    server = _ReplayServer(replays, chunk_size)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
