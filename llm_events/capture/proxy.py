@@ -231,7 +231,7 @@ class ProxyApp:
         )
         exchange = self.recorder.begin(request)
         if self.recorder.recording and not await in_thread(
-            self.recorder.write, exchange.start_events, getattr(exchange, "blobs", None)
+            self.recorder.write, exchange.start_events
         ):
             message = "llm-events proxy: the request could not be recorded, so it was not sent"
             await self._reply(send, 503, error_body(route, 503, message, "recording_failed"))

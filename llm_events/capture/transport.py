@@ -172,7 +172,7 @@ class RecordingTransport:
     def handle_request(self, request: Any) -> Any:
         mod = _module(request)
         exchange = _begin(self.recorder, request, request.read())
-        self.recorder.write(exchange.start_events, getattr(exchange, "blobs", None))
+        self.recorder.write(exchange.start_events)
         try:
             response = self.transport.handle_request(request)
         except mod.HTTPError as e:
@@ -216,9 +216,7 @@ class AsyncRecordingTransport:
     async def handle_async_request(self, request: Any) -> Any:
         mod = _module(request)
         exchange = _begin(self.recorder, request, await request.aread())
-        await in_thread(
-            self.recorder.write, exchange.start_events, getattr(exchange, "blobs", None)
-        )
+        await in_thread(self.recorder.write, exchange.start_events)
         try:
             response = await self.transport.handle_async_request(request)
         except mod.HTTPError as e:
