@@ -26,6 +26,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -705,18 +706,47 @@ class ExchangeRecorder:
             log.error("llm-events: could not record %d events: %s", len(events), e)
             return False
 
-    def start_expiry(self, interval_s: float = 1.0) -> None:
+    def hold(self, events: Sequence[ev.Event]) -> None:
+        """Hold an outcome for the next commit (the next request's write-ahead shares its
+        transaction) or the flush :meth:`start_expiry` runs every ``interval_s``: the
+        client already has its answer, and one commit per request instead of two is what
+        lets the proxy keep up with many concurrent clients.  Cheap: no I/O (called on the
+        proxy's event loop)."""
+        if self.store is None or not events:
+            return
+        try:
+            self.store.defer(events)
+        except (StoreError, sqlite3.Error, OSError, ValueError) as e:
+            self.lost += len(events)
+            log.error("llm-events: could not record %d events: %s", len(events), e)
+
+    def start_expiry(self, interval_s: float = 0.2) -> None:
         """Finish calls whose retry never came, on a daemon thread."""
         if self._expiry is not None or self.store is None:
             return
 
-        def loop() -> None:
-            while not self._wake.wait(interval_s):
-                if len(self.open_calls):
-                    self.write(self.expired_events())
+        ref, wake = weakref.ref(self), self._wake
+
+        def loop() -> None:  # holds the recorder weakly: a dropped client lets it go
+            while not wake.wait(interval_s):
+                recorder = ref()
+                if recorder is None:
+                    return
+                if len(recorder.open_calls):
+                    recorder.write(recorder.expired_events())
+                recorder.flush_held()
+                del recorder
 
         self._expiry = threading.Thread(target=loop, name="llm-events-retries", daemon=True)
         self._expiry.start()
+
+    def flush_held(self) -> None:
+        store = self.store
+        if store is not None and getattr(store, "_deferred", True):
+            try:
+                store.flush()
+            except (StoreError, sqlite3.Error, OSError, ValueError) as e:
+                log.error("llm-events: could not record held events: %s", e)
 
     def close(self) -> None:
         """Finish every call still waiting for a retry, and flush the store."""

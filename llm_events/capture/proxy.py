@@ -311,7 +311,7 @@ class ProxyApp:
             with contextlib.suppress(Exception):
                 await asyncio.shield(response.aclose())
             if events:
-                await asyncio.shield(self._record(events))
+                self.recorder.hold(events)
 
     async def _record(self, events: list) -> None:
         if self.recorder.recording and events:
