@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from . import blobs
 from . import events as ev
 from .projections import Projection, default_projections
 from .views import VIEW_SQL
@@ -121,6 +122,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS _projections (
         name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL
     )""",
+    blobs.CREATE_SQL,  # inline bytes by sha256 (older files get it with their first blob)
     *VIEW_SQL,  # views flattening event payloads (llm_events.log.views), for browsing
 ]
 
@@ -184,6 +186,8 @@ class EventStore:
         self._checkpointer: _Checkpointer | None = None
         self._deferred: list[ev.Event] = []
         self._deferred_lock = threading.Lock()
+        #: event id -> inline bytes it refers to, written with the event (see attach_blobs)
+        self._blobs: dict[str, list[blobs.Blob]] = {}
         self._open_checked()
         self.batch = batch
         if batch:
@@ -362,6 +366,13 @@ class EventStore:
         if full:
             self._append_now(())
 
+    def attach_blobs(self, event_id: str, found: Sequence[blobs.Blob]) -> None:
+        """Write these blobs in the transaction that writes event ``event_id`` (however it
+        is written: at once, deferred or in a batch), each once (``llm_events.log.blobs``)."""
+        if found:
+            with self._deferred_lock:
+                self._blobs.setdefault(event_id, []).extend(found)
+
     def _take_deferred(self) -> list[ev.Event]:
         with self._deferred_lock:
             taken, self._deferred = self._deferred, []
@@ -391,8 +402,32 @@ class EventStore:
             if ignore_existing:
                 encoded = self._without_existing(conn, encoded)
             self._insert(conn, encoded)
+        if self._blobs:  # committed: the blobs they carried are stored
+            with self._deferred_lock:
+                for e, _ in encoded:
+                    self._blobs.pop(e.id, None)
         if self._checkpointer is not None:
             self._checkpointer.committed(len(encoded))
+
+    def append_encoded(
+        self, encoded: Sequence[tuple[ev.Event, bytes]], *, ignore_existing: bool = False
+    ) -> None:
+        """Append events whose payloads are already encoded (an import keeps the fields of a
+        newer schema that our structs drop); ``event`` is what projections fold."""
+        if not encoded:
+            return
+        if self.readonly:
+            raise StoreError(f"event store {self.path} is open read-only")
+        if self._deferred or self.batch:  # what was appended before goes first
+            self.flush()
+        pairs = list(encoded)
+        conn = self.conn()
+        with self._write_transaction(conn):
+            if ignore_existing:
+                pairs = self._without_existing(conn, pairs)
+            self._insert(conn, pairs)
+        if self._checkpointer is not None:
+            self._checkpointer.committed(len(pairs))
 
     def append_computed(
         self, build: Callable[[sqlite3.Connection], Sequence[ev.Event]]
@@ -431,6 +466,10 @@ class EventStore:
         if params:
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", params)
             conn.execute("UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",))
+            if self._blobs:
+                with self._deferred_lock:
+                    held = [self._blobs.get(e.id) for e, _ in encoded]
+                blobs.write(conn, [b for found in held if found for b in found])
             self._project(conn, applied)
 
     @staticmethod
