@@ -65,6 +65,10 @@ def test_metadata_complete(c: corpus.Case):
         assert isinstance(c.request, dict)
     if "synthetic" in meta["source"].lower():
         assert "synthetic" in meta["notes"].lower()
+    if "outcome" in meta:  # a stream that starts with 200 and then fails or stops early
+        assert (
+            meta["outcome"] in ("error", "incomplete") and meta["stream"] and meta["status"] == 200
+        )
 
 
 @pytest.mark.parametrize("c", ALL, ids=IDS)
