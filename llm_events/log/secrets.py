@@ -41,6 +41,7 @@ RULES_FILE = Path(__file__).with_name("secret_rules.toml")
 _RUN = re.compile(r"[A-Za-z0-9_\-+/=.~]{16,}")
 #: How far before a run gitleaks' rules look for their keyword (``mailchimp_key = ...``).
 _CONTEXT = 80
+_NEAR = 32
 
 
 @dataclass(frozen=True)
@@ -236,8 +237,10 @@ def _candidates(text: str) -> list[Rule]:
     lowered = text.lower()
     for m in _RUN.finditer(lowered):
         start = m.start()
-        if _ASSIGNED.search(lowered, max(0, start - 9), start):
-            start = max(0, start - _CONTEXT)
+        # the keyword of a context rule is just before the run (``-----BEGIN ... KEY-----``)
+        # or, for an assigned run, anywhere in the name it is assigned to
+        reach = _CONTEXT if _ASSIGNED.search(lowered, max(0, start - 9), start) else _NEAR
+        start = max(0, start - reach)
         window = lowered[start : m.end()]
         for bigram in {window[i : i + 2] for i in range(len(window) - 1)} & index.keys():
             for kw, rules in index[bigram]:
