@@ -32,6 +32,7 @@ from ..interface.tokens import estimate_request_tokens, estimate_tokens
 from ..log import events as ev
 from ..log import processes
 from ..log.blobs import Blob, split_blobs
+from ..log.blobs import attach as attach_blobs
 from ..log.conversation import Message, ReasoningPart, ToolCallPart, ToolDefinition
 from ..log.interrupted import record_interrupted
 from ..log.redaction import Redactor, UnstorableValueError, clean, clean_text
@@ -400,7 +401,7 @@ class CallScope:
         self.store = store
         self._started(call_id)
         if built is not None:
-            store.attach_blobs(built.id, found)
+            attach_blobs(built.id, found)
             self._add(built)
             mark_recorded(prompt, built, store)
         self._add(started)
