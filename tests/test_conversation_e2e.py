@@ -152,3 +152,50 @@ def test_replay_skips_a_conversation_whose_image_bytes_were_not_stored(store, db
     report = replay.run(store, "tests.helpers:forecast_again", compare="tools")
     (skipped,) = report.skipped
     assert f"sha256 {PNG_SHA[:12]}… is not in the store" in skipped[1]
+
+
+def test_show_prints_a_provider_error_and_a_broken_stream_s_partial_answer(db_path):
+    from tests.test_conversation import Failing
+
+    builder = ContextBuilder()
+    with pytest.raises(Exception, match="Rate limit reached"):
+        Failing().generate(builder.build_prompt("Forecast for Paris?"), context_builder=builder)
+    call_id = sqlite3.connect(db_path).execute("SELECT call_id FROM calls").fetchone()[0]
+    out = cli(db_path, "show", call_id, columns=200)
+    assert (
+        "attempt 1 failed      ProviderFailure (HTTP 429, rate_limit_exceeded, retryable, "
+    ) in out
+    assert ", request req_429): Rate limit reached for requests" in out
+    partial = out.split("\npartial answer (attempt 1, before it broke off)\n")[1]
+    assert partial.splitlines() == [
+        "  thinking (15 chars; --full shows it)",
+        "  It will be sun",
+        '  tool call get_forecast {"city": "Pa (call_9)',
+    ]
+    conn = sqlite3.connect(db_path)
+    assert conn.execute(
+        "SELECT error_code, provider_error_type, request_id, retry_after_s, partial_text "
+        "FROM events_attempt_failed"
+    ).fetchall() == [("rate_limit_exceeded", "rate_limit_error", "req_429", 2.0, "It will be sun")]
+
+
+def test_cost_counts_cache_reads_writes_at_their_prices(db_path):
+    from llm_events import LLMClient, LLMResult
+
+    class Claude(LLMClient):
+        backend_name = "anthropic"
+
+        def _generate(self, prompt, *, context_builder):
+            return LLMResult(
+                text="ok",
+                input_tokens=1_000_000,
+                output_tokens=100_000,
+                cache_read_tokens=600_000,
+                cache_write_tokens=200_000,
+            )
+
+    builder = ContextBuilder()
+    Claude("claude-sonnet-4-20250514").generate(builder.build_prompt("q"), context_builder=builder)
+    (cost,) = sqlite3.connect(db_path).execute("SELECT cost FROM calls").fetchone()
+    # input 3.00, cache read 0.30, cache write 3.75, output 15.00 per million
+    assert cost == pytest.approx(0.2 * 3.00 + 0.6 * 0.30 + 0.2 * 3.75 + 0.1 * 15.00)
