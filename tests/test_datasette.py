@@ -132,7 +132,7 @@ def test_metadata_is_renamed_for_the_store_file():
 
 def test_browse_command_is_read_only_on_localhost(tmp_path):
     cmd = datasette_command(tmp_path / "x.db", tmp_path / "m.json", port=9999)
-    assert cmd[1:4] == ["-m", "datasette", "serve"]
+    assert cmd[1:5] == ["-P", "-m", "datasette", "serve"]
     assert "--immutable" not in cmd and "-i" not in cmd
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--port") + 1] == "9999"

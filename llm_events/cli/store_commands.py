@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..log import salvage
 from .common import db_option, db_path, friendly_errors, open_cli_store, progress_bar
 
 
@@ -64,10 +65,16 @@ def rebuild_command(db: Path | None, only: tuple[str, ...], quiet: bool) -> None
                 f"unknown projection {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
             )
         total = store.last_seq()
+        salvage.drain()
         with progress_bar(total, "rebuilding", quiet) as bar:
             applied = store.rebuild(only=only or None, progress=bar.update)
+        odd = salvage.drain()
     finally:
         store.close()
+    for event_id, what in odd[:20]:  # events that do not match their schema: read, not fatal
+        click.echo(f"warning: event {event_id or '?'}: {what}", err=True)
+    if len(odd) > 20:
+        click.echo(f"warning: {len(odd) - 20} more events like these", err=True)
     if not quiet:
         names = ", ".join(only) if only else "all projections"
         click.echo(f"rebuilt {names} from {applied} events")

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from . import events as ev
-from . import fts
+from . import fts, salvage
 from .pricing import price_call, price_table
 
 _json = msgspec.json.Encoder()
@@ -81,6 +81,26 @@ class Projection:
         """
 
 
+_INT_RANGE = range(-(2**63), 2**63)
+
+
+def executemany(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple]) -> None:
+    """``conn.executemany``; a count past SQLite's 64-bit integers (an event written with
+    ``2**70`` tokens) is stored as NULL instead of stopping the projection."""
+    try:
+        conn.executemany(sql, rows)
+    except OverflowError:
+        salvage.report("", "a count past 2**63-1 was projected as NULL")
+        clipped = [
+            tuple(
+                None if type(v) is int and v not in _INT_RANGE else v  # noqa: E721
+                for v in row
+            )
+            for row in rows
+        ]
+        conn.executemany(sql, clipped)
+
+
 def _load_prompt(conn: sqlite3.Connection, cache: _Cache, prompt_id: str | None) -> Any:
     if not prompt_id:
         return None
@@ -125,7 +145,15 @@ CALL_COLUMNS = (
     "response_preview",
     "first_seq",
     "last_seq",
+    "source",
 )
+
+#: Values of ``calls.source``: where a call came from.
+CALL_SOURCES = ("application", "replay", "import", "proxy", "transport")
+#: ``client`` / prompt ``builder`` names of the importers (events older than ``source``)
+_IMPORT_CLIENTS = ("legacy PromptDB",)
+_IMPORT_BUILDERS = ("llm_import", "legacy-prompts")
+_IMPORT_TAGS = ("llm-import",)
 
 _INSERT_CALL = (
     f"INSERT OR REPLACE INTO calls ({','.join(CALL_COLUMNS)}) "
@@ -140,7 +168,8 @@ class CallsProjection(Projection):
     """``calls``: one row per logical call, its status, attempts, retries, fallbacks and cost."""
 
     name = "calls"
-    version = 1
+    # 2: ``source`` (application / replay / import / proxy / transport)
+    version = 2
     tables = ("calls",)
 
     def __init__(self) -> None:
@@ -178,10 +207,12 @@ class CallsProjection(Projection):
                 prompt_preview TEXT,
                 response_preview TEXT,
                 first_seq INTEGER,
-                last_seq INTEGER
+                last_seq INTEGER,
+                source TEXT
             )"""
         )
         conn.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at)")
+        conn.execute("CREATE INDEX IF NOT EXISTS calls_source ON calls(source, started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_status ON calls(status, started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_model ON calls(model, started_at)")
         conn.execute(
@@ -210,7 +241,10 @@ class CallsProjection(Projection):
             if entry is None:
                 entry = self._entry(call_id, seq, stored.get(call_id))
                 state[call_id] = entry
-            self._fold(conn, entry[0], seq, event)
+            try:
+                self._fold(conn, entry[0], seq, event)
+            except Exception as e:  # one bad event never stops a projection (salvage.py)
+                salvage.report(event.id, f"seq {seq} not projected into calls: {e!r}")
         self._write(conn, state)
 
     @staticmethod
@@ -255,10 +289,10 @@ class CallsProjection(Projection):
                     (*(values[i] for i in changed), row["call_id"])
                 )
         if inserts:
-            conn.executemany(_INSERT_CALL, inserts)
+            executemany(conn, _INSERT_CALL, inserts)
         for changed, params in updates.items():
             sets = ", ".join(f"{CALL_COLUMNS[i]} = ?" for i in changed)
-            conn.executemany(f"UPDATE calls SET {sets} WHERE call_id = ?", params)
+            executemany(conn, f"UPDATE calls SET {sets} WHERE call_id = ?", params)
 
     @staticmethod
     def _entry(call_id: str, seq: int, found: tuple | None) -> tuple[dict[str, Any], tuple | None]:
@@ -295,6 +329,7 @@ class CallsProjection(Projection):
         prompt = _load_prompt(conn, self.prompts, e.prompt_id)
         if prompt is not None:
             row["prompt_preview"] = _preview(prompt.user)
+        row["source"] = call_source(e, prompt)
 
     def _route_chosen(
         self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.RouteChosen
@@ -357,6 +392,23 @@ class CallsProjection(Projection):
         else:
             row["error_type"] = e.error_type
             row["error_message"] = e.error_message
+
+
+def call_source(started: ev.CallStarted, prompt: Any) -> str:
+    """Where a call came from: its ``source`` (schema 3), else derived from what older
+    events say: a replay links its original or carries the ``replay`` tag; an import names
+    its importer as client, builder or tag; anything else is the application's own."""
+    if started.source:
+        return started.source
+    if started.parent_call_id or "replay" in started.tags:
+        return "replay"
+    if (
+        started.client in _IMPORT_CLIENTS
+        or any(t in _IMPORT_TAGS for t in started.tags)
+        or (prompt is not None and prompt.builder in _IMPORT_BUILDERS)
+    ):
+        return "import"
+    return "application"
 
 
 _CALL_FOLDS: dict[type, Any] = {
@@ -482,13 +534,18 @@ class PromptsProjection(Projection):
                 self.successes.put(e.call_id, e)
             elif isinstance(e, ev.CallFinished):
                 if e.status == "ok":
-                    row = self._row(conn, e)
+                    try:
+                        row = self._row(conn, e)
+                    except Exception as err:  # one bad event never stops a projection
+                        salvage.report(e.id, f"not projected into prompts: {err!r}")
+                        row = None
                     if row is not None:
                         rows.append(row)
                 self.successes.pop(e.call_id, None)
                 self.calls.pop(e.call_id, None)
         if rows:
-            conn.executemany(
+            executemany(
+                conn,
                 f"INSERT OR IGNORE INTO prompts ({','.join(PROMPT_COLUMNS)}) "
                 f"VALUES ({','.join('?' * len(PROMPT_COLUMNS))})",
                 rows,
@@ -605,7 +662,8 @@ class ReplayResultsProjection(Projection):
             if isinstance(e, ev.ReplayCompared)
         ]
         if rows:
-            conn.executemany(
+            executemany(
+                conn,
                 f"INSERT OR REPLACE INTO replay_results ({','.join(REPLAY_COLUMNS)}) "
                 f"VALUES ({','.join('?' * len(REPLAY_COLUMNS))})",
                 rows,
@@ -645,36 +703,43 @@ class ReplaysProjection(Projection):
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         for _seq, e in batch:
-            if isinstance(e, ev.ReplayStarted):
-                conn.execute(
-                    "INSERT INTO replays (replay_id, started_at, status, against, compare, "
-                    "selection, total) VALUES (?,?,?,?,?,?,?) ON CONFLICT(replay_id) DO UPDATE "
-                    "SET status = 'running', finished_at = NULL, resumes = resumes + 1",
-                    (
-                        e.replay_id,
-                        e.ts,
-                        "running",
-                        e.against,
-                        e.compare,
-                        dumps(e.selection),
-                        e.total,
-                    ),
-                )
-            elif isinstance(e, ev.ReplayFinished):
-                c = e.counts
-                conn.execute(
-                    "UPDATE replays SET finished_at = ?, status = ?, same = ?, changed = ?, "
-                    "error = ?, skipped = ? WHERE replay_id = ?",
-                    (
-                        e.ts,
-                        e.status,
-                        c.get("same"),
-                        c.get("changed"),
-                        c.get("error"),
-                        c.get("skipped"),
-                        e.replay_id,
-                    ),
-                )
+            try:
+                self._apply_one(conn, e)
+            except (OverflowError, TypeError, ValueError) as err:  # one bad event never stops it
+                salvage.report(e.id, f"not projected into replays: {err!r}")
+
+    @staticmethod
+    def _apply_one(conn: sqlite3.Connection, e: Any) -> None:
+        if isinstance(e, ev.ReplayStarted):
+            conn.execute(
+                "INSERT INTO replays (replay_id, started_at, status, against, compare, "
+                "selection, total) VALUES (?,?,?,?,?,?,?) ON CONFLICT(replay_id) DO UPDATE "
+                "SET status = 'running', finished_at = NULL, resumes = resumes + 1",
+                (
+                    e.replay_id,
+                    e.ts,
+                    "running",
+                    e.against,
+                    e.compare,
+                    dumps(e.selection),
+                    e.total,
+                ),
+            )
+        elif isinstance(e, ev.ReplayFinished):
+            c = e.counts
+            conn.execute(
+                "UPDATE replays SET finished_at = ?, status = ?, same = ?, changed = ?, "
+                "error = ?, skipped = ? WHERE replay_id = ?",
+                (
+                    e.ts,
+                    e.status,
+                    c.get("same"),
+                    c.get("changed"),
+                    c.get("error"),
+                    c.get("skipped"),
+                    e.replay_id,
+                ),
+            )
 
 
 def default_projections() -> list[Projection]:

@@ -206,19 +206,18 @@ def get_answer(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
 def call_timeline(conn: sqlite3.Connection, call_id: str) -> list[dict[str, Any]]:
     """Every event of one call in ``seq`` order (its ``prompt_built`` first), as dicts of the
     event's fields plus ``seq`` and ``offset_ms`` (milliseconds since the first event)."""
-    import json
 
     rows = conn.execute(
         "SELECT seq, payload FROM events WHERE call_id = ? ORDER BY seq", (call_id,)
     ).fetchall()
-    events = [{"seq": seq, **json.loads(payload)} for seq, payload in rows]
+    events = [{"seq": seq, **readable_event(payload)} for seq, payload in rows]
     started = next((e for e in events if e.get("type") == "call_started"), None)
-    if started is not None and started.get("prompt_id"):
+    if started is not None and isinstance(started.get("prompt_id"), str):
         row = conn.execute(
             "SELECT seq, payload FROM events WHERE id = ?", (started["prompt_id"],)
         ).fetchone()
         if row is not None:
-            events.insert(0, {"seq": row[0], **json.loads(row[1])})
+            events.insert(0, {"seq": row[0], **readable_event(row[1])})
     t0 = None
     for e in events:
         t = _epoch(e.get("ts"))
@@ -231,8 +230,41 @@ def call_timeline(conn: sqlite3.Connection, call_id: str) -> list[dict[str, Any]
     return events
 
 
+def readable_event(payload: str) -> dict[str, Any]:
+    """An event's JSON as a dict whose fields have the types the schema says.
+
+    A stored event that does not match its schema (written by an older version or by hand)
+    is shown as :mod:`llm_events.log.salvage` reads it, so formatting never fails on it;
+    fields this version does not know are kept as they are.
+    """
+    import json
+
+    import msgspec
+
+    from . import events as ev
+
+    loose = json.loads(payload)
+    if not isinstance(loose, dict):
+        return {"type": "unreadable", "value": loose}
+    cls = ev.EVENT_CLASSES.get(loose.get("type"))
+    if cls is None:
+        return loose
+    try:
+        msgspec.json.decode(payload, type=cls)
+    except msgspec.ValidationError:
+        read = ev.decode(payload)
+        if isinstance(read, ev.UnknownEvent):
+            return {
+                "type": "unreadable",
+                "id": str(loose.get("id", "")),
+                "ts": str(loose.get("ts", "")),
+            }
+        return {**loose, **msgspec.to_builtins(read)}
+    return loose
+
+
 def _epoch(ts: str | None) -> float | None:
-    if not ts:
+    if not ts or not isinstance(ts, str):
         return None
     try:
         dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))

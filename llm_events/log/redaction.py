@@ -33,6 +33,11 @@ DEFAULT_SENSITIVE_KEYS = (
 )
 
 
+#: Deepest nesting of lists and dicts recorded: JSON decoders (msgspec, the stdlib) recurse,
+#: and a value they cannot read back would make the store unreadable.
+MAX_DEPTH = 200
+
+
 class UnstorableValueError(ValueError):
     """A value cannot be recorded faithfully; nothing was written."""
 
@@ -123,6 +128,10 @@ def _clean(value: Any, redact: Redactor, where: str, path: tuple[str | int, ...]
                 f"{_where(where, path)} is {value!r}, which JSON cannot store"
             )
         return float(value)
+    if len(path) >= MAX_DEPTH and isinstance(value, (Mapping, list, tuple)):
+        raise UnstorableValueError(
+            f"{where} is nested deeper than {MAX_DEPTH} levels, which cannot be recorded"
+        )
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():

@@ -397,6 +397,26 @@ class EventStore:
         if self._checkpointer is not None:
             self._checkpointer.committed(len(encoded))
 
+    def append_encoded(
+        self, encoded: Sequence[tuple[ev.Event, bytes]], *, ignore_existing: bool = False
+    ) -> None:
+        """Append events whose payloads are already encoded (an import keeps the fields of a
+        newer schema that our structs drop); ``event`` is what projections fold."""
+        if not encoded:
+            return
+        if self.readonly:
+            raise StoreError(f"event store {self.path} is open read-only")
+        if self._deferred or self.batch:  # what was appended before goes first
+            self.flush()
+        pairs = list(encoded)
+        conn = self.conn()
+        with self._write_transaction(conn):
+            if ignore_existing:
+                pairs = self._without_existing(conn, pairs)
+            self._insert(conn, pairs)
+        if self._checkpointer is not None:
+            self._checkpointer.committed(len(pairs))
+
     def append_computed(
         self, build: Callable[[sqlite3.Connection], Sequence[ev.Event]]
     ) -> list[ev.Event]:

@@ -38,6 +38,7 @@ from ..log.interrupted import record_interrupted
 from ..log.redaction import Redactor, UnstorableValueError, clean, clean_text
 from ..log.store import EventStore, StoreError
 from .config import open_store, resolve_db_path, settings
+from .values import check_prompt, check_result, safe_amount
 from .workers import in_thread
 
 
@@ -65,8 +66,9 @@ class CallOptions:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     call_ids: list[str] = field(default_factory=list)
-    #: ``call_started.source`` of these calls (``replay`` for a replay harness)
-    source: str = "application"
+    #: ``call_started.source``: application, replay, import, proxy, transport (default:
+    #: ``replay`` for a call linked to an original, else ``application``)
+    source: str | None = None
 
 
 @contextlib.contextmanager
@@ -76,7 +78,7 @@ def call_options(
     parent_call_id: str | None = None,
     tags: Sequence[str] = (),
     metadata: dict[str, Any] | None = None,
-    source: str = "application",
+    source: str | None = None,
 ) -> Iterator[CallOptions]:
     """Record the calls made inside this block with these settings (``source``: where the
     calls come from, ``call_started.source``: ``application``, ``replay``, ...).
@@ -243,8 +245,9 @@ def prompt_built_event(
     """A ``prompt_built`` event for ``prompt``, cleaned and redacted (raises if unstorable).
 
     Inline bytes of its messages are appended to ``blobs_out`` (for
-    :meth:`EventStore.attach_blobs`); the event holds their digests.
+    :func:`llm_events.log.blobs.attach`); the event holds their digests.
     """
+    check_prompt(prompt)  # typed fields coerced or refused before anything is written
     event_id = ev.new_id()
     return ev.PromptBuilt(
         id=event_id,
@@ -396,7 +399,7 @@ class CallScope:
             host=me.host,
             pid=me.pid,
             process=me.process,
-            source=opts.source if opts else "application",
+            source=_source(opts),
         )
         self.store = store
         self._started(call_id)
@@ -453,6 +456,7 @@ class CallScope:
         """Record a failed attempt with what the error says of the provider's answer
         (:func:`provider_details`) and what a broken stream had delivered."""
         retryable, status = classify(exc)
+        latency_ms = safe_amount(latency_ms)  # a refused answer's own latency may be mistyped
         if partial_text is None:
             got = getattr(exc, "partial_text", None)
             partial_text = got if isinstance(got, str) and got else None
@@ -547,6 +551,7 @@ class CallScope:
         extra_usage: dict[str, int | None] | None = None,
     ) -> None:
         """Record the answer.  Raises :class:`UnstorableValueError` if it cannot be stored."""
+        check_result(result)  # mistyped counts, costs, texts: coerced or refused (values.py)
         raw = result.raw
         if finish_reason is None:
             finish_reason = result.finish_reason
@@ -663,6 +668,14 @@ class CallScope:
 
     def estimate_output(self, text: str) -> int:
         return estimate_tokens(text)
+
+
+def _source(opts: CallOptions | None) -> str:
+    if opts is None:
+        return "application"
+    if opts.source:
+        return opts.source
+    return "replay" if opts.parent_call_id or "replay" in opts.tags else "application"
 
 
 def _open_call(
