@@ -422,7 +422,7 @@ def search_command(
     ]
     if full:
         columns[3].get = lambda r: r.get("prompt") or ""
-        columns[4].get = lambda r: r.get("answer") or ""
+        columns[4].get = lambda r: r.get("answer") or r.get("tool_calls") or ""
     else:
         # split the room the fixed columns leave between the two texts
         model_w = max([5, *(min(24, len(r.get("model") or "-")) for r in rows)])

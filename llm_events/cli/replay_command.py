@@ -137,8 +137,9 @@ def _emit(report: Any, as_json: bool, markdown: Path | None) -> None:
     "compare",
     metavar="NAME",
     help="How answers are compared: exact (default), normalized (whitespace and case), "
-    "json (parsed value, key order ignored), similarity (see --threshold), or "
-    "package.module:function returning a verdict and score.",
+    "json (parsed value, key order ignored), similarity (see --threshold), tools (the "
+    "same functions called with JSON-equal arguments), or package.module:function "
+    "returning a verdict and score.",
 )
 @click.option(
     "--threshold",

@@ -186,8 +186,6 @@ class EventStore:
         self._checkpointer: _Checkpointer | None = None
         self._deferred: list[ev.Event] = []
         self._deferred_lock = threading.Lock()
-        #: event id -> inline bytes it refers to, written with the event (see attach_blobs)
-        self._blobs: dict[str, list[blobs.Blob]] = {}
         self._open_checked()
         self.batch = batch
         if batch:
@@ -366,13 +364,6 @@ class EventStore:
         if full:
             self._append_now(())
 
-    def attach_blobs(self, event_id: str, found: Sequence[blobs.Blob]) -> None:
-        """Write these blobs in the transaction that writes event ``event_id`` (however it
-        is written: at once, deferred or in a batch), each once (``llm_events.log.blobs``)."""
-        if found:
-            with self._deferred_lock:
-                self._blobs.setdefault(event_id, []).extend(found)
-
     def _take_deferred(self) -> list[ev.Event]:
         with self._deferred_lock:
             taken, self._deferred = self._deferred, []
@@ -402,10 +393,7 @@ class EventStore:
             if ignore_existing:
                 encoded = self._without_existing(conn, encoded)
             self._insert(conn, encoded)
-        if self._blobs:  # committed: the blobs they carried are stored
-            with self._deferred_lock:
-                for e, _ in encoded:
-                    self._blobs.pop(e.id, None)
+        blobs.forget(e.id for e, _ in encoded)  # committed: their inline bytes are stored
         if self._checkpointer is not None:
             self._checkpointer.committed(len(encoded))
 
@@ -466,10 +454,7 @@ class EventStore:
         if params:
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", params)
             conn.execute("UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",))
-            if self._blobs:
-                with self._deferred_lock:
-                    held = [self._blobs.get(e.id) for e, _ in encoded]
-                blobs.write(conn, [b for found in held if found for b in found])
+            blobs.write_attached(conn, encoded)  # inline bytes of these events, once
             self._project(conn, applied)
 
     @staticmethod
