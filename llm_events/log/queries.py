@@ -25,7 +25,7 @@ class QueryError(ValueError):
 
 #: The store schema these queries read (``llm_events.log.store.STORE_SCHEMA_VERSION``; a test
 #: keeps the two equal).  Kept here so reading needs no import of the store (start-up time).
-READS_SCHEMA = 2
+READS_SCHEMA = 3
 #: The oldest store schema these queries read as well: schema 2 changed an index, not a table.
 READS_SCHEMA_FROM = 1
 
