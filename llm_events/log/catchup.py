@@ -23,26 +23,13 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 
 from . import events as ev
+from .lag import lag
 from .projections import Projection
+
+__all__ = ["apply_pending", "covered", "forget", "lag", "reset"]
 
 #: Events applied per transaction by the background thread and at open (short lock holds).
 CATCH_UP_CHUNK = 2000
-
-
-def lag(conn: sqlite3.Connection, names: Sequence[str] | None = None) -> int:
-    """Events committed that the slowest projection has not applied yet (0: up to date)."""
-    try:
-        row = conn.execute(
-            "SELECT (SELECT ifnull(max(seq), 0) FROM events), "
-            "(SELECT min(last_seq) FROM _projections"
-            + (f" WHERE name IN ({','.join('?' * len(names))})" if names else "")
-            + ")",
-            tuple(names or ()),
-        ).fetchone()
-    except sqlite3.OperationalError:  # not a store (yet)
-        return 0
-    head, slowest = row
-    return max(0, head - (slowest if slowest is not None else head))
 
 
 def covered(conn: sqlite3.Connection, names: Sequence[str]) -> int:

@@ -36,6 +36,7 @@ from . import events as ev
 from .chain import VerifyResult, row_hash
 from .chain import verify as verify_chain
 from .projections import Projection, default_projections
+from .readonly import connect_readonly
 from .schema import (
     APPLICATION_ID,
     GENESIS,
@@ -55,6 +56,7 @@ from .writer import (
     begin_immediate,
     default_lock_timeout_ms,
     is_locked,
+    locked_message,
 )
 
 __all__ = [
@@ -177,7 +179,11 @@ class EventStore:
         # write lock themselves (begin_immediate), so their busy handler is off
         conn.execute(f"PRAGMA busy_timeout = {0 if for_writes else self.busy_timeout_ms}")
         if not self.readonly:
-            _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            _retry_locked(
+                lambda: conn.execute("PRAGMA journal_mode = WAL"),
+                lambda: locked_message(conn, self.path, self.busy_timeout_ms),
+                self.busy_timeout_ms / 1000,
+            )
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             if self.path != ":memory:":
                 # Checkpoints run on the background thread; the automatic one stays as a
@@ -189,25 +195,8 @@ class EventStore:
     def _connect_readonly(self, target: Path) -> sqlite3.Connection:
         if not target.exists():
             raise StoreError(f"no event store at {self.path}")
-        uri = target.resolve().as_uri()
-        conn = sqlite3.connect(
-            f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute("PRAGMA user_version").fetchone()
-            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-            return conn
-        except sqlite3.OperationalError:
-            # a read-only directory or file system: SQLite cannot make the WAL's shared
-            # memory file, so read the file as it is (no other writer can change it there)
-            conn.close()
-            self.immutable = True
-            return sqlite3.connect(
-                f"{uri}?mode=ro&immutable=1",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+        conn, self.immutable = connect_readonly(target, self.busy_timeout_ms)
+        return conn
 
     def _after_fork(self) -> None:
         if self._pid != os.getpid():
@@ -484,11 +473,11 @@ class EventStore:
         """
         names = set(only) if only is not None else None
         targets = [p for p in self.projections if names is None or p.name in names]
-        with self._write_transaction() as conn:
-            catchup.reset(conn, targets)
         self._rebuilding += 1  # the background thread leaves the work to this loop
         with contextlib.ExitStack() as stack:
             stack.callback(self._end_rebuild)
+            with self._write_transaction() as conn:
+                catchup.reset(conn, targets)
             stack.enter_context(catchup.collector_paused())
             while True:
                 with self._write_transaction() as conn:
@@ -715,15 +704,17 @@ def _without_existing(
     return out
 
 
-def _retry_locked(fn: Callable[[], Any], deadline_s: float = 60.0) -> Any:
+def _retry_locked(fn: Callable[[], Any], message: Callable[[], str], deadline_s: float) -> Any:
     """Run ``fn``, retrying while SQLite says the file is locked (opening: WAL set-up)."""
     start = time.monotonic()
     while True:
         try:
             return fn()
         except sqlite3.OperationalError as e:
-            if not is_locked(e) or time.monotonic() - start > deadline_s:
+            if not is_locked(e):
                 raise
+            if time.monotonic() - start > deadline_s:
+                raise StoreLockedError(message()) from None
             time.sleep(0.01)
 
 
