@@ -25,7 +25,7 @@ class QueryError(ValueError):
 
 #: The store schema these queries read (``llm_events.log.store.STORE_SCHEMA_VERSION``; a test
 #: keeps the two equal).  Kept here so reading needs no import of the store (start-up time).
-READS_SCHEMA = 2
+READS_SCHEMA = 3
 #: The oldest store schema these queries read as well: schema 2 changed an index, not a table.
 READS_SCHEMA_FROM = 1
 
@@ -40,14 +40,10 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     target = Path(path)
     if not target.exists():
         raise QueryError(f"no event store at {target}")
+    from .readonly import connect_readonly
+
     try:
-        conn = sqlite3.connect(
-            f"{target.resolve().as_uri()}?mode=ro",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn, _immutable = connect_readonly(target)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
         raise QueryError(f"cannot open event store {target}: {e}") from None
