@@ -224,14 +224,19 @@ def build_store(path: Path, n_events: int, days: int = 30) -> None:
     for cid in rng.sample(call_ids, 1000):
         verdict = rng.choices(["same", "changed", "error"], [0.8, 0.17, 0.03])[0]
         counts[verdict] += 1
+        # the replay's own call: ordinary events linked to the recorded one (parent_call_id)
+        new_cid = ev.new_id()
+        batch.extend(_replay_call(rng, new_cid, cid, verdict, ts(1.5)))
         batch.append(
             ev.ReplayCompared(
                 id=ev.new_id(),
                 ts=ts(2),
                 replay_id=rid,
                 source_call_id=cid,
+                replay_call_id=new_cid,
                 verdict=verdict,
                 score=1.0 if verdict == "same" else 0.4,
+                reason="identical" if verdict == "same" else "answers differ",
                 compare="exact",
             )
         )
@@ -240,6 +245,47 @@ def build_store(path: Path, n_events: int, days: int = 30) -> None:
     )
     store.append(batch)
     store.close()
+
+
+def _replay_call(rng: random.Random, call_id: str, parent: str, verdict: str, ts: str) -> list:
+    """The events of one replay call: started (parent_call_id set), an answer or an error."""
+    from llm_events.log import events as ev
+
+    common = {"ts": ts, "call_id": call_id}
+    out: list[ev.Event] = [
+        ev.CallStarted(id=ev.new_id(), client="echo", parent_call_id=parent, **common),
+        ev.AttemptStarted(id=ev.new_id(), attempt=1, backend="echo", model="echo", **common),
+    ]
+    if verdict == "error":
+        out.append(
+            ev.AttemptFailed(
+                id=ev.new_id(), attempt=1, backend="echo", error_type="Timeout", **common
+            )
+        )
+        out.append(
+            ev.CallFinished(
+                id=ev.new_id(), status="error", attempts=1, error_type="Timeout", **common
+            )
+        )
+        return out
+    text = " ".join(rng.sample(WORDS, 12)) + "."
+    out.append(
+        ev.AttemptSucceeded(
+            id=ev.new_id(),
+            attempt=1,
+            backend="echo",
+            model="echo",
+            text=text,
+            latency_ms=1.0,
+            **common,
+        )
+    )
+    out.append(
+        ev.CallFinished(
+            id=ev.new_id(), status="ok", attempts=1, backend="echo", model="echo", **common
+        )
+    )
+    return out
 
 
 def timed_runs(cmd: list[str], env: dict[str, str], repeat: int) -> dict[str, float]:
@@ -357,7 +403,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip-datasette", action="store_true")
     args = parser.parse_args()
-    db = args.store or Path(f"/tmp/llm-events-bench-{args.events}.db")
+    #: -v2: the replay run has replay calls of its own (answers to diff, replays kept apart)
+    db = args.store or Path(f"/tmp/llm-events-bench-{args.events}-v2.db")
     built_s = None
     if not db.exists():
         t0 = time.perf_counter()
