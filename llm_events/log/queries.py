@@ -506,3 +506,30 @@ def export_payloads(
     found.sort()
     for _seq, payload in found:
         yield payload
+
+
+# --- replay runs ------------------------------------------------------------------------------
+
+
+def list_replays(
+    conn: sqlite3.Connection, *, since: str | None = None, limit: int | None = 20
+) -> list[dict[str, Any]]:
+    """Replay runs newest first: id, when, against, comparator, counts per verdict, status."""
+    import json
+
+    sql = "SELECT * FROM replays"
+    args: list[Any] = []
+    if since:
+        sql += " WHERE started_at >= ?"
+        args.append(since)
+    sql += " ORDER BY started_at DESC, replay_id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    rows = _dicts(conn.execute(sql, args))
+    for row in rows:
+        with contextlib.suppress(TypeError, ValueError):
+            row["selection"] = json.loads(row.get("selection") or "{}")
+        for verdict in ("same", "changed", "error", "skipped"):
+            row[verdict] = row.get(verdict) or 0
+    return rows
