@@ -74,7 +74,7 @@ def forecast_call(prompt: Prompt) -> LLMResult:
             {
                 "id": "call_2",
                 "name": "get_forecast",
-                "arguments": '{"city": "Paris", "day": "saturday"}',
+                "arguments": '{"city": "Paris", "day": "saturday", "units": "metric"}',
             }
         ],
         finish_reason="tool_calls",
@@ -84,3 +84,48 @@ def forecast_call(prompt: Prompt) -> LLMResult:
         response_model="weather-model-2026-01-01",
         request_id="req_42",
     )
+
+
+#: What the replay clients below were sent (the whole request, as the client saw it).
+SEEN: list[Prompt] = []
+
+
+def forecast_again(prompt: Prompt) -> LLMResult:
+    """The same tool call with another id, arguments in another order and spacing."""
+    SEEN.append(prompt)
+    return LLMResult(
+        text="",
+        tool_calls=[
+            {
+                "id": "call_77",
+                "name": "get_forecast",
+                "arguments": '{"units":"metric","day":"saturday","city":"Paris"}',
+            }
+        ],
+    )
+
+
+def forecast_sunday(prompt: Prompt) -> LLMResult:
+    """Another day, and one more tool."""
+    return LLMResult(
+        text="",
+        tool_calls=[
+            {
+                "id": "c1",
+                "name": "get_forecast",
+                "arguments": '{"city": "Paris", "day": "sunday", "units": "metric"}',
+            },
+            {"id": "c2", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+        ],
+    )
+
+
+def read_db(path):  # type: ignore[no-untyped-def]
+    """A plain connection for reading a store's tables once every store this process has
+    open has brought its projections up to date (they follow the log: llm_events.flush())."""
+    import sqlite3
+
+    import llm_events
+
+    llm_events.flush()
+    return sqlite3.connect(path)

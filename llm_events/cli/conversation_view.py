@@ -43,9 +43,8 @@ def part_text(part: dict[str, Any]) -> str:
     if kind == "blob":
         sha = (part.get("sha256") or "")[:12]
         mime = part.get("mime_type") or "?"
-        return (
-            f"[{part.get('modality') or 'image'} {mime}, {_size(part.get('size'))}, sha256 {sha}…]"
-        )
+        kind = part.get("modality") or "image"
+        return f"[{kind}: {mime}, {_size(part.get('size'))}, sha256 {sha}…]"
     if kind == "uri":
         return f"[{part.get('modality') or 'image'}: {part.get('uri')}]"
     if kind == "reasoning":

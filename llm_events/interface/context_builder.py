@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from ..log import blobs
 from ..log.blobs import Blob
 from ..log.events import ContextItem
 from ..recording.config import settings
@@ -232,6 +233,8 @@ class ContextBuilder:
         store = resolve_store(self.store, policy)
         if store is None:
             return
-        store.attach_blobs(event.id, found)
+        blobs.attach(event.id, found)
         if emit(store, [event], policy, what="prompt_built", defer=True):
             mark_recorded(prompt, event, store)
+        else:
+            blobs.forget([event.id])

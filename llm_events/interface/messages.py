@@ -85,6 +85,11 @@ def _canonical(value: dict[str, Any], type_: type, where: str) -> dict[str, Any]
         raise MessageError(f"{where}: {e}") from None
 
 
+def to_neutral(value: Any) -> Any:
+    """Event structs (messages, parts, tool definitions, tool calls) as neutral plain data."""
+    return _without_defaults(value)
+
+
 def _without_defaults(obj: Any) -> Any:
     """A struct as plain data, fields equal to their default left out.
 

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -34,6 +35,36 @@ def write(conn: sqlite3.Connection, blobs: Iterable[Blob]) -> None:
     if rows:
         conn.execute(CREATE_SQL)
         conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?,?,?,?)", rows)
+
+
+#: event id -> the blobs it refers to, until the transaction that writes the event commits
+_attached: dict[str, list[Blob]] = {}
+_attached_lock = threading.Lock()
+
+
+def attach(event_id: str, found: Sequence[Blob]) -> None:
+    """Write ``found`` in the transaction that writes event ``event_id``, however and
+    whenever the store writes it (at once, deferred, batched, group-committed)."""
+    if found:
+        with _attached_lock:
+            _attached.setdefault(event_id, []).extend(found)
+
+
+def write_attached(conn: sqlite3.Connection, encoded: Sequence[tuple[Any, Any]]) -> None:
+    """In the store's insert: the blobs attached to these ``(event, payload)`` rows."""
+    if not _attached:
+        return
+    with _attached_lock:
+        held = [_attached.get(e.id) for e, _ in encoded]
+    write(conn, [b for found in held if found for b in found])
+
+
+def forget(event_ids: Iterable[str]) -> None:
+    """Drop what was attached to these events (committed, or never to be written)."""
+    if _attached:
+        with _attached_lock:
+            for event_id in event_ids:
+                _attached.pop(event_id, None)
 
 
 def read(conn: sqlite3.Connection, sha256: str) -> bytes | None:

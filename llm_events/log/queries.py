@@ -25,7 +25,7 @@ class QueryError(ValueError):
 
 #: The store schema these queries read (``llm_events.log.store.STORE_SCHEMA_VERSION``; a test
 #: keeps the two equal).  Kept here so reading needs no import of the store (start-up time).
-READS_SCHEMA = 2
+READS_SCHEMA = 3
 #: The oldest store schema these queries read as well: schema 2 changed an index, not a table.
 READS_SCHEMA_FROM = 1
 
@@ -40,14 +40,10 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     target = Path(path)
     if not target.exists():
         raise QueryError(f"no event store at {target}")
+    from .readonly import connect_readonly
+
     try:
-        conn = sqlite3.connect(
-            f"{target.resolve().as_uri()}?mode=ro",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn, _immutable = connect_readonly(target)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
         raise QueryError(f"cannot open event store {target}: {e}") from None
@@ -81,7 +77,10 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
     if m and m.group(2):
         amount = float(m.group(1))
         seconds = amount * _UNIT_SECONDS[m.group(2)[0].lower()]
-        return iso_utc((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+        try:
+            return iso_utc((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+        except (OverflowError, ValueError):
+            raise QueryError(f"{value!r} reaches back before the year 1") from None
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -89,12 +88,25 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
             f"cannot read time {value!r}: use a duration like 30m, 2h, 3d, 1w "
             "or an ISO date like 2026-01-31 or 2026-01-31T09:00"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # local time
-    return iso_utc(dt)
+    try:
+        if dt.tzinfo is None:
+            dt = dt.astimezone()  # local time
+        return iso_utc(dt)
+    except (OverflowError, ValueError):
+        # 0001-01-01 local, east of UTC, is in the year 0: the earliest time there is
+        return "0001-01-01T00:00:00.000000Z" if dt.year < 2 else "9999-12-31T23:59:59.999999Z"
 
 
 # --- filtering calls --------------------------------------------------------------------------
+
+
+def replay_call_sql(alias: str = "c") -> str:
+    """SQL that is true for a call a replay made (replay traffic, kept apart by default).
+
+    Until ``calls`` has a ``source`` column, a replay's call is the one with a
+    ``parent_call_id`` (the recorded call it re-ran); every replay call has one.
+    """
+    return f"{alias}.parent_call_id IS NOT NULL"
 
 
 @dataclass
@@ -107,6 +119,9 @@ class CallFilter:
     backend: str | None = None
     status: str | None = None
     tags: list[str] = field(default_factory=list)
+    #: False: leave out the calls replays made (``calls``, ``stats``, ``search``, ``tail``
+    #: by default); the library's default keeps every call
+    include_replays: bool = True
 
     def where(self, alias: str = "c") -> tuple[str, list[Any]]:
         """SQL conditions (joined by AND; ``1`` when empty) and their parameters."""
@@ -132,10 +147,17 @@ class CallFilter:
                 f"WHERE p.id = {alias}.prompt_id AND t.value = ?))"
             )
             args.extend([tag, tag])
+        if not self.include_replays:
+            conds.append(f"NOT ({replay_call_sql(alias)})")
         return (" AND ".join(conds) or "1"), args
 
     @property
     def empty(self) -> bool:
+        return self.include_replays and self.only_replays_excluded
+
+    @property
+    def only_replays_excluded(self) -> bool:
+        """True when the filter selects every call but, perhaps, the replays'."""
         return not (
             self.since or self.until or self.model or self.backend or self.status or self.tags
         )
@@ -452,7 +474,13 @@ def recent_events(
         conds.append("e.seq <= ?")
         args.append(until_seq)
     join = ""
-    if not flt.empty:
+    if not flt.include_replays and flt.only_replays_excluded:
+        # events of no call (prompt_built) stay; those of replay calls and runs go
+        conds.append(
+            "e.type NOT LIKE 'replay%' AND NOT EXISTS (SELECT 1 FROM calls c WHERE "
+            f"c.call_id = e.call_id AND {replay_call_sql('c')})"
+        )
+    elif not flt.empty:
         join = "JOIN calls c ON c.call_id = e.call_id"
         where, wargs = flt.where("c")
         conds.append(where)
@@ -534,3 +562,30 @@ def export_payloads(
     found.sort()
     for _seq, payload in found:
         yield payload
+
+
+# --- replay runs ------------------------------------------------------------------------------
+
+
+def list_replays(
+    conn: sqlite3.Connection, *, since: str | None = None, limit: int | None = 20
+) -> list[dict[str, Any]]:
+    """Replay runs newest first: id, when, against, comparator, counts per verdict, status."""
+    import json
+
+    sql = "SELECT * FROM replays"
+    args: list[Any] = []
+    if since:
+        sql += " WHERE started_at >= ?"
+        args.append(since)
+    sql += " ORDER BY started_at DESC, replay_id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    rows = _dicts(conn.execute(sql, args))
+    for row in rows:
+        with contextlib.suppress(TypeError, ValueError):
+            row["selection"] = json.loads(row.get("selection") or "{}")
+        for verdict in ("same", "changed", "error", "skipped"):
+            row[verdict] = row.get(verdict) or 0
+    return rows

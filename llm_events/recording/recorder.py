@@ -32,6 +32,7 @@ from ..interface.tokens import estimate_request_tokens, estimate_tokens
 from ..log import events as ev
 from ..log import processes
 from ..log.blobs import Blob, split_blobs
+from ..log.blobs import attach as attach_blobs
 from ..log.conversation import Message, ReasoningPart, ToolCallPart, ToolDefinition
 from ..log.interrupted import record_interrupted
 from ..log.redaction import Redactor, UnstorableValueError, clean, clean_text
@@ -244,7 +245,7 @@ def prompt_built_event(
     """A ``prompt_built`` event for ``prompt``, cleaned and redacted (raises if unstorable).
 
     Inline bytes of its messages are appended to ``blobs_out`` (for
-    :meth:`EventStore.attach_blobs`); the event holds their digests.
+    :func:`llm_events.log.blobs.attach`); the event holds their digests.
     """
     check_prompt(prompt)  # typed fields coerced or refused before anything is written
     event_id = ev.new_id()
@@ -403,7 +404,7 @@ class CallScope:
         self.store = store
         self._started(call_id)
         if built is not None:
-            store.attach_blobs(built.id, found)
+            attach_blobs(built.id, found)
             self._add(built)
             mark_recorded(prompt, built, store)
         self._add(started)
