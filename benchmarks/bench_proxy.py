@@ -149,7 +149,8 @@ def start_litellm(upstream_port: int) -> tuple[subprocess.Popen | None, int, str
         [str(exe), "--config", str(config), "--port", str(port), "--host", "127.0.0.1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=dict(os.environ, LITELLM_LOG="ERROR", NO_DOCS="True"),
+        # its clients authenticate with the master key; ours send KEY
+        env=dict(os.environ, LITELLM_LOG="ERROR", NO_DOCS="True", LITELLM_MASTER_KEY=KEY),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -8,7 +8,9 @@ import json
 import httpx
 import pytest
 
+from llm_events.capture.exchange import BLOB_REF
 from llm_events.capture.server import ProxySettings, ProxyThread, build_app
+from llm_events.log.conversation import BlobPart
 from llm_events.providers import adapter_for_path
 
 from . import corpus
@@ -100,6 +102,13 @@ def test_corpus_case_through_the_proxy(case, store, db_path):
         assert [r.content for r in ok.reasoning] == [r.content for r in want.reasoning]
         built = events["prompt_built"][0]
         assert built.messages, "the conversation is recorded"
+        digests = [p.sha256 for m in built.messages for p in m.parts if isinstance(p, BlobPart)]
+        if digests:  # inline images: stored once, the recorded body refers to them
+            store.flush()
+            (count,) = store.conn().execute("SELECT count(*) FROM blobs").fetchone()
+            assert count == len(set(digests))
+            body_text = json.dumps(events["attempt_started"][0].params["body"])
+            assert all(f"{BLOB_REF}{d}" in body_text for d in digests)
     else:
         failed = events["attempt_failed"][0]
         if case.status >= 400:

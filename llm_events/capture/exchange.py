@@ -37,6 +37,7 @@ import msgspec
 from ..log import events as ev
 from ..log import processes
 from ..log.blobs import Blob
+from ..log.blobs import attach as attach_blobs
 from ..log.conversation import (
     BlobPart,
     ChatRequest,
@@ -590,7 +591,7 @@ class ExchangeRecorder:
                 events.append(built)
                 prompt_id = built.prompt_id
                 if blobs and self.store_blobs:
-                    self.store.attach_blobs(built.id, blob_rows(built.messages, blobs))
+                    attach_blobs(built.id, blob_rows(built.messages, blobs))
             events.append(
                 exchange._event(
                     ev.CallStarted,
