@@ -33,9 +33,7 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise BadOption(f"bad --{param.name}: {e}") from None
 
 
-def _parse_limit(
-    ctx: click.Context, param: click.Parameter, value: str | int | None
-) -> int | None:
+def _parse_limit(ctx: click.Context, param: click.Parameter, value: str | int | None) -> int | None:
     if value is None:
         return None
     try:
