@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from llm_events import EventStore, record_interrupted
 from llm_events.cli import main
 
+from .helpers import read_db
 from .test_replay_clients import record_calls
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def test_selection_options_reach_the_replay(fifty):
 def test_empty_selection_is_a_clear_message_and_exit_0(fifty, db_path):
     result = invoke("--against", "echo", "--model", "gpt-nothing")
     assert result.exit_code == 0
-    assert result.stdout == "no recorded calls match the selection (model=gpt-nothing)\n"
+    assert result.stdout == "no recorded calls match the selection (model=gpt-nothing, status=ok)\n"
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT count(*) FROM events WHERE type LIKE 'replay%'").fetchone() == (0,)
 
@@ -93,7 +94,10 @@ def test_empty_selection_is_a_clear_message_and_exit_0(fifty, db_path):
     [
         (["--against", "nope"], "Error: unknown client spec 'nope'"),
         ([], "Error: missing --against SPEC"),
-        (["--against", "echo", "--since", "soon"], "Error: --since 'soon' is not a time"),
+        (
+            ["--against", "echo", "--since", "soon"],
+            "Error: Invalid value for '--since': cannot read time 'soon'",
+        ),
         (["--against", "echo", "--id", "no-such-call"], "Error: no recorded call 'no-such-call'"),
         (["--against", "echo", "--compare", "fuzzy"], "Error: unknown comparator 'fuzzy'"),
         (["--resume", "no-such-replay"], "Error: no replay 'no-such-replay'"),
@@ -202,7 +206,7 @@ def test_sigkill_mid_run_leaves_a_valid_store_and_resume_skips_done_calls(db_pat
     # the next process that records into the store closes the run and its calls in flight
     closed = record_interrupted(EventStore(db_path))
     assert sorted(closed) == sorted([*in_flight, replay_id])
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     assert conn.execute(
         "SELECT status, same + changed + error FROM replays WHERE replay_id = ?", (replay_id,)
     ).fetchone() == ("interrupted", done)

@@ -1,8 +1,8 @@
-"""Projections: tables derived from events, updated in the transaction that appends them.
+"""Projections: tables derived from events, subscribers that run a little behind the log.
 
 Each projection folds a batch of ``(seq, event)`` pairs into its table(s).  They depend only
-on the event vocabulary; the store decides when to run them (on every append, and from seq 0
-on ``rebuild``).  A projection whose ``version`` changed is rebuilt when a store is opened,
+on the event vocabulary; :mod:`.catchup` decides when to run them (in batches after appends,
+from each one's checkpoint in ``_projections``, and from seq 0 on ``rebuild``).  A projection whose ``version`` changed is rebuilt when a store is opened,
 so a new column or a fixed rule re-derives history.
 
 Tables: ``calls`` (one row per logical call), ``prompts`` (the seed's PromptDB: one row per
@@ -55,6 +55,9 @@ class Projection:
     name: str = ""
     version: int = 1
     tables: tuple[str, ...] = ()
+    #: the checkpoint this process last left the projection at (``None``: unknown); its
+    #: caches are valid only while the stored checkpoint is still this (see ``catchup``)
+    applied_upto: int | None = None
 
     def create(self, conn: sqlite3.Connection) -> None:
         raise NotImplementedError
@@ -145,7 +148,15 @@ CALL_COLUMNS = (
     "response_preview",
     "first_seq",
     "last_seq",
+    "source",
 )
+
+#: Values of ``calls.source``: where a call came from.
+CALL_SOURCES = ("application", "replay", "import", "proxy", "transport")
+#: ``client`` / prompt ``builder`` names of the importers (events older than ``source``)
+_IMPORT_CLIENTS = ("legacy PromptDB",)
+_IMPORT_BUILDERS = ("llm_import", "legacy-prompts")
+_IMPORT_TAGS = ("llm-import",)
 
 _INSERT_CALL = (
     f"INSERT OR REPLACE INTO calls ({','.join(CALL_COLUMNS)}) "
@@ -160,7 +171,8 @@ class CallsProjection(Projection):
     """``calls``: one row per logical call, its status, attempts, retries, fallbacks and cost."""
 
     name = "calls"
-    version = 1
+    # 2: ``source`` (application / replay / import / proxy / transport)
+    version = 2
     tables = ("calls",)
 
     def __init__(self) -> None:
@@ -198,10 +210,12 @@ class CallsProjection(Projection):
                 prompt_preview TEXT,
                 response_preview TEXT,
                 first_seq INTEGER,
-                last_seq INTEGER
+                last_seq INTEGER,
+                source TEXT
             )"""
         )
         conn.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at)")
+        conn.execute("CREATE INDEX IF NOT EXISTS calls_source ON calls(source, started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_status ON calls(status, started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_model ON calls(model, started_at)")
         conn.execute(
@@ -318,6 +332,7 @@ class CallsProjection(Projection):
         prompt = _load_prompt(conn, self.prompts, e.prompt_id)
         if prompt is not None:
             row["prompt_preview"] = _preview(prompt.user)
+        row["source"] = call_source(e, prompt)
 
     def _route_chosen(
         self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.RouteChosen
@@ -382,6 +397,23 @@ class CallsProjection(Projection):
             row["error_message"] = e.error_message
 
 
+def call_source(started: ev.CallStarted, prompt: Any) -> str:
+    """Where a call came from: its ``source`` (schema 3), else derived from what older
+    events say: a replay links its original or carries the ``replay`` tag; an import names
+    its importer as client, builder or tag; anything else is the application's own."""
+    if started.source:
+        return started.source
+    if started.parent_call_id or "replay" in started.tags:
+        return "replay"
+    if (
+        started.client in _IMPORT_CLIENTS
+        or any(t in _IMPORT_TAGS for t in started.tags)
+        or (prompt is not None and prompt.builder in _IMPORT_BUILDERS)
+    ):
+        return "import"
+    return "application"
+
+
 _CALL_FOLDS: dict[type, Any] = {
     ev.CallStarted: CallsProjection._call_started,
     ev.RouteChosen: CallsProjection._route_chosen,
@@ -416,7 +448,15 @@ PROMPT_COLUMNS = (
     "latency_ms",
     "cost",
     "backend",
+    "tool_calls",
 )
+
+
+def tool_calls_text(calls: Sequence[Any]) -> str | None:
+    """An answer's tool calls as searchable text, one ``name(arguments)`` a line."""
+    if not calls:
+        return None
+    return "\n".join(f"{c.name}({c.arguments})" for c in calls)
 
 
 class PromptsProjection(Projection):
@@ -425,7 +465,8 @@ class PromptsProjection(Projection):
     name = "prompts"
     # 2: ``prompt`` holds the user text, as the original's did (was JSON)
     # 3: ``prompts_fts`` is filled in batches (llm_events.log.fts), not by a trigger per row
-    version = 3
+    # 4: ``tool_calls`` (the answer's tool calls, ``name(arguments)``), indexed for search
+    version = 4
     tables = ("prompts",)
 
     def __init__(self) -> None:
@@ -461,13 +502,14 @@ class PromptsProjection(Projection):
                 output_tokens INTEGER,
                 latency_ms REAL,
                 cost REAL,
-                backend TEXT
+                backend TEXT,
+                tool_calls TEXT
             )"""
         )
         conn.execute("CREATE INDEX IF NOT EXISTS prompts_model ON prompts(model)")
         conn.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS prompts_fts USING fts5("
-            "text, response_text, content='prompts', content_rowid='id')"
+            "text, response_text, tool_calls, content='prompts', content_rowid='id')"
         )
         fts.mark_indexed(conn)
 
@@ -556,6 +598,7 @@ class PromptsProjection(Projection):
             success.latency_ms if success.latency_ms is not None else done.latency_ms,
             price_call(success, backend, model, self.prices),
             backend,
+            tool_calls_text(success.tool_calls),
         )
 
 

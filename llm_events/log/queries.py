@@ -25,7 +25,7 @@ class QueryError(ValueError):
 
 #: The store schema these queries read (``llm_events.log.store.STORE_SCHEMA_VERSION``; a test
 #: keeps the two equal).  Kept here so reading needs no import of the store (start-up time).
-READS_SCHEMA = 2
+READS_SCHEMA = 3
 #: The oldest store schema these queries read as well: schema 2 changed an index, not a table.
 READS_SCHEMA_FROM = 1
 
@@ -40,14 +40,10 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     target = Path(path)
     if not target.exists():
         raise QueryError(f"no event store at {target}")
+    from .readonly import connect_readonly
+
     try:
-        conn = sqlite3.connect(
-            f"{target.resolve().as_uri()}?mode=ro",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn, _immutable = connect_readonly(target)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
         raise QueryError(f"cannot open event store {target}: {e}") from None
@@ -104,6 +100,15 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
 # --- filtering calls --------------------------------------------------------------------------
 
 
+def replay_call_sql(alias: str = "c") -> str:
+    """SQL that is true for a call a replay made (replay traffic, kept apart by default).
+
+    Until ``calls`` has a ``source`` column, a replay's call is the one with a
+    ``parent_call_id`` (the recorded call it re-ran); every replay call has one.
+    """
+    return f"{alias}.parent_call_id IS NOT NULL"
+
+
 @dataclass
 class CallFilter:
     """Which calls a listing covers.  ``model``/``backend`` accept ``*`` globs."""
@@ -114,6 +119,9 @@ class CallFilter:
     backend: str | None = None
     status: str | None = None
     tags: list[str] = field(default_factory=list)
+    #: False: leave out the calls replays made (``calls``, ``stats``, ``search``, ``tail``
+    #: by default); the library's default keeps every call
+    include_replays: bool = True
 
     def where(self, alias: str = "c") -> tuple[str, list[Any]]:
         """SQL conditions (joined by AND; ``1`` when empty) and their parameters."""
@@ -139,10 +147,17 @@ class CallFilter:
                 f"WHERE p.id = {alias}.prompt_id AND t.value = ?))"
             )
             args.extend([tag, tag])
+        if not self.include_replays:
+            conds.append(f"NOT ({replay_call_sql(alias)})")
         return (" AND ".join(conds) or "1"), args
 
     @property
     def empty(self) -> bool:
+        return self.include_replays and self.only_replays_excluded
+
+    @property
+    def only_replays_excluded(self) -> bool:
+        """True when the filter selects every call but, perhaps, the replays'."""
         return not (
             self.since or self.until or self.model or self.backend or self.status or self.tags
         )
@@ -304,7 +319,8 @@ def search(
     *,
     rank_window: int | None = RANK_WINDOW,
 ) -> list[dict[str, Any]]:
-    """Answered calls whose prompt or answer contain every word of ``text``, best match first.
+    """Answered calls whose prompt, answer or tool calls contain every word of ``text``, best
+    match first.
 
     Ranking is BM25 over the newest ``rank_window`` matches (``None``: over all of them).
     """
@@ -320,6 +336,14 @@ def search(
     )
     window = "" if rank_window is None else "ORDER BY f.rowid DESC LIMIT ?"
     window_args = [] if rank_window is None else [rank_window]
+    # a store whose prompts projection predates tool calls (opened read-only, not migrated)
+    tools = _has_column(conn, "prompts", "tool_calls")
+    tool_cols = (
+        "snippet(prompts_fts, 2, char(2), char(3), '…', 12) AS tool_snippet, "
+        "p.tool_calls AS tool_calls"
+        if tools
+        else "NULL AS tool_snippet, NULL AS tool_calls"
+    )
     # 1. candidates (the newest matches), 2. the best `limit` of them by rank, 3. snippets
     # for those rows only, each looked up by rowid (CROSS JOIN keeps that order)
     sql = f"""
@@ -330,7 +354,8 @@ def search(
         hits AS (SELECT id, score FROM candidates ORDER BY score LIMIT ?)
         SELECT p.call_id, p.timestamp, p.model, p.backend, hits.score AS score,
                snippet(prompts_fts, 0, '[', ']', '…', 12) AS prompt_snippet,
-               snippet(prompts_fts, 1, '[', ']', '…', 12) AS answer_snippet,
+               snippet(prompts_fts, 1, char(2), char(3), '…', 12) AS answer_snippet,
+               {tool_cols},
                p.text AS prompt, p.response_text AS answer
         FROM hits
         CROSS JOIN prompts_fts ON prompts_fts.rowid = hits.id
@@ -338,7 +363,18 @@ def search(
         WHERE prompts_fts MATCH ?
         ORDER BY hits.score
     """
-    return _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
+    rows = _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
+    for r in rows:
+        # the answer's snippet, or its tool calls' when only they matched
+        answer, tool = r["answer_snippet"] or "", r.pop("tool_snippet") or ""
+        if "\x02" not in answer and "\x02" in tool:
+            answer = tool if not r["answer"] else f"{answer} | {tool}"
+        r["answer_snippet"] = answer.replace("\x02", "[").replace("\x03", "]")
+    return rows
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(r[1] == column for r in conn.execute(f"PRAGMA table_info({table})"))
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -438,7 +474,13 @@ def recent_events(
         conds.append("e.seq <= ?")
         args.append(until_seq)
     join = ""
-    if not flt.empty:
+    if not flt.include_replays and flt.only_replays_excluded:
+        # events of no call (prompt_built) stay; those of replay calls and runs go
+        conds.append(
+            "e.type NOT LIKE 'replay%' AND NOT EXISTS (SELECT 1 FROM calls c WHERE "
+            f"c.call_id = e.call_id AND {replay_call_sql('c')})"
+        )
+    elif not flt.empty:
         join = "JOIN calls c ON c.call_id = e.call_id"
         where, wargs = flt.where("c")
         conds.append(where)
@@ -520,3 +562,30 @@ def export_payloads(
     found.sort()
     for _seq, payload in found:
         yield payload
+
+
+# --- replay runs ------------------------------------------------------------------------------
+
+
+def list_replays(
+    conn: sqlite3.Connection, *, since: str | None = None, limit: int | None = 20
+) -> list[dict[str, Any]]:
+    """Replay runs newest first: id, when, against, comparator, counts per verdict, status."""
+    import json
+
+    sql = "SELECT * FROM replays"
+    args: list[Any] = []
+    if since:
+        sql += " WHERE started_at >= ?"
+        args.append(since)
+    sql += " ORDER BY started_at DESC, replay_id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    rows = _dicts(conn.execute(sql, args))
+    for row in rows:
+        with contextlib.suppress(TypeError, ValueError):
+            row["selection"] = json.loads(row.get("selection") or "{}")
+        for verdict in ("same", "changed", "error", "skipped"):
+            row[verdict] = row.get(verdict) or 0
+    return rows
