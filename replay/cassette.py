@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 import msgspec
 
 from llm_events import EventStore, LLMClient, LLMResult, Prompt, StoreError
+from llm_events.interface.messages import to_neutral
 from llm_events.log import events as ev
+from llm_events.log.blobs import split_blobs
 from llm_events.recording.recorder import call_options
 
 MODES = ("once", "new", "none", "all")
@@ -34,14 +36,24 @@ _canonical = msgspec.json.Encoder(order="sorted")
 
 
 def cassette_key(
-    system: str, user: str, examples: list[str], model: str | None = None, params: Any = None
+    system: str,
+    user: str,
+    examples: list[str],
+    model: str | None = None,
+    params: Any = None,
+    conversation: Any = None,
 ) -> str:
     """The canonical hash a recorded answer is found by.
 
     ``model`` and ``params`` both ``None`` gives the prompt-only key (any model's answer);
     otherwise the key also covers the model and its parameters (see :func:`full_key`).
+    ``conversation`` (:func:`conversation_of`) adds a chat request's messages, tools and
+    options; a prompt without them keeps the key it always had.
     """
-    base = hashlib.sha256(_canonical.encode([system or "", user or "", list(examples or [])]))
+    fields: list[Any] = [system or "", user or "", list(examples or [])]
+    if conversation:
+        fields.append(conversation)
+    base = hashlib.sha256(_canonical.encode(fields))
     key = base.hexdigest()
     return key if model is None and params is None else full_key(key, model, params)
 
@@ -51,8 +63,30 @@ def full_key(prompt_only: str, model: str | None, params: Any) -> str:
     return hashlib.sha256(_canonical.encode([prompt_only, model or "", params or {}])).hexdigest()
 
 
+def conversation_of(messages: Any, tools: Any, options: Any) -> list[Any] | None:
+    """What of a chat request a cassette key covers: messages (inline bytes by digest),
+    tools and options in neutral form; ``None`` for a prompt without them."""
+    if not (messages or tools or options):
+        return None
+    digests, _ = split_blobs(to_neutral(list(messages)), keep=False)
+    return [digests, to_neutral(list(tools)), dict(options or {})]
+
+
+def event_key(e: ev.PromptBuilt) -> str:
+    return cassette_key(
+        e.system, e.user, e.examples, conversation=conversation_of(e.messages, e.tools, e.options)
+    )
+
+
 def prompt_key(prompt: Prompt, model: str | None = None, params: Any = None) -> str:
-    return cassette_key(prompt.system, prompt.user, prompt.examples, model, params)
+    return cassette_key(
+        prompt.system,
+        prompt.user,
+        prompt.examples,
+        model,
+        params,
+        conversation_of(prompt.messages, prompt.tools, prompt.options),
+    )
 
 
 class CassetteMiss(LookupError):
@@ -102,7 +136,7 @@ class Cassette:
                 e = stored.event
                 self._last_seq = stored.seq
                 if isinstance(e, ev.PromptBuilt):
-                    prompts[e.prompt_id] = cassette_key(e.system, e.user, e.examples)
+                    prompts[e.prompt_id] = event_key(e)
                 elif isinstance(e, ev.CallStarted):
                     started[e.call_id] = (e.prompt_id, e.model, e.metadata.get("cassette_key"))
                 elif isinstance(e, ev.AttemptStarted):
@@ -127,8 +161,7 @@ class Cassette:
         stored = self.store.get_event(prompt_id)
         if stored is None or not isinstance(stored.event, ev.PromptBuilt):
             return None
-        e = stored.event
-        return cassette_key(e.system, e.user, e.examples)
+        return event_key(stored.event)
 
     def lookup(self, key: str) -> _Recorded | None:
         hit = self._index.get(key)
@@ -152,11 +185,22 @@ class Cassette:
             parsed=last.parsed,
             input_tokens=last.input_tokens,
             output_tokens=last.output_tokens,
+            tool_calls=to_neutral(last.tool_calls),
+            refusal=last.refusal,
+            reasoning=to_neutral(last.reasoning),
+            finish_reason=last.finish_reason,
+            stop_details=last.stop_details,
+            cache_read_tokens=last.cached_tokens,
+            cache_write_tokens=last.cache_write_tokens,
+            reasoning_tokens=last.reasoning_tokens,
+            response_id=last.response_id,
+            response_model=last.response_model,
+            logprobs=last.logprobs,
         )
 
-    def nearest(self, prompt: Prompt, limit: int = 20_000) -> tuple[str, float] | None:
-        """The recorded user text most like ``prompt.user`` (and its similarity)."""
-        best: tuple[str, float] | None = None
+    def nearest(self, prompt: Prompt, limit: int = 20_000) -> tuple[ev.PromptBuilt, float] | None:
+        """The recorded prompt most like ``prompt`` (system and user text), and its similarity."""
+        best: tuple[ev.PromptBuilt, float] | None = None
         target = f"{prompt.system}\n{prompt.user}"
         seen = 0
         for stored in self.store.iter_events(types=["prompt_built"]):
@@ -173,18 +217,45 @@ class Cassette:
                 continue
             r = m.ratio()
             if best is None or r > best[1]:
-                best = (e.user, r)
+                best = (e, r)
         return best
 
     def miss(self, prompt: Prompt, detail: str = "") -> CassetteMiss:
         shown = _short(prompt.user)
         near = self.nearest(prompt)
-        hint = (
-            f"; nearest recorded prompt: {_short(near[0])} (similarity {near[1]:.2f})"
-            if near
-            else "; the cassette holds no prompts"
-        )
+        if near is None:
+            hint = "; the cassette holds no prompts"
+        else:
+            recorded, ratio = near
+            hint = (
+                f"; nearest recorded prompt: {_short(recorded.user)} (similarity {ratio:.2f}"
+                f"{_differences(recorded, prompt)})"
+            )
         return CassetteMiss(f"no recorded answer in {self.path} for prompt {shown}{detail}{hint}")
+
+
+def _differences(recorded: ev.PromptBuilt, prompt: Prompt) -> str:
+    """What tells the nearest recorded prompt from this one, when its user text looks alike:
+    a similarity below 1 for the same words is the system prompt or the context."""
+    diffs = []
+    if recorded.system != prompt.system:
+        diffs.append(
+            f"the system prompt differs: {_short(recorded.system, 40)} recorded, "
+            f"{_short(prompt.system, 40)} now"
+        )
+    if list(recorded.examples) != list(prompt.examples):
+        diffs.append(
+            f"the examples/context differ: {len(recorded.examples)} recorded, "
+            f"{len(prompt.examples)} now"
+        )
+    if not diffs:
+        return (
+            "; the same system, user text and examples: the model or parameters differ"
+            if recorded.user == prompt.user
+            else ""
+        )
+    same = "same user text, but " if recorded.user == prompt.user else ""
+    return f"; {same}{' and '.join(diffs)}"
 
     def close(self) -> None:
         self.store.close()

@@ -29,9 +29,8 @@ from .format import (
     short_id,
     terminal_width,
     truncate,
-    wrap_block,
 )
-from .options import build_filter, call_filter_options, full_option
+from .options import build_filter, call_filter_options, full_option, include_replays_option
 
 
 def open_read(db: Path | None) -> Any:
@@ -99,6 +98,7 @@ def _calls_columns(full: bool) -> list[Column]:
 @db_option
 @call_filter_options(limit=20)
 @full_option
+@include_replays_option
 @friendly_errors
 def calls_command(db: Path | None, limit: int, as_json: bool, full: bool, **filters: Any) -> None:
     """List recorded calls, newest first.
@@ -218,7 +218,8 @@ def _show_lines(
         out.append(f"  note      {note}")
     if status == "error":
         out.append(f"  error     {call.get('error_type')}: {one_line(call.get('error_message'))}")
-    out.append(f"  answered  {call.get('backend') or '-'} / {call.get('model') or '-'}")
+    label = {"ok": "answered", "error": "last tried"}.get(status, "asked")
+    out.append(f"  {label:<9} {call.get('backend') or '-'} / {call.get('model') or '-'}")
     out.append(f"  client    {call.get('client') or '-'}")
     if started.get("host"):
         out.append(f"  process   {started['host']} pid {started.get('pid')}")
@@ -245,42 +246,17 @@ def _show_lines(
         line = f"  {offset:>9}  {label:<21} {detail}"
         out.append(line if full else truncate(line, width))
 
+    from .conversation_view import answer_lines, failure_lines, prompt_lines
+
     prompt = next((e for e in events if e.get("type") == "prompt_built"), None)
     if prompt is not None:
-        out.append("")
-        out.append("prompt")
-        if prompt.get("system"):
-            out.append("  system:")
-            out.extend(wrap_block(prompt["system"], "    ", max_lines=None if full else 6))
-        out.append("  user:")
-        out.extend(wrap_block(prompt.get("user") or "", "    ", max_lines=None if full else 20))
-        context = prompt.get("context") or []
-        if context:
-            if full:
-                out.append(f"  context ({len(context)} items):")
-                for item in context:
-                    score = "" if item.get("score") is None else f" [{item['score']}]"
-                    out.append(f"    - {item.get('source') or '?'}{score}: {item.get('text')}")
-            else:
-                sources = ", ".join(str(i.get("source") or "?") for i in context[:6])
-                out.append(f"  context:  {len(context)} items ({sources})")
-        elif prompt.get("examples"):
-            out.append(f"  examples: {len(prompt['examples'])}")
-        if prompt.get("tags"):
-            out.append(f"  tags:     {', '.join(map(str, prompt['tags']))}")
-        if full and prompt.get("metadata"):
-            out.append(f"  metadata: {prompt['metadata']}")
-
+        out.extend(prompt_lines(prompt, full))
+    out.extend(failure_lines(events, full))
     success = next((e for e in reversed(events) if e.get("type") == "attempt_succeeded"), None)
     text = (answer or {}).get("response_text") if answer else None
     if text is None and success is not None:
         text = success.get("text")
-    if text is not None:
-        out.append("")
-        out.append("answer")
-        out.extend(wrap_block(text, "  ", max_lines=None if full else 30))
-        if full and success is not None and success.get("parsed") is not None:
-            out.append(f"  parsed: {success['parsed']}")
+    out.extend(answer_lines(text, success, full))
     return out
 
 
@@ -304,10 +280,27 @@ def _tail_line(e: dict[str, Any], full: bool, width: int) -> str:
     return line if full else truncate(line, width)
 
 
+def _check_types(types: tuple[str, ...]) -> None:
+    """An unknown ``--type`` is an error naming the valid ones (else ``-f`` waits forever)."""
+    import difflib
+
+    from ..log.events import EVENT_CLASSES
+
+    for name in types:
+        if name not in EVENT_CLASSES:
+            close = difflib.get_close_matches(name, EVENT_CLASSES, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise click.BadParameter(
+                f"unknown event type {name!r}: {hint}the types are {', '.join(EVENT_CLASSES)}",
+                param_hint="'--type'",
+            )
+
+
 @click.command(name="tail")
 @db_option
 @call_filter_options(limit=20, json_help="Print one JSON object per event (JSON Lines).")
 @full_option
+@include_replays_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they are appended.")
 @click.option(
     "--type",
@@ -340,6 +333,7 @@ def tail_command(
 
     from ..log.queries import recent_events
 
+    _check_types(types)
     flt = build_filter(**filters)
     conn = open_read(db)
     width = terminal_width()
@@ -390,6 +384,7 @@ def tail_command(
 @db_option
 @call_filter_options(limit=20)
 @full_option
+@include_replays_option
 @click.option(
     "--rank-all",
     is_flag=True,
@@ -454,7 +449,7 @@ def search_command(
     ]
     if full:
         columns[3].get = lambda r: r.get("prompt") or ""
-        columns[4].get = lambda r: r.get("answer") or ""
+        columns[4].get = lambda r: r.get("answer") or r.get("tool_calls") or ""
     else:
         # split the room the fixed columns leave between the two texts
         model_w = max([5, *(min(24, len(r.get("model") or "-")) for r in rows)])
@@ -472,6 +467,7 @@ def search_command(
 )
 @db_option
 @call_filter_options(limit=None, json_help="Print the figures as JSON.")
+@include_replays_option
 @friendly_errors
 def stats_command(db: Path | None, limit: int | None, as_json: bool, **filters: Any) -> None:
     """Calls, failure rate, retries, fallbacks, tokens, cost and latency per model and backend.

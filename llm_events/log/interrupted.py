@@ -94,6 +94,8 @@ def _ended(store: EventStore, table: str, key: str, start_sql: str) -> dict[str,
             started: Any = ev.decode(row[1], row[0])
         except ValueError:  # unreadable: not for this process to judge
             continue
+        if isinstance(started, ev.UnknownEvent):  # unreadable as a start (log/salvage.py)
+            continue
         if processes.state(started.host, started.pid, started.process) == processes.ENDED:
             ended[one] = started
     return ended

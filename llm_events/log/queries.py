@@ -77,7 +77,10 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
     if m and m.group(2):
         amount = float(m.group(1))
         seconds = amount * _UNIT_SECONDS[m.group(2)[0].lower()]
-        return iso_utc((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+        try:
+            return iso_utc((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+        except (OverflowError, ValueError):
+            raise QueryError(f"{value!r} reaches back before the year 1") from None
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -85,12 +88,25 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
             f"cannot read time {value!r}: use a duration like 30m, 2h, 3d, 1w "
             "or an ISO date like 2026-01-31 or 2026-01-31T09:00"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # local time
-    return iso_utc(dt)
+    try:
+        if dt.tzinfo is None:
+            dt = dt.astimezone()  # local time
+        return iso_utc(dt)
+    except (OverflowError, ValueError):
+        # 0001-01-01 local, east of UTC, is in the year 0: the earliest time there is
+        return "0001-01-01T00:00:00.000000Z" if dt.year < 2 else "9999-12-31T23:59:59.999999Z"
 
 
 # --- filtering calls --------------------------------------------------------------------------
+
+
+def replay_call_sql(alias: str = "c") -> str:
+    """SQL that is true for a call a replay made (replay traffic, kept apart by default).
+
+    Until ``calls`` has a ``source`` column, a replay's call is the one with a
+    ``parent_call_id`` (the recorded call it re-ran); every replay call has one.
+    """
+    return f"{alias}.parent_call_id IS NOT NULL"
 
 
 @dataclass
@@ -103,6 +119,9 @@ class CallFilter:
     backend: str | None = None
     status: str | None = None
     tags: list[str] = field(default_factory=list)
+    #: False: leave out the calls replays made (``calls``, ``stats``, ``search``, ``tail``
+    #: by default); the library's default keeps every call
+    include_replays: bool = True
 
     def where(self, alias: str = "c") -> tuple[str, list[Any]]:
         """SQL conditions (joined by AND; ``1`` when empty) and their parameters."""
@@ -128,10 +147,17 @@ class CallFilter:
                 f"WHERE p.id = {alias}.prompt_id AND t.value = ?))"
             )
             args.extend([tag, tag])
+        if not self.include_replays:
+            conds.append(f"NOT ({replay_call_sql(alias)})")
         return (" AND ".join(conds) or "1"), args
 
     @property
     def empty(self) -> bool:
+        return self.include_replays and self.only_replays_excluded
+
+    @property
+    def only_replays_excluded(self) -> bool:
+        """True when the filter selects every call but, perhaps, the replays'."""
         return not (
             self.since or self.until or self.model or self.backend or self.status or self.tags
         )
@@ -202,19 +228,18 @@ def get_answer(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
 def call_timeline(conn: sqlite3.Connection, call_id: str) -> list[dict[str, Any]]:
     """Every event of one call in ``seq`` order (its ``prompt_built`` first), as dicts of the
     event's fields plus ``seq`` and ``offset_ms`` (milliseconds since the first event)."""
-    import json
 
     rows = conn.execute(
         "SELECT seq, payload FROM events WHERE call_id = ? ORDER BY seq", (call_id,)
     ).fetchall()
-    events = [{"seq": seq, **json.loads(payload)} for seq, payload in rows]
+    events = [{"seq": seq, **readable_event(payload)} for seq, payload in rows]
     started = next((e for e in events if e.get("type") == "call_started"), None)
-    if started is not None and started.get("prompt_id"):
+    if started is not None and isinstance(started.get("prompt_id"), str):
         row = conn.execute(
             "SELECT seq, payload FROM events WHERE id = ?", (started["prompt_id"],)
         ).fetchone()
         if row is not None:
-            events.insert(0, {"seq": row[0], **json.loads(row[1])})
+            events.insert(0, {"seq": row[0], **readable_event(row[1])})
     t0 = None
     for e in events:
         t = _epoch(e.get("ts"))
@@ -227,8 +252,41 @@ def call_timeline(conn: sqlite3.Connection, call_id: str) -> list[dict[str, Any]
     return events
 
 
+def readable_event(payload: str) -> dict[str, Any]:
+    """An event's JSON as a dict whose fields have the types the schema says.
+
+    A stored event that does not match its schema (written by an older version or by hand)
+    is shown as :mod:`llm_events.log.salvage` reads it, so formatting never fails on it;
+    fields this version does not know are kept as they are.
+    """
+    import json
+
+    import msgspec
+
+    from . import events as ev
+
+    loose = json.loads(payload)
+    if not isinstance(loose, dict):
+        return {"type": "unreadable", "value": loose}
+    cls = ev.EVENT_CLASSES.get(loose.get("type"))
+    if cls is None:
+        return loose
+    try:
+        msgspec.json.decode(payload, type=cls)
+    except msgspec.ValidationError:
+        read = ev.decode(payload)
+        if isinstance(read, ev.UnknownEvent):
+            return {
+                "type": "unreadable",
+                "id": str(loose.get("id", "")),
+                "ts": str(loose.get("ts", "")),
+            }
+        return {**loose, **msgspec.to_builtins(read)}
+    return loose
+
+
 def _epoch(ts: str | None) -> float | None:
-    if not ts:
+    if not ts or not isinstance(ts, str):
         return None
     try:
         dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
@@ -261,7 +319,8 @@ def search(
     *,
     rank_window: int | None = RANK_WINDOW,
 ) -> list[dict[str, Any]]:
-    """Answered calls whose prompt or answer contain every word of ``text``, best match first.
+    """Answered calls whose prompt, answer or tool calls contain every word of ``text``, best
+    match first.
 
     Ranking is BM25 over the newest ``rank_window`` matches (``None``: over all of them).
     """
@@ -277,6 +336,14 @@ def search(
     )
     window = "" if rank_window is None else "ORDER BY f.rowid DESC LIMIT ?"
     window_args = [] if rank_window is None else [rank_window]
+    # a store whose prompts projection predates tool calls (opened read-only, not migrated)
+    tools = _has_column(conn, "prompts", "tool_calls")
+    tool_cols = (
+        "snippet(prompts_fts, 2, char(2), char(3), '…', 12) AS tool_snippet, "
+        "p.tool_calls AS tool_calls"
+        if tools
+        else "NULL AS tool_snippet, NULL AS tool_calls"
+    )
     # 1. candidates (the newest matches), 2. the best `limit` of them by rank, 3. snippets
     # for those rows only, each looked up by rowid (CROSS JOIN keeps that order)
     sql = f"""
@@ -287,7 +354,8 @@ def search(
         hits AS (SELECT id, score FROM candidates ORDER BY score LIMIT ?)
         SELECT p.call_id, p.timestamp, p.model, p.backend, hits.score AS score,
                snippet(prompts_fts, 0, '[', ']', '…', 12) AS prompt_snippet,
-               snippet(prompts_fts, 1, '[', ']', '…', 12) AS answer_snippet,
+               snippet(prompts_fts, 1, char(2), char(3), '…', 12) AS answer_snippet,
+               {tool_cols},
                p.text AS prompt, p.response_text AS answer
         FROM hits
         CROSS JOIN prompts_fts ON prompts_fts.rowid = hits.id
@@ -295,7 +363,18 @@ def search(
         WHERE prompts_fts MATCH ?
         ORDER BY hits.score
     """
-    return _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
+    rows = _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
+    for r in rows:
+        # the answer's snippet, or its tool calls' when only they matched
+        answer, tool = r["answer_snippet"] or "", r.pop("tool_snippet") or ""
+        if "\x02" not in answer and "\x02" in tool:
+            answer = tool if not r["answer"] else f"{answer} | {tool}"
+        r["answer_snippet"] = answer.replace("\x02", "[").replace("\x03", "]")
+    return rows
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(r[1] == column for r in conn.execute(f"PRAGMA table_info({table})"))
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -395,7 +474,13 @@ def recent_events(
         conds.append("e.seq <= ?")
         args.append(until_seq)
     join = ""
-    if not flt.empty:
+    if not flt.include_replays and flt.only_replays_excluded:
+        # events of no call (prompt_built) stay; those of replay calls and runs go
+        conds.append(
+            "e.type NOT LIKE 'replay%' AND NOT EXISTS (SELECT 1 FROM calls c WHERE "
+            f"c.call_id = e.call_id AND {replay_call_sql('c')})"
+        )
+    elif not flt.empty:
         join = "JOIN calls c ON c.call_id = e.call_id"
         where, wargs = flt.where("c")
         conds.append(where)
@@ -477,3 +562,30 @@ def export_payloads(
     found.sort()
     for _seq, payload in found:
         yield payload
+
+
+# --- replay runs ------------------------------------------------------------------------------
+
+
+def list_replays(
+    conn: sqlite3.Connection, *, since: str | None = None, limit: int | None = 20
+) -> list[dict[str, Any]]:
+    """Replay runs newest first: id, when, against, comparator, counts per verdict, status."""
+    import json
+
+    sql = "SELECT * FROM replays"
+    args: list[Any] = []
+    if since:
+        sql += " WHERE started_at >= ?"
+        args.append(since)
+    sql += " ORDER BY started_at DESC, replay_id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    rows = _dicts(conn.execute(sql, args))
+    for row in rows:
+        with contextlib.suppress(TypeError, ValueError):
+            row["selection"] = json.loads(row.get("selection") or "{}")
+        for verdict in ("same", "changed", "error", "skipped"):
+            row[verdict] = row.get(verdict) or 0
+    return rows

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from . import blobs
 from .views import VIEW_SQL
 
 #: Version of the file layout this code writes; older files are migrated in place.
@@ -70,6 +71,7 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS _projections (
         name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL
     )""",
+    blobs.CREATE_SQL,  # inline bytes by sha256 (older files get it with their first blob)
     *VIEW_SQL,  # views flattening event payloads (llm_events.log.views), for browsing
 ]
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import catchup
+from . import blobs, catchup
 from . import events as ev
 from .chain import VerifyResult, row_hash
 from .chain import verify as verify_chain
@@ -362,8 +362,25 @@ class EventStore:
                 with self._deferred_lock:
                     self._deferred[:0] = deferred
             raise
+        blobs.forget(e.id for e, _ in encoded)  # committed: their inline bytes are stored
         if self._background is not None:
             self._background.committed(len(encoded))
+
+    def append_encoded(
+        self, encoded: Sequence[tuple[ev.Event, bytes]], *, ignore_existing: bool = False
+    ) -> None:
+        """Append events whose payloads are already encoded (an import keeps the fields of a
+        newer schema that our structs drop); ``event`` is what projections fold."""
+        if not encoded:
+            return
+        if self.readonly:
+            raise StoreError(f"event store {self.path} is open read-only")
+        if self._deferred or self.batch:  # what was appended before goes first
+            self.flush_events()
+        try:
+            self._group.submit(list(encoded), ignore_existing)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to event store {self.path}: {e}") from None
 
     def append_computed(
         self, build: Callable[[sqlite3.Connection], Sequence[ev.Event]]
@@ -404,6 +421,7 @@ class EventStore:
         if params:
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", params)
             conn.execute("UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",))
+            blobs.write_attached(conn, encoded)  # inline bytes of these events, once
 
     # --- projections following the log ------------------------------------------------------
 
