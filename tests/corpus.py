@@ -61,8 +61,20 @@ class Case:
         return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
 
     def headers(self) -> dict[str, str]:
-        """Recorded response headers less the framing ones the replaying server sets itself."""
-        return {k: v for k, v in self.meta["headers"].items() if k.lower() not in _FRAMING}
+        """Recorded response headers less the framing ones the replaying server sets itself.
+
+        A name recorded twice in different cases (``Access-Control-Expose-Headers`` and
+        ``access-control-expose-headers``) becomes one header with the values joined by ", ",
+        which HTTP defines as the same thing, so ``response.headers.get(name)`` matches.
+        """
+        merged: dict[str, str] = {}
+        spelling: dict[str, str] = {}
+        for key, value in self.meta["headers"].items():
+            if key.lower() in _FRAMING:
+                continue
+            first = spelling.setdefault(key.lower(), key)
+            merged[first] = f"{merged[first]}, {value}" if first in merged else value
+        return merged
 
 
 def _load(directory: Path) -> Case:
@@ -125,8 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        served = self.server.replay
         with self.server.lock:
+            served = self.server.replays[
+                min(len(self.server.requests), len(self.server.replays) - 1)
+            ]
             self.server.requests.append(
                 {
                     "method": self.command,
@@ -157,9 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _ReplayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, replay: Case, chunk_size: int) -> None:
+    def __init__(self, replays: tuple[Case, ...], chunk_size: int) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.replay = replay
+        self.replays = replays
         self.chunk_size = chunk_size
         self.requests: list[dict] = []
         self.lock = threading.Lock()
@@ -173,12 +187,16 @@ class _ReplayServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serve(replay: Case, chunk_size: int = 7) -> Iterator[_ReplayServer]:
-    """Serve ``replay`` on 127.0.0.1 for every request (any method, any path) while in the block.
+def serve(*replays: Case, chunk_size: int = 7) -> Iterator[_ReplayServer]:
+    """Serve cases on 127.0.0.1 (any method, any path) while in the block.
 
-    The server keeps each request it got in ``.requests`` (method, path, headers, body bytes).
+    The n-th request gets the n-th case and later ones the last, so ``serve(rate_limited, ok)``
+    answers an SDK's first attempt with the 429 and its retry with the 200. The server keeps each
+    request it got in ``.requests`` (method, path, headers, body bytes).
     """
-    server = _ReplayServer(replay, chunk_size)
+    if not replays:
+        raise ValueError("serve() needs at least one case")
+    server = _ReplayServer(replays, chunk_size)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )

@@ -40,7 +40,7 @@ def sse_events(body: bytes) -> list[dict]:
 
 
 def test_every_provider_has_cases():
-    for provider in ("openai_chat", "openai_responses", "anthropic"):
+    for provider in corpus.PROVIDERS:
         assert corpus.cases(provider), provider
 
 
@@ -65,6 +65,10 @@ def test_metadata_complete(c: corpus.Case):
         assert isinstance(c.request, dict)
     if "synthetic" in meta["source"].lower():
         assert "synthetic" in meta["notes"].lower()
+    if "outcome" in meta:  # a stream that starts with 200 and then fails or stops early
+        assert (
+            meta["outcome"] in ("error", "incomplete") and meta["stream"] and meta["status"] == 200
+        )
 
 
 @pytest.mark.parametrize("c", ALL, ids=IDS)
@@ -88,7 +92,7 @@ def test_json_bodies_parse(c: corpus.Case):
     parsed = json.loads(c.body)
     assert isinstance(parsed, dict)
     if c.status >= 400:
-        assert "error" in parsed
+        assert "error" in parsed or parsed.get("object") == "error"  # vLLM's flat error
 
 
 @pytest.mark.parametrize("c", SSE, ids=[c.id for c in SSE])
@@ -109,6 +113,13 @@ def test_ndjson_streams_parse(c: corpus.Case):
     assert len(lines) >= 2
     for line in lines:
         assert isinstance(json.loads(line), dict)
+
+
+def test_a_header_recorded_twice_is_served_once_joined():
+    c = corpus.case("openai_chat/usage_cache_write_reasoning")
+    names = [k for k in c.meta["headers"] if k.lower() == "access-control-expose-headers"]
+    assert len(names) == 2
+    assert c.headers()[names[0]] == "CF-Ray, X-Request-ID, CF-Ray"
 
 
 def test_chunks_split_every_multibyte_character():
@@ -134,3 +145,38 @@ def test_served_bytes_are_identical():
                 assert server.requests[0]["path"] == c.path
                 if c.stream and len(c.body) > 64:
                     assert len(pieces) > 1, c.id
+
+
+def test_cases_are_served_in_order_then_the_last_repeats():
+    """An SDK's retry after a 429 gets the next case: what the proxy's retry tests need."""
+    limited, ok = corpus.case("anthropic/error_429_rate_limit"), corpus.case("anthropic/plain")
+    with corpus.serve(limited, ok) as server, httpx.Client(timeout=10) as client:
+        statuses = [client.post(server.url + "/v1/messages", json={}).status_code for _ in range(3)]
+    assert statuses == [429, 200, 200]
+    assert len(server.requests) == 3
+
+
+def test_anthropic_sdk_reads_a_served_stream():
+    """The real SDK assembles the corpus stream served in split chunks, multi-byte text intact."""
+    import anthropic
+
+    c = corpus.case("anthropic/synthetic_stream_multibyte")
+    with corpus.serve(c) as server:
+        client = anthropic.Anthropic(base_url=server.url, api_key="sk-ant-test", max_retries=0)
+        request = {k: c.request[k] for k in ("model", "max_tokens", "messages")}
+        with client.messages.stream(**request) as stream:
+            text = "".join(stream.text_stream)
+    assert text == c.meta["expected_text"]
+
+
+def test_openai_sdk_reads_line_separators_inside_strings():
+    """U+2028/U+2029/U+0085 inside JSON strings do not end SSE lines for the real SDK."""
+    import openai
+
+    c = corpus.case("openai_chat/synthetic_stream_line_separators")
+    with corpus.serve(c) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="sk-test", max_retries=0)
+        request = {k: v for k, v in c.request.items() if k != "stream"}
+        chunks = list(client.chat.completions.create(stream=True, **request))
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == c.meta["expected_text"]

@@ -332,7 +332,7 @@ def test_browse_updates_a_view_an_older_version_defined(tmp_path):
     conn.commit()
     assert ensure_views(db) == ["events_call_started"]
     columns = [r[1] for r in conn.execute("PRAGMA table_info(events_call_started)")]
-    assert columns[-2:] == ["host", "pid"]
+    assert columns[-3:] == ["host", "pid", "source"]
     host, pid = conn.execute("SELECT host, pid FROM events_call_started LIMIT 1").fetchone()
     conn.close()
     assert (host, pid) == (processes.current().host, os.getpid())

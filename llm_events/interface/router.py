@@ -10,7 +10,7 @@ from ..recording.recorder import call_scope
 from .client import LLMClient, check_origin
 from .prompt import LLMResult, Prompt
 from .signatures import accepted_kwargs
-from .tokens import estimate_prompt_tokens
+from .tokens import estimate_request_tokens
 
 
 class LLMRouter(LLMClient):
@@ -49,7 +49,7 @@ class LLMRouter(LLMClient):
 
     def choose(self, prompt: Prompt) -> tuple[str, str, int]:
         """``(role, reason, estimated_tokens)`` for ``prompt``; role is remote or local."""
-        tokens = estimate_prompt_tokens(prompt.system or "", prompt.user or "", prompt.examples)
+        tokens = estimate_request_tokens(prompt)
         tags = set(prompt.tags)
         if "low_roi" in tags:
             role, reason = "local", "tags"

@@ -31,6 +31,8 @@ class _Part(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_de
 
 
 class TextPart(_Part, tag="text"):
+    """Text of a message."""
+
     content: str
 
 
