@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backends import available_backends, backend, get_backend, register_backend
+    from .capture.transport import (
+        AsyncRecordingTransport,
+        RecordingTransport,
+        async_httpx_client,
+        httpx_client,
+    )
     from .interface.client import LLMClient
     from .interface.context_builder import ContextBuilder, KeywordRetriever, Retriever
+    from .interface.messages import MessageError
     from .interface.prompt import LLMResult, Prompt
     from .interface.prompt_db import PromptDB, fetch_logs
     from .interface.retry import with_retry, with_retry_async
@@ -37,6 +44,10 @@ _LAZY: dict[str, str] = {
     "get_backend": "backends",
     "register_backend": "backends",
     "LLMClient": "interface.client",
+    "httpx_client": "capture.transport",
+    "async_httpx_client": "capture.transport",
+    "RecordingTransport": "capture.transport",
+    "AsyncRecordingTransport": "capture.transport",
     "configure": "recording.config",
     "default_db_path": "recording.config",
     "flush": "recording.config",
@@ -48,6 +59,7 @@ _LAZY: dict[str, str] = {
     "ContextItem": "log.events",
     "record_interrupted": "log.interrupted",
     "LLMResult": "interface.prompt",
+    "MessageError": "interface.messages",
     "Prompt": "interface.prompt",
     "PromptDB": "interface.prompt_db",
     "fetch_logs": "interface.prompt_db",
@@ -69,6 +81,7 @@ _LAZY: dict[str, str] = {
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncRecordingTransport",
     "ContextBuilder",
     "ContextItem",
     "EventStore",
@@ -76,14 +89,17 @@ __all__ = [
     "LLMClient",
     "LLMResult",
     "LLMRouter",
+    "MessageError",
     "Prompt",
     "PromptDB",
+    "RecordingTransport",
     "RecordingError",
     "RecordingLostWarning",
     "Redactor",
     "Retriever",
     "StoreError",
     "UnstorableValueError",
+    "async_httpx_client",
     "available_backends",
     "backend",
     "call_options",
@@ -95,6 +111,7 @@ __all__ = [
     "fetch_logs",
     "flush",
     "get_backend",
+    "httpx_client",
     "open_store",
     "record_interrupted",
     "register_backend",

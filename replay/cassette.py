@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 import msgspec
 
 from llm_events import EventStore, LLMClient, LLMResult, Prompt, StoreError
+from llm_events.interface.messages import to_neutral
 from llm_events.log import events as ev
+from llm_events.log.blobs import split_blobs
 from llm_events.recording.recorder import call_options
 
 MODES = ("once", "new", "none", "all")
@@ -34,14 +36,24 @@ _canonical = msgspec.json.Encoder(order="sorted")
 
 
 def cassette_key(
-    system: str, user: str, examples: list[str], model: str | None = None, params: Any = None
+    system: str,
+    user: str,
+    examples: list[str],
+    model: str | None = None,
+    params: Any = None,
+    conversation: Any = None,
 ) -> str:
     """The canonical hash a recorded answer is found by.
 
     ``model`` and ``params`` both ``None`` gives the prompt-only key (any model's answer);
     otherwise the key also covers the model and its parameters (see :func:`full_key`).
+    ``conversation`` (:func:`conversation_of`) adds a chat request's messages, tools and
+    options; a prompt without them keeps the key it always had.
     """
-    base = hashlib.sha256(_canonical.encode([system or "", user or "", list(examples or [])]))
+    fields: list[Any] = [system or "", user or "", list(examples or [])]
+    if conversation:
+        fields.append(conversation)
+    base = hashlib.sha256(_canonical.encode(fields))
     key = base.hexdigest()
     return key if model is None and params is None else full_key(key, model, params)
 
@@ -51,8 +63,30 @@ def full_key(prompt_only: str, model: str | None, params: Any) -> str:
     return hashlib.sha256(_canonical.encode([prompt_only, model or "", params or {}])).hexdigest()
 
 
+def conversation_of(messages: Any, tools: Any, options: Any) -> list[Any] | None:
+    """What of a chat request a cassette key covers: messages (inline bytes by digest),
+    tools and options in neutral form; ``None`` for a prompt without them."""
+    if not (messages or tools or options):
+        return None
+    digests, _ = split_blobs(to_neutral(list(messages)), keep=False)
+    return [digests, to_neutral(list(tools)), dict(options or {})]
+
+
+def event_key(e: ev.PromptBuilt) -> str:
+    return cassette_key(
+        e.system, e.user, e.examples, conversation=conversation_of(e.messages, e.tools, e.options)
+    )
+
+
 def prompt_key(prompt: Prompt, model: str | None = None, params: Any = None) -> str:
-    return cassette_key(prompt.system, prompt.user, prompt.examples, model, params)
+    return cassette_key(
+        prompt.system,
+        prompt.user,
+        prompt.examples,
+        model,
+        params,
+        conversation_of(prompt.messages, prompt.tools, prompt.options),
+    )
 
 
 class CassetteMiss(LookupError):
@@ -102,7 +136,7 @@ class Cassette:
                 e = stored.event
                 self._last_seq = stored.seq
                 if isinstance(e, ev.PromptBuilt):
-                    prompts[e.prompt_id] = cassette_key(e.system, e.user, e.examples)
+                    prompts[e.prompt_id] = event_key(e)
                 elif isinstance(e, ev.CallStarted):
                     started[e.call_id] = (e.prompt_id, e.model, e.metadata.get("cassette_key"))
                 elif isinstance(e, ev.AttemptStarted):
@@ -127,8 +161,7 @@ class Cassette:
         stored = self.store.get_event(prompt_id)
         if stored is None or not isinstance(stored.event, ev.PromptBuilt):
             return None
-        e = stored.event
-        return cassette_key(e.system, e.user, e.examples)
+        return event_key(stored.event)
 
     def lookup(self, key: str) -> _Recorded | None:
         hit = self._index.get(key)
@@ -152,6 +185,17 @@ class Cassette:
             parsed=last.parsed,
             input_tokens=last.input_tokens,
             output_tokens=last.output_tokens,
+            tool_calls=to_neutral(last.tool_calls),
+            refusal=last.refusal,
+            reasoning=to_neutral(last.reasoning),
+            finish_reason=last.finish_reason,
+            stop_details=last.stop_details,
+            cache_read_tokens=last.cached_tokens,
+            cache_write_tokens=last.cache_write_tokens,
+            reasoning_tokens=last.reasoning_tokens,
+            response_id=last.response_id,
+            response_model=last.response_model,
+            logprobs=last.logprobs,
         )
 
     def nearest(self, prompt: Prompt, limit: int = 20_000) -> tuple[ev.PromptBuilt, float] | None:

@@ -3,7 +3,8 @@
 A comparator takes the recorded answer and the new one and returns a :class:`Comparison`
 (verdict ``same`` / ``changed`` / ``error``, a score in [0, 1], a short diff).  Built-ins:
 ``exact``, ``normalized`` (whitespace and case), ``json`` (equality of the parsed value; key
-order ignored), ``similarity`` (``difflib`` ratio against a threshold).  Users name their own
+order ignored), ``similarity`` (``difflib`` ratio against a threshold), ``tools`` (the same
+functions called with JSON-equal arguments).  Users name their own
 as ``module:function``: it gets the two texts and returns a verdict, ``(verdict, score)``,
 a bool (True = same), a dict with ``verdict``/``score``/``diff``, or a :class:`Comparison`.
 """
@@ -24,10 +25,12 @@ DIFF_CHARS = 400
 
 @dataclass(frozen=True)
 class Answer:
-    """One side of a comparison: the text and, when the call parsed it, the parsed value."""
+    """One side of a comparison: the text, the parsed value when the call parsed it, and
+    the tool calls the model made (neutral dicts: ``name``, ``arguments`` JSON text, ``id``)."""
 
     text: str
     parsed: Any = None
+    tool_calls: tuple[dict[str, Any], ...] | list[dict[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,61 @@ def similarity(threshold: float = 0.9) -> Comparator:
     return compare
 
 
-BUILTINS = ("exact", "normalized", "json", "similarity")
+def _call_key(call: dict[str, Any]) -> tuple[str, str]:
+    """(name, canonical arguments): JSON arguments compared as values, others as text."""
+    name = str(call.get("name") or "")
+    args = call.get("arguments")
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except ValueError:
+            return name, args  # not JSON: compared as the text it is
+    return name, _canonical(args)
+
+
+def _call_text(key: tuple[str, str]) -> str:
+    return f"{key[0]}({key[1]})"
+
+
+def tools(old: Answer, new: Answer) -> Comparison:
+    """``same`` when both answers call the same functions with JSON-equal arguments.
+
+    Calls are matched by name and arguments whatever their order (and whatever their ids,
+    which differ from run to run); the score is the share of calls matched; the reason says
+    which calls are missing, new, or called with other arguments.
+    """
+    a = sorted(_call_key(c) for c in old.tool_calls)
+    b = sorted(_call_key(c) for c in new.tool_calls)
+    if not a and not b:
+        return Comparison("same", 1.0, "", "neither answer called a tool")
+    if a == b:
+        return Comparison("same", 1.0)
+    left, right = list(a), list(b)
+    for key in a:
+        if key in right:
+            left.remove(key)
+            right.remove(key)
+    matched = len(a) - len(left)
+    score = round(2 * matched / (len(a) + len(b)), 4)
+    reasons = []
+    changed_names = sorted({n for n, _ in left} & {n for n, _ in right})
+    for name in changed_names:
+        was = [args for n, args in left if n == name]
+        now = [args for n, args in right if n == name]
+        reasons.append(f"{name} called with other arguments: {', '.join(was)} -> {', '.join(now)}")
+    missing = [k for k in left if k[0] not in changed_names]
+    added = [k for k in right if k[0] not in changed_names]
+    if missing:
+        reasons.append("no longer called: " + ", ".join(map(_call_text, missing)))
+    if added:
+        reasons.append("newly called: " + ", ".join(map(_call_text, added)))
+    diff = "\n".join([*(f"-{_call_text(k)}" for k in left), *(f"+{_call_text(k)}" for k in right)])
+    if len(diff) > DIFF_CHARS:
+        diff = diff[: DIFF_CHARS - 1] + "…"
+    return Comparison("changed", score, diff, "; ".join(reasons))
+
+
+BUILTINS = ("exact", "normalized", "json", "similarity", "tools")
 
 
 def get_comparator(name: str | Callable[..., Any], *, threshold: float = 0.9) -> Comparator:
@@ -148,6 +205,8 @@ def get_comparator(name: str | Callable[..., Any], *, threshold: float = 0.9) ->
         return normalized
     if key == "json":
         return json_equal
+    if key == "tools":
+        return tools
     if key == "similarity":
         return similarity(threshold)
     if ":" in name:

@@ -1,7 +1,8 @@
 """Re-running one recorded call: rebuild its Prompt, send it, compare the answers.
 
 The Prompt is rebuilt exactly from the call's ``prompt_built`` event (system, user,
-examples, vector confidence, tags, metadata) with origin ``replay``, and sent through the
+examples, vector confidence, tags, metadata, and the whole conversation: messages with their
+inline bytes from the ``blobs`` table, tools, options) with origin ``replay``, and sent through the
 candidate client's ordinary ``generate`` inside :func:`llm_events.recording.recorder.call_options`, so
 the new call is recorded like any other, with ``parent_call_id`` = the recorded call and the
 replay id in its tags.  Everything here runs in a worker thread and returns an
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_events import EventStore, LLMClient, Prompt, StoreError
+from llm_events.interface.messages import normalize_tool_calls, to_neutral
+from llm_events.log import blobs
 from llm_events.log import events as ev
 from llm_events.recording.recorder import call_options
 
@@ -46,8 +49,25 @@ def replay_tags(replay_id: str) -> list[str]:
     return ["replay", f"replay:{replay_id}"]
 
 
-def prompt_from_event(built: ev.PromptBuilt) -> Prompt:
-    """The Prompt a ``prompt_built`` event describes, marked as made by the replay harness."""
+class MissingBlobs(LookupError):
+    """A recorded prompt's inline bytes are not in the store (``store_blobs=False``)."""
+
+
+def prompt_from_event(built: ev.PromptBuilt, store: EventStore | None = None) -> Prompt:
+    """The Prompt a ``prompt_built`` event describes, marked as made by the replay harness.
+
+    The whole request is rebuilt: messages, tools and options as recorded, with the bytes
+    of inline images and files read back from the store's ``blobs`` table (given
+    ``store``); :class:`MissingBlobs` if the store does not hold them.
+    """
+    messages = to_neutral(built.messages)
+    if store is not None and messages:
+        messages, missing = blobs.with_content(store.conn(), messages)
+        if missing:
+            raise MissingBlobs(
+                f"its inline content sha256 {', '.join(m[:12] + '…' for m in missing)} is "
+                "not in the store (recorded with store_blobs=False?)"
+            )
     return Prompt(
         system=built.system,
         user=built.user,
@@ -56,6 +76,9 @@ def prompt_from_event(built: ev.PromptBuilt) -> Prompt:
         tags=list(built.tags),
         metadata=dict(built.metadata),
         origin="replay",
+        messages=messages,
+        tools=to_neutral(built.tools),
+        options=dict(built.options),
     )
 
 
@@ -66,7 +89,7 @@ def recorded_answer(store: EventStore, call_id: str) -> Answer | None:
         last = stored.event
     if last is None:
         return None
-    return Answer(text=last.text, parsed=last.parsed)
+    return Answer(text=last.text, parsed=last.parsed, tool_calls=to_neutral(last.tool_calls))
 
 
 def _delta(new: float | None, old: float | None) -> float | None:
@@ -74,6 +97,7 @@ def _delta(new: float | None, old: float | None) -> float | None:
 
 
 def _metrics(store: EventStore, call_id: str) -> tuple[Any, ...] | None:
+    store.catch_up()  # ``calls`` follows the log: read the call just made
     return (
         store.conn()
         .execute(
@@ -116,7 +140,10 @@ class CallRunner:
         stored = self.store.get_event(source.prompt_id or "")
         if stored is None or not isinstance(stored.event, ev.PromptBuilt):
             return None, f"its prompt_built event {source.prompt_id} is missing from the store"
-        return prompt_from_event(stored.event), None
+        try:
+            return prompt_from_event(stored.event, self.store), None
+        except MissingBlobs as e:
+            return None, str(e)
 
     def run(self, source: SourceCall, job: Any = None) -> Outcome:
         """Replay ``source``; ``job.call_ids`` is pointed at the ids the new call records."""
@@ -136,6 +163,7 @@ class CallRunner:
             parent_call_id=source.call_id,
             tags=replay_tags(self.replay_id),
             metadata={"replay_id": self.replay_id},
+            source="replay",
         ) as opts:
             if job is not None:
                 job.call_ids = opts.call_ids
@@ -151,6 +179,7 @@ class CallRunner:
         new = Answer(
             text=result.text if isinstance(result.text, str) else str(result.text),
             parsed=result.parsed,
+            tool_calls=normalize_tool_calls(result.tool_calls or []),
         )
         if old is None:
             out.verdict = "changed"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 
+from llm_events.log import conversation as cv
 from llm_events.log import events as ev
 
 
@@ -40,14 +41,53 @@ repurposed. Every event also has `type` (the tag), `id` (UUIDv7, time-ordered), 
 types written by a newer version decode as `UnknownEvent` and are skipped by projections.
 """
 
+#: Nested structs events hold, documented after the events (docs/conversations.md says how
+#: a conversation is written).
+NESTED = (
+    ev.ContextItem,
+    cv.Message,
+    cv.TextPart,
+    cv.ReasoningPart,
+    cv.ToolCallPart,
+    cv.ToolCallResponsePart,
+    cv.BlobPart,
+    cv.UriPart,
+    cv.ToolDefinition,
+)
+
+
+def versions() -> str:
+    """The schema version this code writes, and what each version added (from events.py)."""
+    import inspect
+
+    lines, _ = inspect.getsourcelines(ev)
+    notes: list[str] = []
+    start = next(i for i, line in enumerate(lines) if "Bump when adding fields" in line)
+    for line in lines[start + 1 :]:
+        if not line.startswith("#:"):
+            break
+        text = line[2:].strip()
+        if text[:2].rstrip(":").isdigit() and ":" in text[:3]:
+            notes.append(f"- **{text.split(':', 1)[0]}**:{text.split(':', 1)[1]}")
+        elif notes:
+            notes[-1] += " " + text
+    return (
+        f"## Schema versions\n\nThis version writes event schema **{ev.EVENT_SCHEMA_VERSION}** "
+        "(the `v` field). Events of every earlier version decode and project as they did: "
+        "the fields added since have defaults.\n\n"
+        "- **1**: the first schema.\n" + "\n".join(notes) + "\n"
+    )
+
+
 TAIL = """## Tables
 
 | table | what | rebuilt by `llm-events rebuild` |
 |---|---|---|
 | `events` | the log: `seq` (commit order), `id`, `type`, `call_id` (the call or replay the event belongs to), `ts`, `payload` (JSON), `prev_hash`, `hash` | never: it is the truth |
-| `calls` | one row per logical call: status (`running`, `ok`, `error`), attempts, failures, retries, fallbacks, route, backend, model, tokens, cost, latency, error, previews | yes |
-| `prompts` | the seed's PromptDB: one row per answered call (+ `call_id`, `system`); `prompts_fts` indexes `text` and `response_text`, in batches of 64 answers (at most a second behind once appends pause) | yes |
+| `calls` | one row per logical call: status (`running`, `ok`, `error`), attempts, failures, retries, fallbacks, route, backend, model, tokens, cost, latency, error, previews, `source` (`application`, `replay`, `import`, `proxy`, `transport`: from `call_started.source`, derived for older events) | yes |
+| `prompts` | the seed's PromptDB: one row per answered call (+ `call_id`, `system`, `tool_calls`: the answer's tool calls, one `name(arguments)` a line); `prompts_fts` indexes `text`, `response_text` and `tool_calls`, in batches of 64 answers (at most a second behind once appends pause) | yes |
 | `replay_results` | one row per compared call of a replay run | yes |
+| `blobs` | inline images and files of conversations, once per `sha256` (`mime_type`, `size`, `data`), written in the transaction of the first event naming them; empty with `configure(store_blobs=False)` | no: events hold only digests |
 | `_meta` | the chain head (`head` = `seq:hash`), and the last `prompts.id` in `prompts_fts` (`prompts_fts_indexed`) | no |
 | `_projections` | each projection's version, and the `seq` its last rebuild reached (projections are applied in the append's own transaction, so a current version means up to date) | yes |
 
@@ -55,15 +95,37 @@ TAIL = """## Tables
 """
 
 
+def fields_table(cls: type, skip: tuple[str, ...] = ()) -> list[str]:
+    info = msgspec.inspect.type_info(cls)
+    out = ["| field | type | default |", "|---|---|---|"]
+    for f in info.fields:
+        if f.name not in skip:
+            out.append(f"| `{f.name}` | {type_name(f.type)} | {default(f)} |")
+    return out
+
+
+def _doc(cls: type) -> str:
+    import inspect
+
+    return inspect.cleandoc(cls.__doc__ or "")
+
+
 def render() -> str:
-    out = [HEAD]
+    out = [HEAD, versions()]
     for cls in ev.EVENT_TYPES:
-        info = msgspec.inspect.type_info(cls)
-        out.append(f"## `{cls.type_name}`\n\n{(cls.__doc__ or '').strip()}\n")
-        out.append("| field | type | default |\n|---|---|---|")
-        for f in info.fields:
-            if f.name not in ("id", "ts", "v"):
-                out.append(f"| `{f.name}` | {type_name(f.type)} | {default(f)} |")
+        out.append(f"## `{cls.type_name}`\n\n{_doc(cls)}\n")
+        out.extend(fields_table(cls, ("id", "ts", "v")))
+        out.append("")
+    out.append(
+        "## Nested values\n\nWhat events hold inside their fields. Parts of a message carry "
+        "their kind in `type`; fields equal to their default may be left out. How a "
+        "conversation is written: docs/conversations.md.\n"
+    )
+    for cls in NESTED:
+        tag = cls.__struct_config__.tag
+        title = f"`{cls.__name__}`" + (f" (`type` = `{tag}`)" if isinstance(tag, str) else "")
+        out.append(f"### {title}\n\n{_doc(cls)}\n")
+        out.extend(fields_table(cls))
         out.append("")
     out.append(TAIL)
     return "\n".join(out)

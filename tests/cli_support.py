@@ -261,7 +261,7 @@ def free_port() -> int:
 class Browse:
     """``llm-events browse`` running in a subprocess on a free port."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, cwd: Path | None = None) -> None:
         import subprocess
 
         self.db = db
@@ -272,6 +272,7 @@ class Browse:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            cwd=cwd,
         )
 
     def wait(self, timeout: float = 30.0) -> Browse:

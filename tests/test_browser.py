@@ -271,7 +271,7 @@ def test_rows_come_first_and_column_notes_fold(server, page):
     page.goto(f"{browse.base}/{DB}/calls")
     folded = page.locator("details.column-descriptions-folded")
     assert folded.count() == 1
-    assert folded.locator("summary").inner_text() == "What the 27 columns mean"
+    assert folded.locator("summary").inner_text() == "What the 28 columns mean"
     assert not page.locator("dl.column-descriptions").is_visible()  # closed until asked
     # the first row is on the first screen (900 px), not below a page of descriptions
     first_row = page.locator("table.rows-and-columns tbody tr").first.bounding_box()

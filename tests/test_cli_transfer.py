@@ -183,7 +183,7 @@ def test_import_from_llm_calls_the_llm_importer(tmp_path, monkeypatch):
     sqlite3.connect(logs).close()
     seen = {}
 
-    def import_llm_logs(store, path):
+    def import_llm_logs(store, path, problems=None):
         seen["args"] = (store.path, Path(path))
         return 3
 

@@ -132,7 +132,7 @@ def test_metadata_is_renamed_for_the_store_file():
 
 def test_browse_command_is_read_only_on_localhost(tmp_path):
     cmd = datasette_command(tmp_path / "x.db", tmp_path / "m.json", port=9999)
-    assert cmd[1:4] == ["-m", "datasette", "serve"]
+    assert cmd[1:5] == ["-P", "-m", "datasette", "serve"]
     assert "--immutable" not in cmd and "-i" not in cmd
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--port") + 1] == "9999"
@@ -345,7 +345,7 @@ def test_browse_updates_a_view_an_older_version_defined(tmp_path):
     conn.commit()
     assert ensure_views(db) == ["events_call_started"]
     columns = [r[1] for r in conn.execute("PRAGMA table_info(events_call_started)")]
-    assert columns[-2:] == ["host", "pid"]
+    assert columns[-3:] == ["host", "pid", "source"]
     host, pid = conn.execute("SELECT host, pid FROM events_call_started LIMIT 1").fetchone()
     conn.close()
     assert (host, pid) == (processes.current().host, os.getpid())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -20,11 +19,24 @@ from llm_events.log.pricing import (
 )
 
 from .conftest import cli_env
+from .helpers import read_db
 
 
-def answer(input_tokens=1_000_000, output_tokens=1_000_000, cached=None, cost=None):
+def answer(
+    input_tokens=1_000_000,
+    output_tokens=1_000_000,
+    cached=None,
+    cost=None,
+    cache_write=None,
+    reasoning=None,
+):
     return SimpleNamespace(
-        input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached, cost=cost
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_tokens=cached,
+        cost=cost,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
     )
 
 
@@ -34,7 +46,7 @@ def test_known_model_and_dated_names():
     assert unit_prices("anthropic", "claude-3-5-haiku-20241022")["input"] == 0.80
     assert unit_prices("anthropic", "claude-3-5-haiku-latest")["output"] == 4.00
     opus = unit_prices("anthropic", "claude-opus-4-1-20250805")
-    assert opus == {"input": 15.00, "output": 75.00, "cached_input": 1.50}
+    assert opus == {"input": 15.00, "output": 75.00, "cached_input": 1.50, "cache_write": 18.75}
 
 
 def test_unknown_model_costs_none_not_zero():
@@ -60,6 +72,33 @@ def test_cached_input_tokens_are_cheaper():
     half_cached = price_call(answer(output_tokens=0, cached=500_000), "openai", "gpt-4o-mini")
     assert full == pytest.approx(0.15)
     assert half_cached == pytest.approx(0.5 * 0.15 + 0.5 * 0.075)
+
+
+def test_anthropic_cache_writes_cost_more_and_reads_less():
+    # claude-sonnet-4: input 3.00, cache write 3.75 (1.25x), cache read 0.30 (0.1x), output 15
+    cost = price_call(
+        answer(input_tokens=1_000_000, output_tokens=0, cached=500_000, cache_write=250_000),
+        "anthropic",
+        "claude-sonnet-4-20250514",
+    )
+    assert cost == pytest.approx(0.25 * 3.00 + 0.5 * 0.30 + 0.25 * 3.75)
+    # an OpenAI model has no cache-write price: written tokens cost the input price
+    assert price_call(
+        answer(input_tokens=1_000_000, output_tokens=0, cache_write=500_000), "openai", "gpt-4o"
+    ) == pytest.approx(2.50)
+
+
+def test_reasoning_tokens_use_their_price_where_the_table_has_one(tmp_path, monkeypatch):
+    # OpenAI counts reasoning in output tokens at the output price: the built-in table
+    assert price_call(answer(input_tokens=0, reasoning=400_000), "openai", "o3") == pytest.approx(
+        8.00
+    )
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"acme:thinker": {"input": 1, "output": 2, "reasoning": 5}}))
+    monkeypatch.setenv("LLM_EVENTS_PRICES", str(path))
+    assert price_call(
+        answer(input_tokens=0, output_tokens=1_000_000, reasoning=400_000), "acme", "thinker"
+    ) == pytest.approx(0.6 * 2 + 0.4 * 5)
 
 
 def test_backend_reported_cost_wins():
@@ -112,7 +151,7 @@ def test_rebuild_reprices_history(tmp_path, monkeypatch, builder, db_path, store
     result = Priced("widget").generate(builder.build_prompt("hi"), context_builder=builder)
 
     def costs():
-        conn = sqlite3.connect(db_path)
+        conn = read_db(db_path)
         try:
             calls = conn.execute("SELECT cost FROM calls WHERE call_id = ?", (result.call_id,))
             prompts = conn.execute("SELECT cost FROM prompts WHERE call_id = ?", (result.call_id,))

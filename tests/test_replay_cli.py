@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from llm_events import EventStore, record_interrupted
 from llm_events.cli import main
 
+from .helpers import read_db
 from .test_replay_clients import record_calls
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ def test_empty_selection_is_a_clear_message_and_exit_0(fifty, db_path):
         ([], "Error: missing --against SPEC"),
         (
             ["--against", "echo", "--since", "soon"],
-            "Error: Invalid value for '--since': cannot read time 'soon'",
+            "Error: bad --since: cannot read time 'soon'",
         ),
         (["--against", "echo", "--id", "no-such-call"], "Error: no recorded call 'no-such-call'"),
         (["--against", "echo", "--compare", "fuzzy"], "Error: unknown comparator 'fuzzy'"),
@@ -205,7 +206,7 @@ def test_sigkill_mid_run_leaves_a_valid_store_and_resume_skips_done_calls(db_pat
     # the next process that records into the store closes the run and its calls in flight
     closed = record_interrupted(EventStore(db_path))
     assert sorted(closed) == sorted([*in_flight, replay_id])
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     assert conn.execute(
         "SELECT status, same + changed + error FROM replays WHERE replay_id = ?", (replay_id,)
     ).fetchone() == ("interrupted", done)

@@ -11,11 +11,11 @@ or an API key: they are recorded verbatim in ``attempt_failed`` events.
 
 from __future__ import annotations
 
-import email.utils
-import json
-import time
 from collections.abc import Mapping
 from typing import Any
+
+from ..log.conversation import ModelResponse, ProviderError
+from ..providers.base import is_retryable_status, parse_error, parse_retry_after
 
 #: Longest server message kept in an error (the rest is cut, marked with an ellipsis).
 MAX_MESSAGE_CHARS = 500
@@ -39,6 +39,7 @@ class BackendError(Exception):
         retryable: bool | None = None,
         retry_after: float | None = None,
         error_code: str | None = None,
+        provider_error: ProviderError | None = None,
     ) -> None:
         super().__init__(message)
         self.backend = backend
@@ -46,7 +47,13 @@ class BackendError(Exception):
         if retryable is not None:
             self.retryable = retryable
         self.retry_after = retry_after
+        #: the provider's error code (``invalid_api_key``), type (``rate_limit_error``),
+        #: request id and kept headers, when it sent them (what ``attempt_failed`` records)
         self.error_code = error_code
+        self.provider_error = provider_error
+        self.provider_error_type = provider_error.error_type if provider_error else None
+        self.request_id = provider_error.request_id if provider_error else None
+        self.headers: dict[str, str] = dict(provider_error.headers) if provider_error else {}
 
 
 class RetryableBackendError(BackendError):
@@ -64,11 +71,29 @@ class BackendTimeout(RetryableBackendError, TimeoutError):
 
 
 class StreamInterrupted(RetryableBackendError):
-    """A streamed answer broke off before its end (the partial text is recorded)."""
+    """A streamed answer broke off before its end (what it had delivered is recorded)."""
 
     def __init__(self, message: str, *, partial_text: str = "", **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.partial_text = partial_text
+
+
+def keep_partial(exc: BackendError, partial: ModelResponse) -> BackendError:
+    """Put what a stream delivered before ``exc`` on it: ``partial_text``,
+    ``partial_tool_calls`` and ``partial_reasoning`` (neutral dicts), ``partial`` (the whole
+    :class:`ModelResponse`), as the recorder reads them."""
+    import msgspec
+
+    exc.partial = partial  # type: ignore[attr-defined]
+    if partial.text and not getattr(exc, "partial_text", ""):
+        exc.partial_text = partial.text  # type: ignore[attr-defined]
+    exc.partial_tool_calls = msgspec.to_builtins(partial.tool_calls)  # type: ignore[attr-defined]
+    exc.partial_reasoning = msgspec.to_builtins(partial.reasoning)  # type: ignore[attr-defined]
+    if not exc.request_id:
+        exc.request_id = partial.request_id
+    if not exc.headers:
+        exc.headers = dict(partial.headers)
+    return exc
 
 
 class APIStatusError(BackendError):
@@ -99,10 +124,6 @@ class InvalidResponseError(BackendError):
     """The server answered 2xx with a body we cannot read (malformed JSON, missing fields)."""
 
 
-def is_retryable_status(status: int) -> bool:
-    return status in (408, 409, 429) or status >= 500
-
-
 def status_error_class(status: int) -> type[APIStatusError]:
     if status == 429:
         return RateLimitError
@@ -117,74 +138,39 @@ def status_error_class(status: int) -> type[APIStatusError]:
     return APIStatusError
 
 
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms``, ``Retry-After`` (seconds or an HTTP date)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    ms = lowered.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 def _shorten(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
-
-
-def server_message(body: bytes | str) -> tuple[str, str | None]:
-    """``(message, error type/code)`` from an error body in any provider's shape.
-
-    OpenAI: ``{"error": {"message", "type", "code"}}``; Anthropic: ``{"type": "error",
-    "error": {"type", "message"}}``; Ollama: ``{"error": "..."}``; anything else: the text.
-    """
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _shorten(text), None
-    if isinstance(data, dict):
-        err = data.get("error", data.get("detail"))
-        if isinstance(err, dict):
-            message = err.get("message") or err.get("msg") or json.dumps(err)
-            code = err.get("type") or err.get("code")
-            return _shorten(str(message)), None if code is None else str(code)
-        if isinstance(err, str):
-            return _shorten(err), None
-        if isinstance(data.get("message"), str):
-            return _shorten(data["message"]), None
-    return _shorten(text), None
 
 
 def error_for_status(
     backend: str, status: int, body: bytes | str, headers: Mapping[str, str]
 ) -> APIStatusError:
     """The error for an HTTP error response, with the server's own message kept."""
-    message, code = server_message(body)
+    return error_from_provider(backend, parse_error(status, body, headers))
+
+
+def error_from_provider(
+    backend: str, error: ProviderError, *, what: str | None = None
+) -> APIStatusError:
+    """Our error class for a provider's error answer, carrying all it said.
+
+    The message is ``backend: HTTP status: message (type or code)``; ``what`` replaces
+    ``HTTP status`` (an error reported inside a stream)."""
+    status = error.status_code or 500
     cls = status_error_class(status)
-    detail = f"{message} ({code})" if code else message
+    label = error.error_type or error.code
+    message = _shorten(error.message)
+    detail = f"{message} ({label})" if label and message else (message or label or "")
+    where = what or f"HTTP {status}"
     return cls(
-        f"{backend}: HTTP {status}: {detail}" if detail else f"{backend}: HTTP {status}",
+        f"{backend}: {where}: {detail}" if detail else f"{backend}: {where}",
         backend=backend,
-        status_code=status,
-        retryable=is_retryable_status(status),
-        retry_after=parse_retry_after(headers),
-        error_code=code,
+        status_code=error.status_code,
+        retryable=error.retryable,
+        retry_after=error.retry_after_s,
+        error_code=error.code,
+        provider_error=error,
     )
 
 

@@ -21,14 +21,20 @@ import httpx
 from ..interface.client import LLMClient
 from ..interface.prompt import LLMResult, Prompt
 from ..interface.streaming import StreamChunk
+from ..log.conversation import ChatRequest
+from ..log.secrets import register_secret
+from ..providers import Adapter, StreamFormatError, StreamParser
 from .errors import (
     BackendConnectionError,
     BackendError,
     BackendTimeout,
     InvalidResponseError,
     StreamInterrupted,
-    error_for_status,
+    error_from_provider,
+    keep_partial,
 )
+from .render import chat_request, split_json_flag
+from .results import final_chunk, llm_result
 
 #: Seconds to wait for a connection, and for each read of the response.
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -69,6 +75,10 @@ class HTTPBackend(LLMClient):
     default_model: ClassVar[str | None] = None
     #: The path requests go to, under the base URL.
     endpoint: ClassVar[str] = ""
+    #: The wire format (``llm_events.providers``): bodies, answers, streams and errors.
+    adapter: ClassVar[Adapter]
+    #: What a complete stream ends with (said when one ends without it).
+    stream_end: ClassVar[str] = "its last event"
 
     def __init__(
         self,
@@ -100,6 +110,7 @@ class HTTPBackend(LLMClient):
         url = base_url or first_env(self.base_url_env) or self.default_base_url
         self.base_url = self.normalise_base_url(url)
         self._api_key = api_key if api_key is not None else first_env(self.api_key_env)
+        register_secret(self._api_key)  # never recorded, nor the server's echo of it
         self.timeout = httpx.Timeout(
             float(timeout) if timeout is not None else DEFAULT_READ_TIMEOUT,
             connect=float(connect_timeout)
@@ -128,16 +139,32 @@ class HTTPBackend(LLMClient):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} at {display_url(self.base_url)}>"
 
-    # the protocol (subclasses) -----------------------------------------------------------------
+    # the protocol (subclasses map parameters; the adapter does the rest) ---------------------
+
+    def wire_params(self, *, stream: bool) -> tuple[bool, dict[str, Any]]:
+        """``(JSON instruction in the system text?, params in the provider's spelling)``."""
+        json_mode, params = split_json_flag(self.params)
+        return json_mode, params
+
+    def chat_request(self, prompt: Prompt, *, stream: bool) -> ChatRequest:
+        json_instruction, params = self.wire_params(stream=stream)
+        return chat_request(
+            prompt, self.resolve_model(), params, stream=stream, json_instruction=json_instruction
+        )
 
     def request_body(self, prompt: Prompt, *, stream: bool) -> dict[str, Any]:
-        raise NotImplementedError
+        return self.adapter.build_request(self.chat_request(prompt, stream=stream))
 
-    def parse_response(self, data: Any) -> LLMResult:
-        raise NotImplementedError
+    def parse_response(self, data: Any, headers: Any = None) -> LLMResult:
+        name = self.backend_label()
+        try:
+            response = self.adapter.parse_response(data, headers or {})
+        except ValueError as e:
+            raise InvalidResponseError(f"{name}: {e}", backend=name) from None
+        return llm_result(response)
 
-    def parse_stream(self, lines: AsyncIterator[str]) -> AsyncIterator[StreamChunk]:
-        raise NotImplementedError
+    def stream_complete(self, parser: StreamParser) -> bool:
+        return parser.done
 
     def resolve_model(self) -> str:
         """The model to ask for (subclasses may discover it from the server)."""
@@ -196,9 +223,8 @@ class HTTPBackend(LLMClient):
 
     def check_status(self, response: httpx.Response, body: bytes) -> None:
         if response.status_code >= 400:
-            raise error_for_status(
-                self.backend_label(), response.status_code, body, response.headers
-            )
+            error = self.adapter.parse_error(response.status_code, body, response.headers)
+            raise error_from_provider(self.backend_label(), error)
 
     def decode_json(self, body: bytes) -> Any:
         try:
@@ -210,13 +236,14 @@ class HTTPBackend(LLMClient):
                 backend=self.backend_label(),
             ) from None
 
-    def post_json(self, path: str, body: dict[str, Any]) -> Any:
-        """POST ``body`` and return the decoded JSON answer (errors raised as backend errors)."""
+    def post_json(self, path: str, body: dict[str, Any]) -> tuple[Any, httpx.Headers]:
+        """POST ``body``: the decoded JSON answer and the response headers (errors raised as
+        backend errors)."""
         with self.translate_errors():
             response = self.sync_client().post(self.url(path), json=body, headers=self.headers())
             content = response.content
         self.check_status(response, content)
-        return self.decode_json(content)
+        return self.decode_json(content), response.headers
 
     def get_json(self, path: str) -> Any:
         with self.translate_errors():
@@ -225,12 +252,58 @@ class HTTPBackend(LLMClient):
         self.check_status(response, content)
         return self.decode_json(content)
 
-    async def stream_lines(self, path: str, body: dict[str, Any]) -> AsyncIterator[str]:
-        """POST ``body`` and yield the response's lines as they arrive."""
+    async def parse_stream(
+        self, parser: StreamParser, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[StreamChunk]:
+        """Text chunks as the stream's bytes arrive, then one chunk with the rest.
+
+        Whatever ends the stream early (a cut connection, an error event, bytes that are
+        not the protocol's JSON) is raised with what had arrived: text, tool-call
+        fragments, reasoning (:func:`~llm_events.backends.errors.keep_partial`)."""
+        name = self.backend_label()
+        try:
+            with self.translate_errors(streaming=True):
+                async for data in chunks:
+                    for text in parser.feed(data):
+                        yield StreamChunk(text=text)
+                    self.raise_stream_error(parser)
+                    if parser.done:
+                        break
+                else:
+                    for text in parser.close():
+                        yield StreamChunk(text=text)
+                    self.raise_stream_error(parser)
+        except StreamFormatError as e:
+            error = InvalidResponseError(f"{name}: {e}", backend=name)
+            raise keep_partial(error, parser.response()) from None
+        except BackendError as e:
+            raise keep_partial(e, parser.response()) from None
+        response = parser.response()
+        if not self.stream_complete(parser):
+            error = StreamInterrupted(
+                f"{name}: the stream ended before the answer was complete (no {self.stream_end})",
+                backend=name,
+            )
+            raise keep_partial(error, response)
+        yield final_chunk(response)
+
+    def raise_stream_error(self, parser: StreamParser) -> None:
+        if parser.error is not None:
+            raise error_from_provider(self.backend_label(), parser.error, what="stream error")
+
+    # LLMClient hooks ------------------------------------------------------------------------------
+
+    def _generate(self, prompt: Prompt, *, context_builder: Any) -> LLMResult:
+        body = self.request_body(prompt, stream=False)
+        data, headers = self.post_json(self.endpoint, body)
+        return self.parse_response(data, headers)
+
+    async def _astream(self, prompt: Prompt, *, context_builder: Any) -> AsyncIterator[StreamChunk]:
+        body = self.request_body(prompt, stream=True)
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
             with self.translate_errors():
                 request = client.build_request(
-                    "POST", self.url(path), json=body, headers=self.headers()
+                    "POST", self.url(self.endpoint), json=body, headers=self.headers()
                 )
                 response = await client.send(request, stream=True)
             try:
@@ -238,26 +311,13 @@ class HTTPBackend(LLMClient):
                     with self.translate_errors():
                         content = await response.aread()
                     self.check_status(response, content)
-                with self.translate_errors(streaming=True):
-                    async for line in response.aiter_lines():
-                        yield line
+                parser = self.adapter.stream_parser(response.headers)
+                chunks = self.parse_stream(parser, response.aiter_bytes())
+                async with contextlib.aclosing(chunks):  # closes the connection when we stop
+                    async for chunk in chunks:
+                        yield chunk
             finally:
                 await response.aclose()
-
-    # LLMClient hooks ------------------------------------------------------------------------------
-
-    def _generate(self, prompt: Prompt, *, context_builder: Any) -> LLMResult:
-        body = self.request_body(prompt, stream=False)
-        return self.parse_response(self.post_json(self.endpoint, body))
-
-    async def _astream(self, prompt: Prompt, *, context_builder: Any) -> AsyncIterator[StreamChunk]:
-        body = self.request_body(prompt, stream=True)
-        lines = self.stream_lines(self.endpoint, body)
-        async with contextlib.aclosing(lines):
-            chunks = self.parse_stream(lines)
-            async with contextlib.aclosing(chunks):  # closes the connection when we stop
-                async for chunk in chunks:
-                    yield chunk
 
 
 def need(data: Any, *path: str | int, backend: str) -> Any:

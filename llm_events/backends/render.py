@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from ..interface.prompt import Prompt
+from ..log.conversation import ChatRequest, Message, TextPart, ToolDefinition
 
 #: Parameter names every backend understands (others pass through to the server as given).
 COMMON_PARAMS = ("temperature", "max_tokens", "top_p", "stop", "seed", "json")
@@ -34,6 +37,36 @@ def chat_messages(prompt: Prompt, *, json_instruction: bool = False) -> list[dic
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt.user})
     return messages
+
+
+def conversation(prompt: Prompt, *, json_instruction: bool = False) -> list[Message]:
+    """The prompt as neutral messages: the system text (with the retrieved context) first,
+    then the prompt's own messages when it carries a conversation, else its user text."""
+    system = system_text(prompt, json_instruction=json_instruction)
+    head = [Message(role="system", parts=[TextPart(content=system)])] if system else []
+    if prompt.messages:
+        return head + msgspec.convert(prompt.messages, list[Message])
+    return [*head, Message(role="user", parts=[TextPart(content=prompt.user)])]
+
+
+def chat_request(
+    prompt: Prompt,
+    model: str | None,
+    params: dict[str, Any],
+    *,
+    stream: bool = False,
+    json_instruction: bool = False,
+) -> ChatRequest:
+    """What a backend sends, in neutral form: the conversation, the prompt's tools, and
+    ``params`` (already in the provider's spelling) with the prompt's ``options`` over them."""
+    tools = msgspec.convert(prompt.tools, list[ToolDefinition]) if prompt.tools else []
+    return ChatRequest(
+        model=model,
+        messages=conversation(prompt, json_instruction=json_instruction),
+        tools=tools,
+        params={**params, **prompt.options},
+        stream=stream,
+    )
 
 
 def split_json_flag(params: dict[str, Any]) -> tuple[bool, dict[str, Any]]:

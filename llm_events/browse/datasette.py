@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sqlite3
+import stat
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -73,10 +76,55 @@ def metadata_for(db_path: str | Path) -> dict[str, Any]:
 
 
 def write_metadata(db_path: str | Path, directory: str | Path) -> Path:
-    """Write :func:`metadata_for` into ``directory``; returns the file."""
+    """Write :func:`metadata_for` as a new file in ``directory`` (which must be private).
+
+    The file is created exclusively (``O_EXCL``, no symlink followed): it never overwrites
+    what another user planted there.  ``browse`` passes a directory of :func:`private_dir`.
+    """
     target = Path(directory) / f"llm-events-{database_name(db_path)}-metadata.json"
-    target.write_text(json.dumps(metadata_for(db_path), indent=2), encoding="utf-8")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(target, flags, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(metadata_for(db_path), f, indent=2)
     return target
+
+
+class UnsafePathError(OSError):
+    """A path ``browse`` would use is not private to the user running it."""
+
+
+def check_private(path: str | Path) -> None:
+    """Refuse a directory that is a symlink, another user's, or open to others."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise UnsafePathError(f"{path} is not a directory of its own (a symlink?): refusing it")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise UnsafePathError(f"{path} belongs to uid {st.st_uid}, not to you: refusing it")
+    if st.st_mode & 0o077:
+        raise UnsafePathError(f"{path} is open to other users: refusing it")
+
+
+def private_dir() -> Path:
+    """A new directory only this user can enter, at an unpredictable name in the temp dir.
+
+    ``mkdtemp`` creates it exclusively (mode 0700), so nothing another local user planted in
+    the shared temp directory (a symlink, a swapped metadata file) is ever read or written.
+    """
+    path = Path(tempfile.mkdtemp(prefix="llm-events-browse-"))
+    check_private(path)
+    return path
+
+
+def metadata_fd(db_path: str | Path) -> int | None:
+    """The metadata in an anonymous in-memory file (Linux ``memfd``), inheritable, or
+    ``None`` where there is none: Datasette reads it as ``/dev/fd/N``, no path to attack."""
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/dev/fd"):
+        return None
+    fd = os.memfd_create("llm-events-metadata", 0)
+    os.write(fd, json.dumps(metadata_for(db_path), indent=2).encode("utf-8"))
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    return fd
 
 
 def ensure_views(db_path: str | Path) -> list[str]:
@@ -114,6 +162,7 @@ def datasette_command(
     """The ``datasette serve`` command line that browses ``db_path`` read-only on 127.0.0.1."""
     cmd = [
         python or sys.executable,
+        "-P",  # no working directory on sys.path: a secrets.py there is not imported
         "-m",
         "datasette",
         "serve",

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "export": "transfer:export_command",
     "import": "transfer:import_command",
     "browse": "browse:browse_command",
+    "proxy": "proxy_command:proxy_command",
 }
 
 

@@ -6,7 +6,6 @@ import os
 import shlex
 import socket
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -57,7 +56,14 @@ def browse_command(db: Path | None, port: int, open_browser: bool, print_command
       llm-events browse --open
       llm-events browse --port 8080
     """
-    from ..browse.datasette import database_name, datasette_command, ensure_views, write_metadata
+    from ..browse.datasette import (
+        database_name,
+        datasette_command,
+        ensure_views,
+        metadata_fd,
+        private_dir,
+        write_metadata,
+    )
     from ..log.fts import catch_up
 
     path = db_path(db).resolve()
@@ -71,12 +77,9 @@ def browse_command(db: Path | None, port: int, open_browser: bool, print_command
         port = _free_port()
     elif not print_command and _port_in_use(port):
         raise click.ClickException(f"port {port} on 127.0.0.1 is in use: pass --port N (or 0)")
-    meta_dir = (
-        Path(tempfile.gettempdir())
-        / f"llm-events-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
-    )
-    meta_dir.mkdir(mode=0o700, exist_ok=True)
-    metadata = write_metadata(path, meta_dir)
+    fd = None if print_command else metadata_fd(path)
+    # in memory when Datasette starts here; a private new directory for a printed command
+    metadata = Path(f"/dev/fd/{fd}") if fd is not None else write_metadata(path, private_dir())
     cmd = datasette_command(path, metadata, port=port, open_browser=open_browser)
     if print_command:
         click.echo(shlex.join(cmd))

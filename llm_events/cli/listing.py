@@ -29,9 +29,14 @@ from .format import (
     short_id,
     terminal_width,
     truncate,
-    wrap_block,
 )
-from .options import build_filter, call_filter_options, full_option, include_replays_option
+from .options import (
+    BadOption,
+    build_filter,
+    call_filter_options,
+    full_option,
+    include_replays_option,
+)
 
 
 def open_read(db: Path | None) -> Any:
@@ -44,9 +49,15 @@ def open_read(db: Path | None) -> Any:
             f"no event store at {path} (run `llm-events demo` to create one, or pass --db)"
         )
     try:
-        return open_readonly(path)
+        conn = open_readonly(path)
     except QueryError as e:
         raise click.ClickException(str(e)) from None
+    from ..log.lag import bring_up_to_date, lag_note
+
+    behind = bring_up_to_date(path, conn)  # projections follow the log (llm_events.log.lag)
+    if behind:
+        click.echo(lag_note(behind), err=True)
+    return conn
 
 
 def _limit(n: int | None) -> int | None:
@@ -241,42 +252,17 @@ def _show_lines(
         line = f"  {offset:>9}  {label:<21} {detail}"
         out.append(line if full else truncate(line, width))
 
+    from .conversation_view import answer_lines, failure_lines, prompt_lines
+
     prompt = next((e for e in events if e.get("type") == "prompt_built"), None)
     if prompt is not None:
-        out.append("")
-        out.append("prompt")
-        if prompt.get("system"):
-            out.append("  system:")
-            out.extend(wrap_block(prompt["system"], "    ", max_lines=None if full else 6))
-        out.append("  user:")
-        out.extend(wrap_block(prompt.get("user") or "", "    ", max_lines=None if full else 20))
-        context = prompt.get("context") or []
-        if context:
-            if full:
-                out.append(f"  context ({len(context)} items):")
-                for item in context:
-                    score = "" if item.get("score") is None else f" [{item['score']}]"
-                    out.append(f"    - {item.get('source') or '?'}{score}: {item.get('text')}")
-            else:
-                sources = ", ".join(str(i.get("source") or "?") for i in context[:6])
-                out.append(f"  context:  {len(context)} items ({sources})")
-        elif prompt.get("examples"):
-            out.append(f"  examples: {len(prompt['examples'])}")
-        if prompt.get("tags"):
-            out.append(f"  tags:     {', '.join(map(str, prompt['tags']))}")
-        if full and prompt.get("metadata"):
-            out.append(f"  metadata: {prompt['metadata']}")
-
+        out.extend(prompt_lines(prompt, full))
+    out.extend(failure_lines(events, full))
     success = next((e for e in reversed(events) if e.get("type") == "attempt_succeeded"), None)
     text = (answer or {}).get("response_text") if answer else None
     if text is None and success is not None:
         text = success.get("text")
-    if text is not None:
-        out.append("")
-        out.append("answer")
-        out.extend(wrap_block(text, "  ", max_lines=None if full else 30))
-        if full and success is not None and success.get("parsed") is not None:
-            out.append(f"  parsed: {success['parsed']}")
+    out.extend(answer_lines(text, success, full))
     return out
 
 
@@ -310,9 +296,9 @@ def _check_types(types: tuple[str, ...]) -> None:
         if name not in EVENT_CLASSES:
             close = difflib.get_close_matches(name, EVENT_CLASSES, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise click.BadParameter(
-                f"unknown event type {name!r}: {hint}the types are {', '.join(EVENT_CLASSES)}",
-                param_hint="'--type'",
+            raise BadOption(
+                f"bad --type: unknown event type {name!r}: {hint}"
+                f"the types are {', '.join(EVENT_CLASSES)}"
             )
 
 
@@ -469,7 +455,7 @@ def search_command(
     ]
     if full:
         columns[3].get = lambda r: r.get("prompt") or ""
-        columns[4].get = lambda r: r.get("answer") or ""
+        columns[4].get = lambda r: r.get("answer") or r.get("tool_calls") or ""
     else:
         # split the room the fixed columns leave between the two texts
         model_w = max([5, *(min(24, len(r.get("model") or "-")) for r in rows)])

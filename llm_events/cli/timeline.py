@@ -29,12 +29,17 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
     if t == "prompt_built":
         n = len(e.get("context") or [])
         origin = e.get("origin") or "?"
-        return "prompt built", f"{one_line(e.get('user'))} ({n} context items, {origin})"
+        turns = len(e.get("messages") or [])
+        tools = len(e.get("tools") or [])
+        extra = (f"{turns} messages, " if turns else "") + (f"{tools} tools, " if tools else "")
+        return "prompt built", f"{one_line(e.get('user'))} ({extra}{n} context items, {origin})"
     if t == "call_started":
         extra = f"; replay of {e['parent_call_id']}" if e.get("parent_call_id") else ""
         tags = e.get("tags") or []
         tag_text = f"; tags {', '.join(tags)}" if tags else ""
-        return "call started", f"client {e.get('client') or '?'}{extra}{tag_text}"
+        source = e.get("source")
+        src = f"; from {source}" if source and source not in ("application", "replay") else ""
+        return "call started", f"client {e.get('client') or '?'}{extra}{tag_text}{src}"
     if t == "route_chosen":
         cands = ", ".join(e.get("candidates") or [])
         return "route chosen", f"{e.get('chosen')} (by {e.get('reason')}; candidates {cands})"
@@ -47,9 +52,13 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
         bits = []
         if e.get("status_code"):
             bits.append(f"HTTP {e['status_code']}")
+        if e.get("error_code") or e.get("provider_error_type"):
+            bits.append(str(e.get("error_code") or e.get("provider_error_type")))
         bits.append("retryable" if e.get("retryable") else "not retryable")
         if e.get("latency_ms") is not None:
             bits.append(fmt_ms(e["latency_ms"]))
+        if e.get("request_id"):
+            bits.append(f"request {e['request_id']}")
         return (
             f"attempt {e.get('attempt')} failed",
             f"{e.get('error_type') or 'error'} ({', '.join(bits)}): {one_line(e.get('message'))}",
@@ -67,9 +76,16 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
         if e.get("tokens_estimated"):
             tokens += " (estimated)"
         lat = f", {fmt_ms(e['latency_ms'])}" if e.get("latency_ms") is not None else ""
+        said = one_line(e.get("text"))
+        calls = [str(c.get("name")) for c in e.get("tool_calls") or ()]
+        if calls:
+            said = (said + "; " if said else "") + f"tool calls: {', '.join(calls)}"
+        if e.get("refusal"):
+            said = (said + "; " if said else "") + f"refused: {one_line(e['refusal'])}"
+        finish = f" [{e['finish_reason']}]" if e.get("finish_reason") else ""
         return (
             f"attempt {e.get('attempt')} succeeded",
-            f"{_backend_model(e)}, {tokens}{lat}: {one_line(e.get('text'))}",
+            f"{_backend_model(e)}, {tokens}{lat}: {said}{finish}",
         )
     if t == "call_finished":
         status = e.get("status")

@@ -74,11 +74,10 @@ class _BadLine(Exception):
     pass
 
 
-def _read_events(path: str, index: int) -> Iterator[tuple[str, int, int, Any]]:
-    """``(ts, file index, line number, event)`` for each line of one JSONL file."""
-    import msgspec
-
-    from ..log import events as ev
+def _read_events(path: str, index: int, redactor: Any) -> Iterator[tuple[str, int, int, Any]]:
+    """``(ts, file index, line number, (event, payload))`` for each line of one JSONL file,
+    checked and redacted (:mod:`llm_events.transfer.incoming`)."""
+    from ..transfer.incoming import Rejected, check, parse_line
 
     handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
     name = "<stdin>" if path == "-" else path
@@ -87,15 +86,10 @@ def _read_events(path: str, index: int) -> Iterator[tuple[str, int, int, Any]]:
             if not line.strip():
                 continue
             try:
-                event = ev.decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                event, payload = check(parse_line(line), redactor)
+            except Rejected as e:
                 raise _BadLine(f"{name} line {lineno} is not an llm-events event: {e}") from None
-            if isinstance(event, ev.UnknownEvent):
-                raise _BadLine(
-                    f"{name} line {lineno} has unknown event type {event.type!r} "
-                    "(written by a newer llm-events? upgrade to import it)"
-                )
-            yield event.ts, index, lineno, event
+            yield event.ts, index, lineno, (event, payload)
     except UnicodeDecodeError:
         raise _BadLine(f"{name} is not a text file (expected JSON Lines from `export`)") from None
     finally:
@@ -147,41 +141,108 @@ def _import_llm(store: Any, path: Path, quiet: bool) -> None:
         raise click.ClickException(
             "importing an llm logs.db is not available in this version of llm-events"
         ) from None
-    n = import_llm_logs(store, path)
+    problems: list[str] = []
+    n = import_llm_logs(store, path, problems)
+    if problems:
+        for line in problems[:20]:
+            click.echo(f"not imported: {line}", err=True)
+        raise click.ClickException(
+            f"{len(problems)} rows of {path} could not be imported (listed above); "
+            f"{n} calls were imported"
+        )
     if not quiet:
         click.echo(f"imported {n} calls from llm logs {path}")
 
 
+class _Importer:
+    """Appends checked events in chunks; an id already stored (or seen earlier in the input)
+    with different content is a conflict: not imported, reported."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.chunk: list[tuple[Any, bytes]] = []
+        self.seen: dict[str, bytes] = {}
+        self.conflicts: list[str] = []
+        self.same = 0
+
+    def add(self, event: Any, payload: bytes) -> None:
+        from ..transfer.incoming import same_content
+
+        earlier = self.seen.get(event.id)
+        if earlier is not None:
+            if same_content(earlier, payload):
+                self.same += 1
+            else:
+                self.conflicts.append(event.id)
+            return
+        self.seen[event.id] = payload
+        self.chunk.append((event, payload))
+        if len(self.chunk) >= IMPORT_CHUNK:
+            self.commit()
+
+    def commit(self) -> None:
+        from ..transfer.incoming import same_content
+
+        if not self.chunk:
+            return
+        chunk, self.chunk = self.chunk, []
+        conn = self.store.conn()
+        stored: dict[str, str] = {}
+        ids = [e.id for e, _ in chunk]
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            stored.update(
+                conn.execute(
+                    f"SELECT id, payload FROM events WHERE id IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            )
+        fresh = []
+        for event, payload in chunk:
+            if event.id not in stored:
+                fresh.append((event, payload))
+            elif same_content(stored[event.id], payload):
+                self.same += 1
+            else:
+                self.conflicts.append(event.id)
+        # ignore_existing: another writer may have stored the same ids meanwhile
+        self.store.append_encoded(fresh, ignore_existing=True)
+
+
 def _import_jsonl(store: Any, files: tuple[str, ...], quiet: bool) -> None:
+    from ..recording.config import settings
+
     for f in files:
         if f != "-" and not Path(f).exists():
             raise click.ClickException(f"no such file: {f}")
     before = store.last_seq()
-    read = 0
-    streams = [_read_events(f, i) for i, f in enumerate(files)]
+    redactor = settings().redactor
+    streams = [_read_events(f, i, redactor) for i, f in enumerate(files)]
     # each file is in commit order; merging by (ts, file, line) keeps each file's order
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda t: t[:3])
-    chunk: list[Any] = []
+    importer = _Importer(store)
     try:
-        for _ts, _i, _line, event in merged:
-            chunk.append(event)
-            read += 1
-            if len(chunk) >= IMPORT_CHUNK:
-                store.append(chunk, ignore_existing=True)
-                chunk = []
-        if chunk:
-            store.append(chunk, ignore_existing=True)
+        for _ts, _i, _line, (event, payload) in merged:
+            importer.add(event, payload)
+        importer.commit()
     except _BadLine as e:
-        if chunk:  # keep what was read before the bad line, as the message says
-            store.append(chunk, ignore_existing=True)
+        importer.commit()  # keep what was read before the bad line, as the message says
         added = store.last_seq() - before
         raise click.ClickException(
             f"{e}; {added} events before it were imported (importing again is safe: "
             "stored events are skipped)"
         ) from None
     added = store.last_seq() - before
+    if importer.conflicts:
+        shown = ", ".join(importer.conflicts[:20])
+        more = len(importer.conflicts) - 20
+        raise click.ClickException(
+            f"{len(importer.conflicts)} events conflict with events of the same id and other "
+            f"content, not imported: {shown}{f' and {more} more' if more > 0 else ''}; "
+            f"{added} new events were imported"
+        )
     if not quiet:
         names = ", ".join(files)
         click.echo(
-            f"imported {added} new events from {names} ({read - added} already in {store.path})"
+            f"imported {added} new events from {names} ({importer.same} already in {store.path})"
         )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..log.redaction import UnstorableValueError
 from ..recording.recorder import CallScope, StoreSpec, call_scope
 from .prompt import BUILDER_ORIGINS, LLMResult, Prompt
+from .signatures import accepted_kwargs
 
 if TYPE_CHECKING:
     from .streaming import StreamChunk
@@ -392,7 +393,7 @@ def _recorded_override(user_generate: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(user_generate)
     def generate(self: LLMClient, prompt: Prompt, *args: Any, **kwargs: Any) -> Any:
         if _in_override.get() is self:
-            return user_generate(self, prompt, *args, **kwargs)
+            return user_generate(self, prompt, *args, **accepted_kwargs(user_generate, kwargs))
         if "context_builder" not in kwargs and not args:
             raise TypeError(f"{type(self).__name__}.generate() needs a context_builder argument")
         check_origin(prompt)
@@ -400,10 +401,13 @@ def _recorded_override(user_generate: Callable[..., Any]) -> Callable[..., Any]:
         with call_scope(self.store, self.on_store_error, record=self.log_prompts) as (scope, owner):
             scope.start(prompt, client=self.name, model=self.model_label())
 
+            # the seed's signature takes no parse_fn/backend: parse_fn is applied here
+            taken = accepted_kwargs(user_generate, kwargs)
+
             def work() -> Any:
                 token = _in_override.set(self)
                 try:
-                    return user_generate(self, prompt, *args, **kwargs)
+                    return user_generate(self, prompt, *args, **taken)
                 finally:
                     _in_override.reset(token)
 

@@ -12,9 +12,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from ..log import blobs
+from ..log.blobs import Blob
 from ..log.events import ContextItem
 from ..recording.config import settings
 from ..recording.recorder import StoreSpec, emit, mark_recorded, prompt_built_event, resolve_store
+from .messages import user_message
 from .prompt import Prompt
 from .tokens import estimate_tokens
 
@@ -173,9 +176,19 @@ class ContextBuilder:
         system: str | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        history: Sequence[Any] | None = None,
+        tools: Sequence[Any] | None = None,
+        options: Mapping[str, Any] | None = None,
         **extra: Any,
     ) -> Prompt:
-        """Make a Prompt for ``query`` (refused if empty) and record it as ``prompt_built``."""
+        """Make a Prompt for ``query`` (refused if empty) and record it as ``prompt_built``.
+
+        ``history``: the earlier turns of a conversation (messages as
+        ``docs/conversations.md`` describes, any roles, tool calls and results, images);
+        the query becomes the last user message after them.  ``tools``: tool definitions
+        offered to the model.  ``options``: provider request fields (``response_format``,
+        ``tool_choice``, ...).  The retrieved context still goes into ``examples``.
+        """
         if not isinstance(query, str) or not query.strip():
             raise ValueError("build_prompt needs a non-empty query")
         budget = self.token_budget - estimate_tokens(query)
@@ -197,6 +210,9 @@ class ContextBuilder:
             tags=list(tags or []),
             metadata=meta,
             origin=self.origin,
+            messages=[*history, user_message(query)] if history else None,
+            tools=tools,
+            options=options,
         )
         self.record(prompt, items)
         return prompt
@@ -208,11 +224,17 @@ class ContextBuilder:
         commit fewer per call), or at flush, close or exit if no call sends it.
         """
         policy = self.on_store_error or settings().on_store_error
+        found: list[Blob] = []
         event = prompt_built_event(
-            prompt, settings().redactor, builder=type(self).__name__, context=items
+            prompt, settings().redactor, builder=type(self).__name__, context=items, blobs_out=found
         )
         if not settings().enabled:
             return
         store = resolve_store(self.store, policy)
-        if store is not None and emit(store, [event], policy, what="prompt_built", defer=True):
+        if store is None:
+            return
+        blobs.attach(event.id, found)
+        if emit(store, [event], policy, what="prompt_built", defer=True):
             mark_recorded(prompt, event, store)
+        else:
+            blobs.forget([event.id])

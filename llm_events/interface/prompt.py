@@ -13,6 +13,14 @@ from typing import Any
 
 import msgspec
 
+from .messages import (
+    last_user_text,
+    normalize_messages,
+    normalize_options,
+    normalize_tools,
+    user_message,
+)
+
 #: Origins that builders give prompts; ``LLMClient.generate`` refuses any other.
 BUILDER_ORIGINS = frozenset({"context_builder", "self_coding_engine", "replay"})
 
@@ -21,10 +29,16 @@ _canonical = msgspec.json.Encoder(order="sorted")
 
 @dataclass(init=False)
 class Prompt:
-    """A prompt: system text, user text, examples (context), tags and metadata.
+    """A prompt: system text, user text, examples (context), tags and metadata, and
+    optionally a whole chat request: ``messages`` (earlier turns, tool calls and results,
+    images), ``tools`` and provider ``options`` (``response_format``, ``tool_choice``, ...).
 
     Construct it with :meth:`ContextBuilder.build_prompt`; ``LLMClient.generate`` refuses
-    prompts whose ``origin`` no builder gave.  ``text`` is an alias of ``user``.
+    prompts whose ``origin`` no builder gave.  ``text`` is an alias of ``user``, which is
+    the last user message's text when there are messages (given ``messages`` that do not
+    end with it, ``user`` is appended as the last user message).  Messages and tools are
+    normalised to the neutral JSON shape (``docs/conversations.md``); a malformed one
+    raises :class:`~llm_events.interface.messages.MessageError` naming it.
     """
 
     system: str = ""
@@ -72,9 +86,15 @@ class Prompt:
             tags = [tags]
         self.tags = list(tags) if tags else []
         self.origin = origin or str(self.metadata.get("origin", "") or "")
-        self.messages = list(messages) if messages is not None else []
-        self.tools = list(tools) if tools is not None else []
-        self.options = dict(options) if options is not None else {}
+        self.messages = normalize_messages(messages) if messages else []
+        self.tools = normalize_tools(tools) if tools else []
+        self.options = normalize_options(options)
+        if self.messages:
+            last = last_user_text(self.messages)
+            if not self.user:
+                self.user = last or ""
+            elif last != self.user:  # the earlier turns, then this user text
+                self.messages.append(user_message(self.user))
 
     @property
     def text(self) -> str:

@@ -23,6 +23,7 @@ from ..recording.recorder import (
     prompt_built_event,
     recorded_prompt_id,
 )
+from ..recording.values import check_result
 from .prompt import LLMResult, Prompt
 
 
@@ -47,6 +48,7 @@ class PromptDB:
         if call_id is not None and self.store.has_call(call_id):
             return call_id
         redact = settings().redactor
+        check_result(result)  # coerced or refused before anything is written
         raw = result.raw if isinstance(result.raw, dict) else {}
         model = raw.get("model") or self.model
         backend = backend or raw.get("backend") or prompt.metadata.get("backend") or "prompt_db"
@@ -84,6 +86,7 @@ class PromptDB:
         self, limit: int | None = None, *, model: str | None = None, tag: str | None = None
     ) -> list[dict[str, Any]]:
         """Logged rows as dicts, newest first, filtered by model and/or outcome tag."""
+        self.store.catch_up()  # ``prompts`` follows the log: read what was just logged
         return query_prompts(self.conn, limit=limit, model=model, tag=tag)
 
     def close(self) -> None:

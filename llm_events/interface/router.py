@@ -9,7 +9,8 @@ from typing import Any
 from ..recording.recorder import call_scope
 from .client import LLMClient, check_origin
 from .prompt import LLMResult, Prompt
-from .tokens import estimate_prompt_tokens
+from .signatures import accepted_kwargs
+from .tokens import estimate_request_tokens
 
 
 class LLMRouter(LLMClient):
@@ -48,7 +49,7 @@ class LLMRouter(LLMClient):
 
     def choose(self, prompt: Prompt) -> tuple[str, str, int]:
         """``(role, reason, estimated_tokens)`` for ``prompt``; role is remote or local."""
-        tokens = estimate_prompt_tokens(prompt.system or "", prompt.user or "", prompt.examples)
+        tokens = estimate_request_tokens(prompt)
         tags = set(prompt.tags)
         if "low_roi" in tags:
             role, reason = "local", "tags"
@@ -92,13 +93,30 @@ class LLMRouter(LLMClient):
             scope.route(role, reason, ["remote", "local"], tokens)
             first = self._client(role)
             try:
-                return first.generate(prompt, context_builder=context_builder, parse_fn=parse_fn)
+                return _generate(first, prompt, context_builder, parse_fn)
             except Exception as exc:
                 self._failed_at[role] = time.monotonic()
                 second = self._client(other)
                 scope.fallback(first.name, second.name, type(exc).__name__)
             try:
-                return second.generate(prompt, context_builder=context_builder, parse_fn=parse_fn)
+                return _generate(second, prompt, context_builder, parse_fn)
             except Exception:
                 self._failed_at[other] = time.monotonic()
                 raise
+
+
+def _generate(
+    client: Any, prompt: Prompt, context_builder: Any, parse_fn: Callable[[str], Any] | None
+) -> LLMResult:
+    """``client.generate`` with only the arguments it takes (a seed-style client takes no
+    ``parse_fn``: then ``parse_fn`` is applied to its answer here)."""
+    kwargs = accepted_kwargs(
+        client.generate, {"context_builder": context_builder, "parse_fn": parse_fn}
+    )
+    result = client.generate(prompt, **kwargs)
+    if parse_fn is not None and "parse_fn" not in kwargs and isinstance(result, LLMResult):
+        try:
+            result.parsed = parse_fn(result.text)
+        except Exception:
+            result.parsed = None
+    return result

@@ -44,6 +44,9 @@ class StreamChunk:
     model: str | None = None
     #: Provider fields worth keeping in ``raw`` (ids, usage); merged over the stream.
     raw: dict[str, Any] = field(default_factory=dict)
+    #: :class:`LLMResult` fields the protocol reported (``tool_calls``, ``refusal``,
+    #: ``reasoning``, ``response_id``, ...), set on the assembled result; merged over the stream.
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def streams(client: LLMClient) -> bool:
@@ -115,6 +118,7 @@ class _Assembly:
         self.finish_reason: str | None = None
         self.model: str | None = None
         self.raw: dict[str, Any] = {}
+        self.details: dict[str, Any] = {}
 
     def add(self, chunk: StreamChunk, t0: float) -> None:
         if chunk.text:
@@ -131,6 +135,8 @@ class _Assembly:
             self.model = chunk.model
         if chunk.raw:
             self.raw.update(chunk.raw)
+        if chunk.details:
+            self.details.update(chunk.details)
 
     @property
     def text(self) -> str:
@@ -151,6 +157,8 @@ class _Assembly:
             input_tokens=self.usage.get("input_tokens"),
             output_tokens=self.usage.get("output_tokens"),
         )
+        for name, value in self.details.items():
+            setattr(result, name, value)
         return attach_details(
             result,
             cached_tokens=self.usage.get("cached_tokens"),

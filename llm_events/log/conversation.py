@@ -31,6 +31,8 @@ class _Part(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_de
 
 
 class TextPart(_Part, tag="text"):
+    """Text of a message."""
+
     content: str
 
 
@@ -60,12 +62,18 @@ class ToolCallResponsePart(_Part, tag="tool_call_response"):
 
 
 class BlobPart(_Part, tag="blob"):
-    """Inline content, stored by digest: the bytes live in the ``blobs`` table."""
+    """Inline content, stored by digest: the bytes live in the ``blobs`` table.
+
+    ``content`` (the bytes, base64) is set only on a request being sent (a ``Prompt``'s
+    messages, a ``ChatRequest`` for an adapter); events never hold it: the recorder moves
+    the bytes to the ``blobs`` table, keyed by ``sha256``.
+    """
 
     modality: str = "image"
     mime_type: str | None = None
     sha256: str = ""
     size: int = 0
+    content: str | None = None
 
 
 class UriPart(_Part, tag="uri"):

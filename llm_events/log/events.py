@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from .conversation import Message, ReasoningPart, ToolCallPart, ToolDefinition
+from .salvage import salvage
 
 #: Version of the event schema this code writes.  Bump when adding fields.
 #: 2: ``call_started`` and ``replay_started`` name their process (``host``, ``pid``, ``process``)
@@ -325,15 +326,18 @@ def decode(data: bytes | str, type_: str | None = None) -> Event | UnknownEvent:
         return _unknown(data)
     try:
         return _decoder.decode(data)
-    except msgspec.ValidationError:
+    except msgspec.ValidationError as error:
         loose = _loose_decoder.decode(data)
-        if loose.get("type") in EVENT_CLASSES:
-            raise
-        return _unknown(data)
+        cls = EVENT_CLASSES.get(loose.get("type")) if isinstance(loose, dict) else None
+        # a stored event that does not match its schema is read, not fatal (see salvage)
+        repaired = None if cls is None else salvage(loose, cls, error)
+        return repaired if repaired is not None else _unknown(data)
 
 
 def _unknown(data: bytes | str) -> UnknownEvent:
     loose = _loose_decoder.decode(data)
+    if not isinstance(loose, dict):
+        loose = {"value": loose}
     return UnknownEvent(
         type=str(loose.get("type", "")),
         id=str(loose.get("id", "")),

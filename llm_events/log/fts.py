@@ -1,4 +1,4 @@
-"""The full-text index of prompts and answers, filled in batches a little behind ``prompts``.
+"""The full-text index of prompts, answers and tool calls, filled in batches a little behind ``prompts``.
 
 Indexing answered calls one at a time costs more than anything else a recorded call writes:
 FTS5 adds an index segment per transaction, a third of the pages a call commits and a fifth
@@ -54,8 +54,8 @@ def index_pending(conn: sqlite3.Connection) -> int:
     if last is None or top <= last:
         return 0
     added = conn.execute(
-        "INSERT INTO prompts_fts(rowid, text, response_text) "
-        "SELECT id, text, response_text FROM prompts WHERE id > ? AND id <= ?",
+        "INSERT INTO prompts_fts(rowid, text, response_text, tool_calls) "
+        "SELECT id, text, response_text, tool_calls FROM prompts WHERE id > ? AND id <= ?",
         (last, top),
     ).rowcount
     mark_indexed(conn, top)

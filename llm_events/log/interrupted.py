@@ -37,6 +37,7 @@ def record_interrupted(store: EventStore) -> list[str]:
     """
     if store.readonly:
         return []
+    store.catch_up()  # the running calls are read from ``calls``: bring it to the head
     ended_calls = _ended(store, "calls", "call_id", _CALL_STARTED)
     ended_runs = _ended(store, "replays", "replay_id", _REPLAY_STARTED)
     if not ended_calls and not ended_runs:
@@ -92,6 +93,8 @@ def _ended(store: EventStore, table: str, key: str, start_sql: str) -> dict[str,
         try:
             started: Any = ev.decode(row[1], row[0])
         except ValueError:  # unreadable: not for this process to judge
+            continue
+        if isinstance(started, ev.UnknownEvent):  # unreadable as a start (log/salvage.py)
             continue
         if processes.state(started.host, started.pid, started.process) == processes.ENDED:
             ended[one] = started

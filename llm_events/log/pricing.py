@@ -17,7 +17,13 @@ bare model name for any backend serving it); values give USD per million tokens:
     output = 4.00
 
 ``cached_input`` (optional) prices the input tokens the provider served from its prompt
-cache; without it they cost the ``input`` price.  A file entry replaces the built-in one.
+cache (cache reads), ``cache_write`` the input tokens written to it (Anthropic's cache
+creation), ``reasoning`` the output tokens spent on reasoning; without them those tokens cost
+the ``input`` (or ``output``) price.  A file entry replaces the built-in one.
+
+Token counts follow one convention whatever the provider: ``input_tokens`` counts every
+input token, cache reads and writes included (Anthropic reports them apart; its backend adds
+them up), and ``output_tokens`` counts reasoning tokens too (as OpenAI reports them).
 """
 
 from __future__ import annotations
@@ -57,15 +63,56 @@ BUILTIN_PRICES: dict[str, Prices] = {
     "openai:o3": {"input": 2.00, "output": 8.00, "cached_input": 0.50},
     "openai:o3-mini": {"input": 1.10, "output": 4.40, "cached_input": 0.55},
     "openai:o4-mini": {"input": 1.10, "output": 4.40, "cached_input": 0.275},
-    # Anthropic (cached_input = cache reads)
-    "anthropic:claude-3-haiku": {"input": 0.25, "output": 1.25, "cached_input": 0.03},
-    "anthropic:claude-3-5-haiku": {"input": 0.80, "output": 4.00, "cached_input": 0.08},
-    "anthropic:claude-3-5-sonnet": {"input": 3.00, "output": 15.00, "cached_input": 0.30},
-    "anthropic:claude-3-7-sonnet": {"input": 3.00, "output": 15.00, "cached_input": 0.30},
-    "anthropic:claude-sonnet-4": {"input": 3.00, "output": 15.00, "cached_input": 0.30},
-    "anthropic:claude-3-opus": {"input": 15.00, "output": 75.00, "cached_input": 1.50},
-    "anthropic:claude-opus-4": {"input": 15.00, "output": 75.00, "cached_input": 1.50},
-    "anthropic:claude-opus-4-1": {"input": 15.00, "output": 75.00, "cached_input": 1.50},
+    # Anthropic (cached_input = cache reads, 0.1x input; cache_write = 5-minute cache writes,
+    # 1.25x input: Anthropic's prompt-caching price table)
+    "anthropic:claude-3-haiku": {
+        "input": 0.25,
+        "output": 1.25,
+        "cached_input": 0.03,
+        "cache_write": 0.30,
+    },
+    "anthropic:claude-3-5-haiku": {
+        "input": 0.80,
+        "output": 4.00,
+        "cached_input": 0.08,
+        "cache_write": 1.00,
+    },
+    "anthropic:claude-3-5-sonnet": {
+        "input": 3.00,
+        "output": 15.00,
+        "cached_input": 0.30,
+        "cache_write": 3.75,
+    },
+    "anthropic:claude-3-7-sonnet": {
+        "input": 3.00,
+        "output": 15.00,
+        "cached_input": 0.30,
+        "cache_write": 3.75,
+    },
+    "anthropic:claude-sonnet-4": {
+        "input": 3.00,
+        "output": 15.00,
+        "cached_input": 0.30,
+        "cache_write": 3.75,
+    },
+    "anthropic:claude-3-opus": {
+        "input": 15.00,
+        "output": 75.00,
+        "cached_input": 1.50,
+        "cache_write": 18.75,
+    },
+    "anthropic:claude-opus-4": {
+        "input": 15.00,
+        "output": 75.00,
+        "cached_input": 1.50,
+        "cache_write": 18.75,
+    },
+    "anthropic:claude-opus-4-1": {
+        "input": 15.00,
+        "output": 75.00,
+        "cached_input": 1.50,
+        "cache_write": 18.75,
+    },
 }
 
 #: Backends that serve other providers' models under the same names (``llm:gpt-4o-mini``).
@@ -105,7 +152,8 @@ def _read_file(path: str) -> dict[str, Prices]:
         ):
             raise PriceFileError(
                 f"prices file {path}: {key!r} must be a table of numbers "
-                "(input, output, optional cached_input), USD per million tokens"
+                "(input, output, optional cached_input, cache_write, reasoning), "
+                "USD per million tokens"
             )
         table[str(key)] = {str(k): float(v) for k, v in value.items()}
     return table
@@ -223,12 +271,15 @@ def price_call(
     output_tokens = getattr(success, "output_tokens", None)
     if prices is None or input_tokens is None or output_tokens is None:
         return None
-    cached = getattr(success, "cached_tokens", None) or 0
-    cached = min(cached, input_tokens)
+    read = min(getattr(success, "cached_tokens", None) or 0, input_tokens)
+    written = min(getattr(success, "cache_write_tokens", None) or 0, input_tokens - read)
+    reasoning = min(getattr(success, "reasoning_tokens", None) or 0, output_tokens)
     input_price = prices.get("input", 0.0)
-    cached_price = prices.get("cached_input", input_price)
+    output_price = prices.get("output", 0.0)
     return (
-        (input_tokens - cached) * input_price
-        + cached * cached_price
-        + output_tokens * prices.get("output", 0.0)
+        (input_tokens - read - written) * input_price
+        + read * prices.get("cached_input", input_price)
+        + written * prices.get("cache_write", input_price)
+        + (output_tokens - reasoning) * output_price
+        + reasoning * prices.get("reasoning", output_price)
     ) / 1_000_000

@@ -1,8 +1,8 @@
-"""Projections: tables derived from events, updated in the transaction that appends them.
+"""Projections: tables derived from events, subscribers that run a little behind the log.
 
 Each projection folds a batch of ``(seq, event)`` pairs into its table(s).  They depend only
-on the event vocabulary; the store decides when to run them (on every append, and from seq 0
-on ``rebuild``).  A projection whose ``version`` changed is rebuilt when a store is opened,
+on the event vocabulary; :mod:`.catchup` decides when to run them (in batches after appends,
+from each one's checkpoint in ``_projections``, and from seq 0 on ``rebuild``).  A projection whose ``version`` changed is rebuilt when a store is opened,
 so a new column or a fixed rule re-derives history.
 
 Tables: ``calls`` (one row per logical call), ``prompts`` (the seed's PromptDB: one row per
@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from . import events as ev
-from . import fts
+from . import fts, salvage
 from .pricing import price_call, price_table
 
 _json = msgspec.json.Encoder()
@@ -55,6 +55,9 @@ class Projection:
     name: str = ""
     version: int = 1
     tables: tuple[str, ...] = ()
+    #: the checkpoint this process last left the projection at (``None``: unknown); its
+    #: caches are valid only while the stored checkpoint is still this (see ``catchup``)
+    applied_upto: int | None = None
 
     def create(self, conn: sqlite3.Connection) -> None:
         raise NotImplementedError
@@ -79,6 +82,26 @@ class Projection:
         The store calls it at flush, close and exit, once appends pause, and at the end of
         a rebuild.
         """
+
+
+_INT_RANGE = range(-(2**63), 2**63)
+
+
+def executemany(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple]) -> None:
+    """``conn.executemany``; a count past SQLite's 64-bit integers (an event written with
+    ``2**70`` tokens) is stored as NULL instead of stopping the projection."""
+    try:
+        conn.executemany(sql, rows)
+    except OverflowError:
+        salvage.report("", "a count past 2**63-1 was projected as NULL")
+        clipped = [
+            tuple(
+                None if type(v) is int and v not in _INT_RANGE else v  # noqa: E721
+                for v in row
+            )
+            for row in rows
+        ]
+        conn.executemany(sql, clipped)
 
 
 def _load_prompt(conn: sqlite3.Connection, cache: _Cache, prompt_id: str | None) -> Any:
@@ -125,7 +148,15 @@ CALL_COLUMNS = (
     "response_preview",
     "first_seq",
     "last_seq",
+    "source",
 )
+
+#: Values of ``calls.source``: where a call came from.
+CALL_SOURCES = ("application", "replay", "import", "proxy", "transport")
+#: ``client`` / prompt ``builder`` names of the importers (events older than ``source``)
+_IMPORT_CLIENTS = ("legacy PromptDB",)
+_IMPORT_BUILDERS = ("llm_import", "legacy-prompts")
+_IMPORT_TAGS = ("llm-import",)
 
 _INSERT_CALL = (
     f"INSERT OR REPLACE INTO calls ({','.join(CALL_COLUMNS)}) "
@@ -140,7 +171,8 @@ class CallsProjection(Projection):
     """``calls``: one row per logical call, its status, attempts, retries, fallbacks and cost."""
 
     name = "calls"
-    version = 1
+    # 2: ``source`` (application / replay / import / proxy / transport)
+    version = 2
     tables = ("calls",)
 
     def __init__(self) -> None:
@@ -178,10 +210,12 @@ class CallsProjection(Projection):
                 prompt_preview TEXT,
                 response_preview TEXT,
                 first_seq INTEGER,
-                last_seq INTEGER
+                last_seq INTEGER,
+                source TEXT
             )"""
         )
         conn.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at)")
+        conn.execute("CREATE INDEX IF NOT EXISTS calls_source ON calls(source, started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_status ON calls(status, started_at)")
         conn.execute("CREATE INDEX IF NOT EXISTS calls_model ON calls(model, started_at)")
         conn.execute(
@@ -210,7 +244,10 @@ class CallsProjection(Projection):
             if entry is None:
                 entry = self._entry(call_id, seq, stored.get(call_id))
                 state[call_id] = entry
-            self._fold(conn, entry[0], seq, event)
+            try:
+                self._fold(conn, entry[0], seq, event)
+            except Exception as e:  # one bad event never stops a projection (salvage.py)
+                salvage.report(event.id, f"seq {seq} not projected into calls: {e!r}")
         self._write(conn, state)
 
     @staticmethod
@@ -255,10 +292,10 @@ class CallsProjection(Projection):
                     (*(values[i] for i in changed), row["call_id"])
                 )
         if inserts:
-            conn.executemany(_INSERT_CALL, inserts)
+            executemany(conn, _INSERT_CALL, inserts)
         for changed, params in updates.items():
             sets = ", ".join(f"{CALL_COLUMNS[i]} = ?" for i in changed)
-            conn.executemany(f"UPDATE calls SET {sets} WHERE call_id = ?", params)
+            executemany(conn, f"UPDATE calls SET {sets} WHERE call_id = ?", params)
 
     @staticmethod
     def _entry(call_id: str, seq: int, found: tuple | None) -> tuple[dict[str, Any], tuple | None]:
@@ -295,6 +332,7 @@ class CallsProjection(Projection):
         prompt = _load_prompt(conn, self.prompts, e.prompt_id)
         if prompt is not None:
             row["prompt_preview"] = _preview(prompt.user)
+        row["source"] = call_source(e, prompt)
 
     def _route_chosen(
         self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.RouteChosen
@@ -359,6 +397,23 @@ class CallsProjection(Projection):
             row["error_message"] = e.error_message
 
 
+def call_source(started: ev.CallStarted, prompt: Any) -> str:
+    """Where a call came from: its ``source`` (schema 3), else derived from what older
+    events say: a replay links its original or carries the ``replay`` tag; an import names
+    its importer as client, builder or tag; anything else is the application's own."""
+    if started.source:
+        return started.source
+    if started.parent_call_id or "replay" in started.tags:
+        return "replay"
+    if (
+        started.client in _IMPORT_CLIENTS
+        or any(t in _IMPORT_TAGS for t in started.tags)
+        or (prompt is not None and prompt.builder in _IMPORT_BUILDERS)
+    ):
+        return "import"
+    return "application"
+
+
 _CALL_FOLDS: dict[type, Any] = {
     ev.CallStarted: CallsProjection._call_started,
     ev.RouteChosen: CallsProjection._route_chosen,
@@ -393,7 +448,15 @@ PROMPT_COLUMNS = (
     "latency_ms",
     "cost",
     "backend",
+    "tool_calls",
 )
+
+
+def tool_calls_text(calls: Sequence[Any]) -> str | None:
+    """An answer's tool calls as searchable text, one ``name(arguments)`` a line."""
+    if not calls:
+        return None
+    return "\n".join(f"{c.name}({c.arguments})" for c in calls)
 
 
 class PromptsProjection(Projection):
@@ -402,7 +465,8 @@ class PromptsProjection(Projection):
     name = "prompts"
     # 2: ``prompt`` holds the user text, as the original's did (was JSON)
     # 3: ``prompts_fts`` is filled in batches (llm_events.log.fts), not by a trigger per row
-    version = 3
+    # 4: ``tool_calls`` (the answer's tool calls, ``name(arguments)``), indexed for search
+    version = 4
     tables = ("prompts",)
 
     def __init__(self) -> None:
@@ -438,13 +502,14 @@ class PromptsProjection(Projection):
                 output_tokens INTEGER,
                 latency_ms REAL,
                 cost REAL,
-                backend TEXT
+                backend TEXT,
+                tool_calls TEXT
             )"""
         )
         conn.execute("CREATE INDEX IF NOT EXISTS prompts_model ON prompts(model)")
         conn.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS prompts_fts USING fts5("
-            "text, response_text, content='prompts', content_rowid='id')"
+            "text, response_text, tool_calls, content='prompts', content_rowid='id')"
         )
         fts.mark_indexed(conn)
 
@@ -472,13 +537,18 @@ class PromptsProjection(Projection):
                 self.successes.put(e.call_id, e)
             elif isinstance(e, ev.CallFinished):
                 if e.status == "ok":
-                    row = self._row(conn, e)
+                    try:
+                        row = self._row(conn, e)
+                    except Exception as err:  # one bad event never stops a projection
+                        salvage.report(e.id, f"not projected into prompts: {err!r}")
+                        row = None
                     if row is not None:
                         rows.append(row)
                 self.successes.pop(e.call_id, None)
                 self.calls.pop(e.call_id, None)
         if rows:
-            conn.executemany(
+            executemany(
+                conn,
                 f"INSERT OR IGNORE INTO prompts ({','.join(PROMPT_COLUMNS)}) "
                 f"VALUES ({','.join('?' * len(PROMPT_COLUMNS))})",
                 rows,
@@ -528,6 +598,7 @@ class PromptsProjection(Projection):
             success.latency_ms if success.latency_ms is not None else done.latency_ms,
             price_call(success, backend, model, self.prices),
             backend,
+            tool_calls_text(success.tool_calls),
         )
 
 
@@ -594,7 +665,8 @@ class ReplayResultsProjection(Projection):
             if isinstance(e, ev.ReplayCompared)
         ]
         if rows:
-            conn.executemany(
+            executemany(
+                conn,
                 f"INSERT OR REPLACE INTO replay_results ({','.join(REPLAY_COLUMNS)}) "
                 f"VALUES ({','.join('?' * len(REPLAY_COLUMNS))})",
                 rows,
@@ -634,36 +706,43 @@ class ReplaysProjection(Projection):
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         for _seq, e in batch:
-            if isinstance(e, ev.ReplayStarted):
-                conn.execute(
-                    "INSERT INTO replays (replay_id, started_at, status, against, compare, "
-                    "selection, total) VALUES (?,?,?,?,?,?,?) ON CONFLICT(replay_id) DO UPDATE "
-                    "SET status = 'running', finished_at = NULL, resumes = resumes + 1",
-                    (
-                        e.replay_id,
-                        e.ts,
-                        "running",
-                        e.against,
-                        e.compare,
-                        dumps(e.selection),
-                        e.total,
-                    ),
-                )
-            elif isinstance(e, ev.ReplayFinished):
-                c = e.counts
-                conn.execute(
-                    "UPDATE replays SET finished_at = ?, status = ?, same = ?, changed = ?, "
-                    "error = ?, skipped = ? WHERE replay_id = ?",
-                    (
-                        e.ts,
-                        e.status,
-                        c.get("same"),
-                        c.get("changed"),
-                        c.get("error"),
-                        c.get("skipped"),
-                        e.replay_id,
-                    ),
-                )
+            try:
+                self._apply_one(conn, e)
+            except (OverflowError, TypeError, ValueError) as err:  # one bad event never stops it
+                salvage.report(e.id, f"not projected into replays: {err!r}")
+
+    @staticmethod
+    def _apply_one(conn: sqlite3.Connection, e: Any) -> None:
+        if isinstance(e, ev.ReplayStarted):
+            conn.execute(
+                "INSERT INTO replays (replay_id, started_at, status, against, compare, "
+                "selection, total) VALUES (?,?,?,?,?,?,?) ON CONFLICT(replay_id) DO UPDATE "
+                "SET status = 'running', finished_at = NULL, resumes = resumes + 1",
+                (
+                    e.replay_id,
+                    e.ts,
+                    "running",
+                    e.against,
+                    e.compare,
+                    dumps(e.selection),
+                    e.total,
+                ),
+            )
+        elif isinstance(e, ev.ReplayFinished):
+            c = e.counts
+            conn.execute(
+                "UPDATE replays SET finished_at = ?, status = ?, same = ?, changed = ?, "
+                "error = ?, skipped = ? WHERE replay_id = ?",
+                (
+                    e.ts,
+                    e.status,
+                    c.get("same"),
+                    c.get("changed"),
+                    c.get("error"),
+                    c.get("skipped"),
+                    e.replay_id,
+                ),
+            )
 
 
 def default_projections() -> list[Projection]:

@@ -25,7 +25,7 @@ class QueryError(ValueError):
 
 #: The store schema these queries read (``llm_events.log.store.STORE_SCHEMA_VERSION``; a test
 #: keeps the two equal).  Kept here so reading needs no import of the store (start-up time).
-READS_SCHEMA = 2
+READS_SCHEMA = 3
 #: The oldest store schema these queries read as well: schema 2 changed an index, not a table.
 READS_SCHEMA_FROM = 1
 
@@ -40,14 +40,10 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     target = Path(path)
     if not target.exists():
         raise QueryError(f"no event store at {target}")
+    from .readonly import connect_readonly
+
     try:
-        conn = sqlite3.connect(
-            f"{target.resolve().as_uri()}?mode=ro",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn, _immutable = connect_readonly(target)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
         raise QueryError(f"cannot open event store {target}: {e}") from None
@@ -81,7 +77,10 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
     if m and m.group(2):
         amount = float(m.group(1))
         seconds = amount * _UNIT_SECONDS[m.group(2)[0].lower()]
-        return iso_utc((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+        try:
+            return iso_utc((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+        except (OverflowError, ValueError):
+            raise QueryError(f"{value!r} reaches back before the year 1") from None
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -89,9 +88,13 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
             f"cannot read time {value!r}: use a duration like 30m, 2h, 3d, 1w "
             "or an ISO date like 2026-01-31 or 2026-01-31T09:00"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # local time
-    return iso_utc(dt)
+    try:
+        if dt.tzinfo is None:
+            dt = dt.astimezone()  # local time
+        return iso_utc(dt)
+    except (OverflowError, ValueError):
+        # 0001-01-01 local, east of UTC, is in the year 0: the earliest time there is
+        return "0001-01-01T00:00:00.000000Z" if dt.year < 2 else "9999-12-31T23:59:59.999999Z"
 
 
 # --- filtering calls --------------------------------------------------------------------------
@@ -225,19 +228,18 @@ def get_answer(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
 def call_timeline(conn: sqlite3.Connection, call_id: str) -> list[dict[str, Any]]:
     """Every event of one call in ``seq`` order (its ``prompt_built`` first), as dicts of the
     event's fields plus ``seq`` and ``offset_ms`` (milliseconds since the first event)."""
-    import json
 
     rows = conn.execute(
         "SELECT seq, payload FROM events WHERE call_id = ? ORDER BY seq", (call_id,)
     ).fetchall()
-    events = [{"seq": seq, **json.loads(payload)} for seq, payload in rows]
+    events = [{"seq": seq, **readable_event(payload)} for seq, payload in rows]
     started = next((e for e in events if e.get("type") == "call_started"), None)
-    if started is not None and started.get("prompt_id"):
+    if started is not None and isinstance(started.get("prompt_id"), str):
         row = conn.execute(
             "SELECT seq, payload FROM events WHERE id = ?", (started["prompt_id"],)
         ).fetchone()
         if row is not None:
-            events.insert(0, {"seq": row[0], **json.loads(row[1])})
+            events.insert(0, {"seq": row[0], **readable_event(row[1])})
     t0 = None
     for e in events:
         t = _epoch(e.get("ts"))
@@ -250,8 +252,41 @@ def call_timeline(conn: sqlite3.Connection, call_id: str) -> list[dict[str, Any]
     return events
 
 
+def readable_event(payload: str) -> dict[str, Any]:
+    """An event's JSON as a dict whose fields have the types the schema says.
+
+    A stored event that does not match its schema (written by an older version or by hand)
+    is shown as :mod:`llm_events.log.salvage` reads it, so formatting never fails on it;
+    fields this version does not know are kept as they are.
+    """
+    import json
+
+    import msgspec
+
+    from . import events as ev
+
+    loose = json.loads(payload)
+    if not isinstance(loose, dict):
+        return {"type": "unreadable", "value": loose}
+    cls = ev.EVENT_CLASSES.get(loose.get("type"))
+    if cls is None:
+        return loose
+    try:
+        msgspec.json.decode(payload, type=cls)
+    except msgspec.ValidationError:
+        read = ev.decode(payload)
+        if isinstance(read, ev.UnknownEvent):
+            return {
+                "type": "unreadable",
+                "id": str(loose.get("id", "")),
+                "ts": str(loose.get("ts", "")),
+            }
+        return {**loose, **msgspec.to_builtins(read)}
+    return loose
+
+
 def _epoch(ts: str | None) -> float | None:
-    if not ts:
+    if not ts or not isinstance(ts, str):
         return None
     try:
         dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
@@ -284,7 +319,8 @@ def search(
     *,
     rank_window: int | None = RANK_WINDOW,
 ) -> list[dict[str, Any]]:
-    """Answered calls whose prompt or answer contain every word of ``text``, best match first.
+    """Answered calls whose prompt, answer or tool calls contain every word of ``text``, best
+    match first.
 
     Ranking is BM25 over the newest ``rank_window`` matches (``None``: over all of them).
     """
@@ -300,6 +336,14 @@ def search(
     )
     window = "" if rank_window is None else "ORDER BY f.rowid DESC LIMIT ?"
     window_args = [] if rank_window is None else [rank_window]
+    # a store whose prompts projection predates tool calls (opened read-only, not migrated)
+    tools = _has_column(conn, "prompts", "tool_calls")
+    tool_cols = (
+        "snippet(prompts_fts, 2, char(2), char(3), '…', 12) AS tool_snippet, "
+        "p.tool_calls AS tool_calls"
+        if tools
+        else "NULL AS tool_snippet, NULL AS tool_calls"
+    )
     # 1. candidates (the newest matches), 2. the best `limit` of them by rank, 3. snippets
     # for those rows only, each looked up by rowid (CROSS JOIN keeps that order)
     sql = f"""
@@ -310,7 +354,8 @@ def search(
         hits AS (SELECT id, score FROM candidates ORDER BY score LIMIT ?)
         SELECT p.call_id, p.timestamp, p.model, p.backend, hits.score AS score,
                snippet(prompts_fts, 0, '[', ']', '…', 12) AS prompt_snippet,
-               snippet(prompts_fts, 1, '[', ']', '…', 12) AS answer_snippet,
+               snippet(prompts_fts, 1, char(2), char(3), '…', 12) AS answer_snippet,
+               {tool_cols},
                p.text AS prompt, p.response_text AS answer
         FROM hits
         CROSS JOIN prompts_fts ON prompts_fts.rowid = hits.id
@@ -318,7 +363,18 @@ def search(
         WHERE prompts_fts MATCH ?
         ORDER BY hits.score
     """
-    return _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
+    rows = _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
+    for r in rows:
+        # the answer's snippet, or its tool calls' when only they matched
+        answer, tool = r["answer_snippet"] or "", r.pop("tool_snippet") or ""
+        if "\x02" not in answer and "\x02" in tool:
+            answer = tool if not r["answer"] else f"{answer} | {tool}"
+        r["answer_snippet"] = answer.replace("\x02", "[").replace("\x03", "]")
+    return rows
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(r[1] == column for r in conn.execute(f"PRAGMA table_info({table})"))
 
 
 # --- statistics -------------------------------------------------------------------------------

@@ -45,6 +45,10 @@ VIEWS: dict[str, tuple[str, str]] = {
                 _j("builder"),
                 _j("fingerprint"),
                 "json_array_length(payload, '$.context') AS context_items",
+                "json_array_length(payload, '$.messages') AS messages",
+                "(SELECT group_concat(json_extract(t.value, '$.name'), ', ') "
+                "FROM json_each(payload, '$.tools') t) AS tools",
+                _j("options"),
             ]
         )
         + "\nFROM events WHERE type = 'prompt_built'",
@@ -62,6 +66,7 @@ VIEWS: dict[str, tuple[str, str]] = {
                 _j("tags"),
                 _j("host"),
                 _j("pid"),
+                _j("source"),
             ],
         ),
     ),
@@ -94,6 +99,11 @@ VIEWS: dict[str, tuple[str, str]] = {
                 _j("retryable"),
                 _j("status_code"),
                 _j("latency_ms"),
+                _j("error_code"),
+                _j("provider_error_type"),
+                _j("request_id"),
+                _j("retry_after_s"),
+                _j("partial_text"),
             ],
         ),
     ),
@@ -130,6 +140,15 @@ VIEWS: dict[str, tuple[str, str]] = {
                 _j("latency_ms"),
                 _j("ttft_ms"),
                 _j("finish_reason"),
+                "(SELECT group_concat(json_extract(c.value, '$.name'), ', ') "
+                "FROM json_each(payload, '$.tool_calls') c) AS tool_calls",
+                _j("refusal"),
+                _j("cached_tokens"),
+                _j("cache_write_tokens"),
+                _j("reasoning_tokens"),
+                _j("response_id"),
+                _j("response_model"),
+                _j("request_id"),
             ],
         ),
     ),
@@ -148,6 +167,18 @@ VIEWS: dict[str, tuple[str, str]] = {
                 _j("latency_ms"),
             ],
         ),
+    ),
+    "tool_calls": (
+        "attempt_succeeded",
+        "CREATE VIEW IF NOT EXISTS tool_calls AS SELECT\n    "
+        "e.seq, e.ts, e.call_id,\n    "
+        "json_extract(e.payload, '$.attempt') AS attempt,\n    "
+        "c.key AS position,\n    "
+        "json_extract(c.value, '$.id') AS tool_call_id,\n    "
+        "json_extract(c.value, '$.name') AS name,\n    "
+        "json_extract(c.value, '$.arguments') AS arguments\n"
+        "FROM events e, json_each(e.payload, '$.tool_calls') c\n"
+        "WHERE e.type = 'attempt_succeeded'",
     ),
 }
 

@@ -31,6 +31,7 @@ class Settings:
     redactor: Redactor = field(default_factory=Redactor)
     batch: bool = False
     enabled: bool = True
+    store_blobs: bool = True
 
 
 _settings = Settings()
@@ -50,6 +51,7 @@ def configure(
     redact_defaults: bool = True,
     batch: bool | None = None,
     enabled: bool | None = None,
+    store_blobs: bool | None = None,
 ) -> None:
     """Set process-wide recording options.
 
@@ -58,7 +60,9 @@ def configure(
     loss is reported).  ``redact``: extra regex patterns and/or callables ``str -> str``
     applied to every recorded string (the default secret patterns stay unless
     ``redact_defaults=False``).  ``batch``: group commits in the background (bulk work).
-    ``enabled=False`` turns recording off.
+    ``enabled=False`` turns recording off.  ``store_blobs=False``: inline images and files
+    are recorded by digest, media type and size only, their bytes left out of the store
+    (a replay cannot re-send them then).
     """
     if on_store_error is not None:
         if on_store_error not in ("raise", "warn"):
@@ -86,6 +90,8 @@ def configure(
         _settings.batch = batch
     if enabled is not None:
         _settings.enabled = enabled
+    if store_blobs is not None:
+        _settings.store_blobs = bool(store_blobs)
 
 
 def reset() -> None:
@@ -100,11 +106,16 @@ def reset() -> None:
 
 
 def flush() -> None:
-    """Commit everything queued by batch-mode stores (also done at close and at exit)."""
+    """Commit everything queued or held by this process's open stores (batch mode,
+    deferred prompts) and bring their projections up to date (also done at close and at
+    exit, and by the stores' background threads a few milliseconds after appends)."""
+    from ..log.store import open_stores
+
     with _lock:
         stores = list(_stores.values())
     if _settings.store is not None:
         stores.append(_settings.store)
+    stores += [s for s in open_stores() if s not in stores]
     for store in stores:
         if not store._closed:
             store.flush()

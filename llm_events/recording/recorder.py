@@ -24,14 +24,21 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import msgspec
+
+from ..interface.messages import MessageError, normalize_reasoning, normalize_tool_calls
 from ..interface.prompt import LLMResult, Prompt, prompt_fingerprint
-from ..interface.tokens import estimate_prompt_tokens, estimate_tokens
+from ..interface.tokens import estimate_request_tokens, estimate_tokens
 from ..log import events as ev
 from ..log import processes
+from ..log.blobs import Blob, split_blobs
+from ..log.blobs import attach as attach_blobs
+from ..log.conversation import Message, ReasoningPart, ToolCallPart, ToolDefinition
 from ..log.interrupted import record_interrupted
 from ..log.redaction import Redactor, UnstorableValueError, clean, clean_text
 from ..log.store import EventStore, StoreError
 from .config import open_store, resolve_db_path, settings
+from .values import check_prompt, check_result, safe_amount
 from .workers import in_thread
 
 
@@ -59,6 +66,9 @@ class CallOptions:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     call_ids: list[str] = field(default_factory=list)
+    #: ``call_started.source``: application, replay, import, proxy, transport (default:
+    #: ``replay`` for a call linked to an original, else ``application``)
+    source: str | None = None
 
 
 @contextlib.contextmanager
@@ -68,13 +78,15 @@ def call_options(
     parent_call_id: str | None = None,
     tags: Sequence[str] = (),
     metadata: dict[str, Any] | None = None,
+    source: str | None = None,
 ) -> Iterator[CallOptions]:
-    """Record the calls made inside this block with these settings.
+    """Record the calls made inside this block with these settings (``source``: where the
+    calls come from, ``call_started.source``: ``application``, ``replay``, ...).
 
     The call ids started inside are collected in ``options.call_ids`` (even for calls that
     raised), so a harness can link what it ran to what was recorded.
     """
-    opts = CallOptions(store, parent_call_id, list(tags), dict(metadata or {}))
+    opts = CallOptions(store, parent_call_id, list(tags), dict(metadata or {}), source=source)
     token = _options.set(opts)
     try:
         yield opts
@@ -190,14 +202,52 @@ _swept: weakref.WeakSet[EventStore] = weakref.WeakSet()
 _PROMPT_STATE = "_llm_events_recorded"
 
 
+def _structs(value: Any, type_: Any, where: str) -> Any:
+    """Cleaned plain data as the event's structs (refused, naming ``where``, if it does not fit)."""
+    try:
+        return msgspec.convert(value, type_)
+    except msgspec.ValidationError as e:
+        raise UnstorableValueError(f"{where}: {e}") from None
+
+
+def _conversation(
+    prompt: Prompt, redactor: Redactor, blobs_out: list[Blob] | None
+) -> dict[str, Any]:
+    """``messages``, ``tools`` and ``options`` of a ``prompt_built``: redacted, and inline
+    bytes replaced by their digest (the bytes go to ``blobs_out`` if stored)."""
+    if not (prompt.messages or prompt.tools or prompt.options):
+        return {}
+    try:
+        messages, found = split_blobs(prompt.messages, keep=settings().store_blobs)
+    except ValueError as e:
+        raise UnstorableValueError(f"prompt.messages: {e}") from None
+    if blobs_out is not None:
+        blobs_out.extend(found)
+    return {
+        "messages": _structs(
+            clean(messages, redactor, "prompt.messages"), list[Message], "prompt.messages"
+        ),
+        "tools": _structs(
+            clean(prompt.tools, redactor, "prompt.tools"), list[ToolDefinition], "prompt.tools"
+        ),
+        "options": clean(prompt.options, redactor, "prompt.options"),
+    }
+
+
 def prompt_built_event(
     prompt: Prompt,
     redactor: Redactor,
     *,
     builder: str = "",
     context: Sequence[ev.ContextItem] = (),
+    blobs_out: list[Blob] | None = None,
 ) -> ev.PromptBuilt:
-    """A ``prompt_built`` event for ``prompt``, cleaned and redacted (raises if unstorable)."""
+    """A ``prompt_built`` event for ``prompt``, cleaned and redacted (raises if unstorable).
+
+    Inline bytes of its messages are appended to ``blobs_out`` (for
+    :func:`llm_events.log.blobs.attach`); the event holds their digests.
+    """
+    check_prompt(prompt)  # typed fields coerced or refused before anything is written
     event_id = ev.new_id()
     return ev.PromptBuilt(
         id=event_id,
@@ -218,6 +268,7 @@ def prompt_built_event(
         ],
         builder=builder,
         fingerprint=prompt_fingerprint(prompt),
+        **_conversation(prompt, redactor, blobs_out),
     )
 
 
@@ -317,9 +368,7 @@ class CallScope:
         if self.started:
             return
         call_id = ev.new_id()
-        self.prompt_tokens_estimate = estimate_prompt_tokens(
-            prompt.system or "", prompt.user or "", prompt.examples
-        )
+        self.prompt_tokens_estimate = estimate_request_tokens(prompt)
         if not self.recording:
             self._started(call_id)
             return
@@ -330,9 +379,10 @@ class CallScope:
             return
         prompt_id = recorded_prompt_id(prompt, store)
         built = None
+        found: list[Blob] = []
         if prompt_id is None:
             # raises UnstorableValueError before anything of the call exists
-            built = prompt_built_event(prompt, self.redactor, builder="generate")
+            built = prompt_built_event(prompt, self.redactor, builder="generate", blobs_out=found)
             prompt_id = built.prompt_id
         opts = self.options
         me = processes.current()
@@ -349,10 +399,12 @@ class CallScope:
             host=me.host,
             pid=me.pid,
             process=me.process,
+            source=_source(opts),
         )
         self.store = store
         self._started(call_id)
         if built is not None:
+            attach_blobs(built.id, found)
             self._add(built)
             mark_recorded(prompt, built, store)
         self._add(started)
@@ -401,7 +453,13 @@ class CallScope:
         latency_ms: float | None,
         partial_text: str | None = None,
     ) -> None:
+        """Record a failed attempt with what the error says of the provider's answer
+        (:func:`provider_details`) and what a broken stream had delivered."""
         retryable, status = classify(exc)
+        latency_ms = safe_amount(latency_ms)  # a refused answer's own latency may be mistyped
+        if partial_text is None:
+            got = getattr(exc, "partial_text", None)
+            partial_text = got if isinstance(got, str) and got else None
         self._add(
             self._event(
                 ev.AttemptFailed,
@@ -413,8 +471,72 @@ class CallScope:
                 status_code=status,
                 latency_ms=latency_ms,
                 partial_text=None if partial_text is None else self._safe_text(partial_text),
+                **self._provider_details(exc),
             )
         )
+
+    def _provider_details(self, exc: BaseException) -> dict[str, Any]:
+        """The provider's error code and type, request id, kept headers, retry-after and a
+        broken stream's tool calls and reasoning, as far as the error carries them.
+
+        Read with ``getattr`` from the error, or from a ``provider_error`` it holds (a
+        :class:`~llm_events.log.conversation.ProviderError`), so any client's errors work.
+        Details that cannot be stored are left out: the failure is recorded regardless.
+        """
+        sources = [getattr(exc, "provider_error", None), exc]
+
+        def first(*names: str, kind: type | tuple[type, ...] = str) -> Any:
+            for src in sources:
+                if src is None:
+                    continue
+                for name in names:
+                    value = getattr(src, name, None)
+                    if isinstance(value, kind) and not isinstance(value, bool) and value != "":
+                        return value
+            return None
+
+        out: dict[str, Any] = {}
+        code = first("error_code", "code")
+        kind = first("provider_error_type", "error_type")
+        request_id = first("request_id")
+        for key, value in (("error_code", code), ("provider_error_type", kind)):
+            if value is not None:
+                out[key] = self._safe_text(value)
+        if request_id is not None:
+            out["request_id"] = self._safe_text(request_id)
+        retry_after = first("retry_after_s", "retry_after", kind=(int, float))
+        if retry_after is not None and retry_after == retry_after:  # not NaN
+            out["retry_after_s"] = float(retry_after)
+        headers = first("headers", kind=dict)
+        calls = first("partial_tool_calls", kind=(list, tuple))
+        reasoning = first("partial_reasoning", kind=(list, tuple))
+        with contextlib.suppress(UnstorableValueError, ValueError, TypeError):
+            if headers:
+                out["headers"] = {
+                    str(k).lower(): str(v)
+                    for k, v in clean(headers, self.redactor, "headers").items()
+                }
+        with contextlib.suppress(UnstorableValueError, ValueError, TypeError):
+            if calls:
+                out["partial_tool_calls"] = self._tool_calls(calls, "partial_tool_calls")
+        with contextlib.suppress(UnstorableValueError, ValueError, TypeError):
+            if reasoning:
+                out["partial_reasoning"] = self._reasoning(reasoning, "partial_reasoning")
+        return out
+
+    def _tool_calls(self, calls: Any, where: str) -> list[ToolCallPart]:
+        try:
+            neutral = normalize_tool_calls(calls, where)
+        except MessageError as e:
+            raise UnstorableValueError(str(e)) from None
+        return _structs(clean(neutral, self.redactor, where), list[ToolCallPart], where)
+
+    def _reasoning(self, blocks: Any, where: str) -> list[ReasoningPart]:
+        try:
+            neutral = normalize_reasoning(blocks, where)
+        except MessageError as e:
+            raise UnstorableValueError(str(e)) from None
+        return _structs(clean(neutral, self.redactor, where), list[ReasoningPart], where)
 
     def attempt_succeeded(
         self,
@@ -429,10 +551,15 @@ class CallScope:
         extra_usage: dict[str, int | None] | None = None,
     ) -> None:
         """Record the answer.  Raises :class:`UnstorableValueError` if it cannot be stored."""
+        check_result(result)  # mistyped counts, costs, texts: coerced or refused (values.py)
         raw = result.raw
+        if finish_reason is None:
+            finish_reason = result.finish_reason
         if finish_reason is None and isinstance(raw, dict):
             finish_reason = raw.get("finish_reason")
         usage = extra_usage or {}
+        cached = result.cache_read_tokens
+        reasoning_tokens = result.reasoning_tokens
         event = self._event(
             ev.AttemptSucceeded,
             attempt=attempt,
@@ -443,17 +570,45 @@ class CallScope:
             raw=clean(raw, self.redactor, "result.raw"),
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
-            cached_tokens=usage.get("cached_tokens"),
-            reasoning_tokens=usage.get("reasoning_tokens"),
+            cached_tokens=cached if cached is not None else usage.get("cached_tokens"),
+            reasoning_tokens=(
+                reasoning_tokens if reasoning_tokens is not None else usage.get("reasoning_tokens")
+            ),
             tokens_estimated=tokens_estimated,
             cost=result.cost,
             latency_ms=result.latency_ms,
             ttft_ms=ttft_ms,
             finish_reason=str(finish_reason) if finish_reason is not None else None,
+            **self._complete_result(result),
         )
         self.last_success = event
         self.last_backend, self.last_model = backend, model
         self._add(event)
+
+    def _complete_result(self, result: LLMResult) -> dict[str, Any]:
+        """What ``attempt_succeeded`` keeps beyond the seed's fields (only those set): tool
+        calls, refusal, reasoning, stop details, cache writes, ids, headers, logprobs."""
+        out: dict[str, Any] = {}
+        if result.tool_calls:
+            out["tool_calls"] = self._tool_calls(result.tool_calls, "result.tool_calls")
+        if result.refusal is not None:
+            out["refusal"] = clean_text(str(result.refusal), self.redactor, "result.refusal")
+        if result.reasoning:
+            out["reasoning"] = self._reasoning(result.reasoning, "result.reasoning")
+        if result.stop_details is not None:
+            out["stop_details"] = clean(result.stop_details, self.redactor, "result.stop_details")
+        if result.cache_write_tokens is not None:
+            out["cache_write_tokens"] = int(result.cache_write_tokens)
+        for name in ("response_id", "response_model", "request_id"):
+            value = getattr(result, name)
+            if value is not None:
+                out[name] = clean_text(str(value), self.redactor, f"result.{name}")
+        if result.headers:
+            headers = clean(dict(result.headers), self.redactor, "result.headers")
+            out["headers"] = {str(k).lower(): str(v) for k, v in headers.items()}
+        if result.logprobs is not None:
+            out["logprobs"] = clean(result.logprobs, self.redactor, "result.logprobs")
+        return out
 
     def retry_scheduled(self, attempt: int, delay_s: float, exc: BaseException) -> None:
         """Record that ``with_retry`` will try again, committed before it sleeps."""
@@ -513,6 +668,14 @@ class CallScope:
 
     def estimate_output(self, text: str) -> int:
         return estimate_tokens(text)
+
+
+def _source(opts: CallOptions | None) -> str:
+    if opts is None:
+        return "application"
+    if opts.source:
+        return opts.source
+    return "replay" if opts.parent_call_id or "replay" in opts.tags else "application"
 
 
 def _open_call(

@@ -25,7 +25,10 @@ from typing import Any
 
 from ..interface.tokens import estimate_prompt_tokens, estimate_tokens
 from ..log import events as ev
+from ..log.redaction import MAX_DEPTH, UnstorableValueError
 from ..log.store import EventStore
+from ..recording.values import amount, count
+from .incoming import Rejected, check_event
 from .llm_usage import detail_tokens
 
 #: Events appended per transaction.
@@ -57,34 +60,84 @@ def _epoch(ts: str | None) -> float:
 
 
 def _json(text: Any) -> Any:
+    """A JSON column's value; its text when it is not JSON or too deep to store."""
+    if isinstance(text, bytes):
+        text = _text(text, [], "json")
     if not isinstance(text, str) or not text:
         return None
     try:
-        return json.loads(text)
-    except ValueError:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
         return text
+    return value if _shallow(value) else text
+
+
+def _shallow(value: Any, limit: int = MAX_DEPTH - 2) -> bool:
+    """Whether ``value`` nests lists and dicts at most ``limit`` deep (no recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth >= limit:
+                return False
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def _text(value: Any, notes: list[str], name: str) -> str:
+    """A text column: BLOBs decoded as UTF-8 (undecodable bytes escaped, and noted)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            notes.append(f"{name} was a BLOB that is not UTF-8: undecodable bytes escaped")
+            return value.decode("utf-8", "backslashreplace")
+    return value if isinstance(value, str) else str(value)
+
+
+def _number(value: Any, notes: list[str], name: str, parse: Any) -> Any:
+    """A numeric column through :mod:`llm_events.recording.values`; ``None`` (noted) when
+    it holds what no conversion makes a number of (``'many'`` tokens)."""
+    if value is None:
+        return None
+    try:
+        return parse(value, name)
+    except UnstorableValueError:
+        notes.append(f"{name} {str(value)[:40]!r} is not a valid number: left out")
+        return None
 
 
 class _Row:
     """One logged llm response, whichever table it came from."""
 
     def __init__(self, **fields: Any) -> None:
-        self.llm_id: str = fields["llm_id"]
+        # llm's columns are loosely typed (SQLite): each is read as what it should hold,
+        # and what cannot be is noted in the prompt's metadata (llm_import_notes)
+        self.notes: list[str] = []
+        notes = self.notes
+        self.llm_id: str = _text(fields["llm_id"], notes, "id")
         self.table: str = fields["table"]
-        self.model: str = fields.get("model") or "unknown"
-        self.resolved_model: str | None = fields.get("resolved_model")
-        self.system: str = fields.get("system") or ""
-        self.user: str = fields.get("user") or ""
+        self.model: str = _text(fields.get("model"), notes, "model") or "unknown"
+        resolved = fields.get("resolved_model")
+        self.resolved_model: str | None = _text(resolved, notes, "resolved_model") or None
+        self.system: str = _text(fields.get("system"), notes, "system")
+        self.user: str = _text(fields.get("user"), notes, "prompt")
         self.history: list[dict[str, str]] = fields.get("history") or []
-        self.response: str = fields.get("response") or ""
+        self.response: str = _text(fields.get("response"), notes, "response")
         self.options: Any = _json(fields.get("options_json")) or {}
         self.raw: Any = _json(fields.get("response_json"))
-        self.conversation: str | None = fields.get("conversation")
-        self.input_tokens: int | None = fields.get("input_tokens")
-        self.output_tokens: int | None = fields.get("output_tokens")
+        conversation = fields.get("conversation")
+        self.conversation: str | None = _text(conversation, notes, "conversation") or None
+        self.input_tokens = _number(fields.get("input_tokens"), notes, "input_tokens", count)
+        self.output_tokens = _number(fields.get("output_tokens"), notes, "output_tokens", count)
         self.details: Any = _json(fields.get("token_details"))
-        self.duration_ms: int | None = fields.get("duration_ms")
-        self.started: float = _epoch(fields.get("datetime_utc"))
+        self.duration_ms = _number(fields.get("duration_ms"), notes, "duration_ms", amount)
+        when = fields.get("datetime_utc")
+        self.started: float = _epoch(when if isinstance(when, str) else None)
 
     def events(self) -> list[ev.Event]:
         ms = int(self.started * 1000)
@@ -99,6 +152,8 @@ class _Row:
             metadata["llm_conversation_id"] = self.conversation
         if self.history:
             metadata["llm_history"] = self.history
+        if self.notes:
+            metadata["llm_import_notes"] = list(self.notes)
         input_tokens, output_tokens, estimated = self.input_tokens, self.output_tokens, False
         if input_tokens is None:
             input_tokens, estimated = estimate_prompt_tokens(self.system, self.user), True
@@ -147,7 +202,10 @@ class _Row:
                 raw=self.raw,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                **detail_tokens(self.details),
+                **{
+                    k: _number(v, self.notes, k, count)
+                    for k, v in detail_tokens(self.details).items()
+                },
                 tokens_estimated=estimated,
                 latency_ms=latency,
             ),
@@ -350,26 +408,38 @@ def _new_calls(store: EventStore, batch: list[ev.Event]) -> int:
     return len(ids) - found
 
 
-def import_llm_logs(store: EventStore, path: str | os.PathLike[str]) -> int:
+def import_llm_logs(
+    store: EventStore, path: str | os.PathLike[str], problems: list[str] | None = None
+) -> int:
     """Import every response in the llm logs.db at ``path``; returns how many calls were new.
 
-    Idempotent: rows imported before (by id) are skipped.  Raises ValueError if ``path`` is
-    not an llm logs.db.
+    Idempotent: rows imported before (by id) are skipped.  Every event is redacted and
+    checked as a JSONL import's are (:mod:`.incoming`); a row that cannot be stored is
+    skipped and described in ``problems``.  Raises ValueError if ``path`` is not an llm
+    logs.db.
     """
+    from ..recording.config import settings
+
+    redactor = settings().redactor
     conn = _open(path)
     imported = 0
     try:
-        batch: list[ev.Event] = []
+        batch: list[tuple[ev.Event, bytes]] = []
         for source in (_legacy_rows(conn), _turn_rows(conn)):
             for row in source:
-                batch.extend(row.events())
+                try:
+                    batch.extend(check_event(e, redactor) for e in row.events())
+                except Rejected as e:
+                    if problems is not None:
+                        problems.append(f"llm row {row.llm_id}: {e}")
+                    continue
                 if len(batch) >= CHUNK:
-                    imported += _new_calls(store, batch)
-                    store.append(batch, ignore_existing=True)
+                    imported += _new_calls(store, [e for e, _ in batch])
+                    store.append_encoded(batch, ignore_existing=True)
                     batch = []
         if batch:
-            imported += _new_calls(store, batch)
-            store.append(batch, ignore_existing=True)
+            imported += _new_calls(store, [e for e, _ in batch])
+            store.append_encoded(batch, ignore_existing=True)
         store.flush()
     finally:
         conn.close()

@@ -1,0 +1,388 @@
+"""The recording reverse proxy: an ASGI application (served by uvicorn, see ``server``).
+
+Faithful: the client gets the upstream's status, headers (less hop-by-hop ones) and bytes
+exactly, streamed chunk by chunk as they arrive.  Recorded: each request becomes an
+exchange (:mod:`.exchange`) whose write-ahead events are committed, on a worker thread,
+before the request goes upstream; the outcome is committed once the answer has passed.
+
+Faults give the client what a direct call would have given: an upstream that cannot be
+reached answers 502 with a JSON error in the provider's own format; a stream cut off by the
+upstream is cut off for the client too; a client that goes away is recorded as cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from ..recording.workers import in_thread
+from .exchange import ANNOTATION_PREFIX, Exchange, ExchangeRecorder, Request
+from .routing import Route, Router
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+access_log = logging.getLogger("llm_events.proxy.access")
+
+#: Headers that describe one connection, not the message (RFC 9110 7.6.1).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "x-llm-events-token"}
+
+
+class UpstreamCut(Exception):
+    """The upstream broke the answer off: the client's connection is broken off too."""
+
+
+def forwarded_request_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The client's headers as they go upstream: less hop-by-hop and our own."""
+    connection = set()
+    for k, v in raw:
+        if k.lower() == b"connection":
+            connection |= {t.strip().lower() for t in v.decode("latin-1").split(",")}
+    out = []
+    for k, v in raw:
+        name = k.decode("latin-1").lower()
+        if name in _NOT_FORWARDED or name in connection or name.startswith(ANNOTATION_PREFIX):
+            continue
+        out.append((k, v))
+    return out
+
+
+def forwarded_response_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+    return [
+        (k, v)
+        for k, v in headers.raw
+        if (name := k.decode("latin-1").lower()) not in HOP_BY_HOP and name not in connection
+    ]
+
+
+def error_body(route: Route | None, status: int, message: str, code: str) -> bytes:
+    """An error in the provider's own format, so the client's SDK reads it as it would its
+    provider's (OpenAI's ``{"error": {...}}``, Anthropic's ``{"type": "error", ...}``)."""
+    if route is not None and route.anthropic:
+        kind = "api_error" if status >= 500 else "authentication_error"
+        body: Any = {"type": "error", "error": {"type": kind, "message": message}}
+    elif route is not None and route.path.startswith("/api/"):
+        body = {"error": message}
+    else:
+        kind = "upstream_error" if status >= 500 else "invalid_request_error"
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return json.dumps(body).encode()
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class ProxyApp:
+    """The ASGI application.  ``inject``: upstream name -> key the proxy sends itself."""
+
+    def __init__(
+        self,
+        router: Router,
+        recorder: ExchangeRecorder,
+        *,
+        token: str | None = None,
+        inject: dict[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+        http2: bool = True,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.router = router
+        self.recorder = recorder
+        self.token = token
+        self.inject = inject or {}
+        self.timeout = timeout or httpx.Timeout(600.0, connect=10.0)
+        self.http2 = http2
+        self.client = client
+        self.in_flight = 0
+
+    # --- lifespan --------------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        if self.client is None:
+            http2 = self.http2
+            if http2:
+                try:
+                    import h2  # noqa: F401
+                except ImportError:
+                    http2 = False
+            from .netbackend import asyncio_transport
+
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=256)
+            self.client = httpx.AsyncClient(
+                timeout=self.timeout,
+                transport=asyncio_transport(http2=http2, limits=limits),
+                trust_env=False,
+                follow_redirects=False,
+            )
+        return self.client
+
+    async def startup(self) -> None:
+        self._client()
+        self.recorder.start_expiry()
+
+    async def shutdown(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+        await in_thread(self.recorder.close)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            self.in_flight += 1
+            try:
+                await self._http(scope, receive, send)
+            finally:
+                self.in_flight -= 1
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # --- one request -----------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        t0 = time.perf_counter()
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        headers: dict[str, str] = {}
+        for k, v in raw_headers:
+            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        # routed on the path as sent (percent-escapes kept), so it goes upstream unchanged
+        raw_path = scope.get("raw_path")
+        path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
+        method: str = scope["method"]
+        route = self.router.route(path, headers)
+        if self.token is not None and not hmac.compare_digest(
+            headers.get("x-llm-events-token", "").encode(), self.token.encode()
+        ):
+            message = "llm-events proxy: missing or wrong X-LLM-Events-Token"
+            await self._reply(send, 401, error_body(route, 401, message, "proxy_token"))
+            self._log(method, path, route, 401, t0, None, "refused")
+            return
+        try:
+            body = await read_body(receive)
+        except asyncio.CancelledError:
+            return
+        query = scope.get("query_string", b"")
+        if route is None:
+            await self._unrouted(method, path, headers, body, send, t0)
+            return
+        url = route.url
+        if query:
+            url += "?" + query.decode("latin-1")
+        fwd = forwarded_request_headers(raw_headers)
+        key = self.inject.get(route.upstream)
+        if key is not None:
+            fwd = [(k, v) for k, v in fwd if k.lower() not in (b"authorization", b"x-api-key")]
+            if route.anthropic:
+                fwd.append((b"x-api-key", key.encode()))
+            else:
+                fwd.append((b"authorization", f"Bearer {key}".encode()))
+        client = scope.get("client")
+        request = Request(
+            method=method,
+            path=path,
+            url=url,
+            upstream=route.upstream,
+            headers=headers,
+            body=body,
+            provider_path=route.path,
+            client=f"{client[0]}" if client else "",
+        )
+        exchange = self.recorder.begin(request)
+        if self.recorder.recording and not await in_thread(
+            self.recorder.write, exchange.start_events, getattr(exchange, "blobs", None)
+        ):
+            message = "llm-events proxy: the request could not be recorded, so it was not sent"
+            await self._reply(send, 503, error_body(route, 503, message, "recording_failed"))
+            self._log(method, path, route, 503, t0, exchange, "not recorded")
+            return
+        await self._forward(
+            httpx.Request(method, url, headers=fwd, content=body), exchange, route, receive, send
+        )
+        self._log(method, path, route, exchange.status, t0, exchange, self._outcome(exchange))
+
+    async def _forward(
+        self,
+        upstream_request: httpx.Request,
+        exchange: Exchange,
+        route: Route,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        try:
+            response = await self._client().send(upstream_request, stream=True)
+        except httpx.HTTPError as e:
+            exchange.status = 502
+            exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
+            await self._record(exchange.failed(e, retry_possible=True))
+            message = f"llm-events proxy: upstream {route.upstream} ({route.url}) failed: " + (
+                str(e) or type(e).__name__
+            )
+            await self._reply(send, 502, error_body(route, 502, message, "upstream_unreachable"))
+            return
+        task = asyncio.current_task()
+        state = {"disconnected": False, "finished": False}
+
+        def watch_done(fut: asyncio.Future) -> None:
+            if fut.cancelled() or state["finished"]:
+                return
+            if fut.exception() is None and fut.result().get("type") == "http.disconnect":
+                state["disconnected"] = True
+                if task is not None:
+                    task.cancel()
+
+        watcher = asyncio.ensure_future(receive())
+        watcher.add_done_callback(watch_done)
+        events: list = []
+        try:
+            exchange.response_started(
+                response.status_code,
+                {k.lower(): v for k, v in response.headers.items()},
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": forwarded_response_headers(response.headers),
+                }
+            )
+            try:
+                async for chunk in response.aiter_raw():
+                    exchange.chunk(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError as e:
+                events = exchange.failed(e, retry_possible=False)
+                raise UpstreamCut(str(e)) from e
+            state["finished"] = True
+            watcher.cancel()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            events = exchange.finished()
+        except asyncio.CancelledError:
+            if not state["disconnected"]:
+                events = exchange.cancelled()
+                raise
+            events = exchange.closed_early()  # the client went away: our own cancel, done
+            if task is not None:
+                task.uncancel()
+        finally:
+            state["finished"] = True
+            watcher.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(response.aclose())
+            if events:
+                await asyncio.shield(self._record(events))
+
+    async def _record(self, events: list) -> None:
+        if self.recorder.recording and events:
+            await in_thread(self.recorder.write, events)
+
+    async def _unrouted(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, send: Send, t0: float
+    ) -> None:
+        """A path no upstream serves: 404, recorded as a plain exchange all the same."""
+        request = Request(
+            method=method, path=path, url="", upstream="none", headers=headers, body=body
+        )
+        exchange = self.recorder.begin(request)
+        message = (
+            f"llm-events proxy: no upstream serves {path}; name one with --upstream NAME=URL "
+            "and call /NAME/..."
+        )
+        exchange.response_started(404, {"content-type": "application/json"})
+        payload = error_body(None, 404, message, "unknown_path")
+        exchange.chunk(payload)
+        await self._reply(send, 404, payload)
+        await self._record([*exchange.start_events, *exchange.finished()])
+        self._log(method, path, None, 404, t0, exchange, "unknown path")
+
+    @staticmethod
+    async def _reply(send: Send, status: int, body: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _outcome(exchange: Exchange) -> str:
+        fault = getattr(exchange, "fault", None)
+        if fault:
+            return "upstream error"
+        return "ok" if (exchange.status or 0) < 400 else "error"
+
+    def _log(
+        self,
+        method: str,
+        path: str,
+        route: Route | None,
+        status: int | None,
+        t0: float,
+        exchange: Exchange | None,
+        outcome: str,
+    ) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        fields = {
+            "method": method,
+            "path": path,
+            "upstream": route.upstream if route else "-",
+            "status": status if status is not None else "-",
+            "ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
+            "bytes": exchange.bytes_out if exchange else 0,
+            "call": exchange.call_id if exchange and self.recorder.recording else "-",
+            "attempt": exchange.attempt if exchange else "-",
+            "outcome": outcome,
+        }
+        access_log.info(" ".join(f"{k}={_logfmt(v)}" for k, v in fields.items()))
+
+
+def _logfmt(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text) if (" " in text or '"' in text or not text) else text

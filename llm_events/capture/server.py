@@ -1,0 +1,217 @@
+"""Serving the proxy: the store, the app and uvicorn put together.
+
+uvicorn (already installed with Datasette) serves it: a well-kept ASGI server with
+graceful shutdown on SIGTERM/SIGINT (in-flight streams finish, then the app's shutdown
+finishes calls waiting for a retry and flushes the store).  :class:`ProxyThread` runs the
+same server on a thread of the calling process (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ..log.store import EventStore
+from .exchange import DEFAULT_MAX_BODY_BYTES, ExchangeRecorder
+from .proxy import ProxyApp, UpstreamCut
+from .routing import Router
+
+
+class ProxyConfigError(ValueError):
+    """A proxy that must not start as asked (one line for the user)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ProxySettings:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    upstreams: dict[str, str] = field(default_factory=dict)
+    token: str | None = None
+    #: upstream name -> key value the proxy sends itself
+    inject: dict[str, str] = field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    record: bool = True
+
+    def check(self) -> None:
+        if not is_loopback(self.host) and not self.token:
+            raise ProxyConfigError(
+                f"refusing to listen on {self.host} without --token: anyone who can reach it "
+                "could use it as an open relay (clients then send X-LLM-Events-Token)"
+            )
+
+
+def build_app(settings: ProxySettings, store: EventStore | None) -> ProxyApp:
+    """The proxy application recording into ``store`` (``None``: forward only)."""
+    recorder = ExchangeRecorder(
+        store if settings.record else None,
+        source="proxy",
+        max_body_bytes=settings.max_body_bytes,
+        secrets=list(settings.inject.values()),
+    )
+    return ProxyApp(
+        Router(settings.upstreams), recorder, token=settings.token, inject=settings.inject
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: any free port), or ProxyConfigError saying why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as e:
+        sock.close()
+        raise ProxyConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _QuietCut(logging.Filter):
+    """uvicorn logs an app's exception with a traceback; a stream the upstream cut off is
+    expected (the client's connection is cut the same way) and gets our one access line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, UpstreamCut)
+
+
+def uvicorn_server(app: ProxyApp, *, workers_log_level: str = "warning") -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        #: called once it serves (signal handlers in place): prints the start-up line
+        on_started: Any = None
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.on_started is not None and not self.should_exit:
+                self.on_started()
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn raises the signal again once it has shut down; a proxy stopped
+            # gracefully has done its work: exit status 0
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_level=workers_log_level,
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=None,
+        backlog=2048,
+    )
+    logging.getLogger("uvicorn.error").addFilter(_QuietCut())
+    return Server(config)
+
+
+def startup_line(settings: ProxySettings, port: int, db: str | None, upstreams: dict) -> str:
+    url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
+    where = f"recording to {db}" if db and settings.record else "not recording"
+    ups = " ".join(f"{k}={v}" for k, v in upstreams.items())
+    token = "; clients must send X-LLM-Events-Token" if settings.token else ""
+    return (
+        f"llm-events proxy listening on {url}, {where}; upstreams: {ups}{token}\n"
+        f"  OPENAI_BASE_URL={url}/v1  ANTHROPIC_BASE_URL={url}  /NAME/... for --upstream NAME"
+    )
+
+
+def configure_access_log(stream: IO[str] = sys.stderr) -> None:
+    logger = logging.getLogger("llm_events.proxy.access")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    errors = logging.getLogger("llm_events.capture")
+    errors.addHandler(handler)
+    errors.propagate = False
+
+
+class ProxyThread:
+    """The proxy served on a thread of this process, on a free port of 127.0.0.1."""
+
+    def __init__(self, app: ProxyApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.sock = bind(host, port)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        self.server = uvicorn_server(app)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def __enter__(self) -> ProxyThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the proxy did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
+def run(settings: ProxySettings, store: EventStore | None, out: IO[str] = sys.stdout) -> None:
+    """Serve until SIGTERM or SIGINT (graceful: in-flight requests finish first)."""
+    settings.check()
+    sock = bind(settings.host, settings.port)
+    app = build_app(settings, store)
+    configure_access_log()
+    server = uvicorn_server(app)
+    line = startup_line(
+        settings, sock.getsockname()[1], store.path if store else None, app.router.upstreams
+    )
+    server.on_started = lambda: print(line, file=out, flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    lost = f"; {app.recorder.lost} events could not be recorded" if app.recorder.lost else ""
+    print(f"llm-events proxy stopped{lost}", file=sys.stderr, flush=True)
+
+
+def parse_pairs(specs: Sequence[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ProxyConfigError(f"{what} expects NAME=VALUE, got {spec!r}")
+        out.append((name.strip(), value.strip()))
+    return out

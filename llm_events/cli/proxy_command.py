@@ -1,0 +1,132 @@
+"""``llm-events proxy``: record any application's LLM traffic with no code change."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .common import db_option, friendly_errors, open_cli_store
+
+
+@click.command(name="proxy")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="Port (0: any free port).",
+)
+@click.option(
+    "--upstream",
+    "-u",
+    "upstreams",
+    multiple=True,
+    metavar="NAME=URL",
+    help="Add or override an upstream (built in: openai, anthropic, ollama); /NAME/... "
+    "reaches it. Repeatable.",
+)
+@db_option
+@click.option(
+    "--token",
+    envvar="LLM_EVENTS_PROXY_TOKEN",
+    help="Require this value in clients' X-LLM-Events-Token header (needed to listen on "
+    "anything but loopback). Env: LLM_EVENTS_PROXY_TOKEN.",
+)
+@click.option(
+    "--inject-key",
+    "inject",
+    multiple=True,
+    metavar="NAME=ENV",
+    help="Send the key in environment variable ENV to upstream NAME (applications then "
+    "hold no key). Repeatable.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1024),
+    default=4 * 1024 * 1024,
+    show_default=True,
+    help="Bodies larger than this are forwarded whole and recorded truncated (marked).",
+)
+@click.option("--no-record", is_flag=True, help="Forward only, record nothing (to measure).")
+@click.option("--quiet", "-q", is_flag=True, help="No access log lines.")
+@friendly_errors
+def proxy_command(
+    host: str,
+    port: int,
+    upstreams: tuple[str, ...],
+    db: Path | None,
+    token: str | None,
+    inject: tuple[str, ...],
+    max_body_bytes: int,
+    no_record: bool,
+    quiet: bool,
+) -> None:
+    """Run a recording reverse proxy for the OpenAI, Anthropic and Ollama APIs.
+
+    Point an unchanged application at it and every call is recorded, streamed or not:
+    OpenAI paths (/v1/chat/completions, /v1/responses, /v1/embeddings, ...) go to openai,
+    /v1/messages to anthropic, /api/... to ollama, /NAME/... to an --upstream NAME. Other
+    paths are forwarded and recorded as plain exchanges. Keys go upstream, never into the
+    store. Stop it with Ctrl-C or SIGTERM: in-flight answers finish first.
+
+    \b
+    Examples:
+      llm-events proxy
+      OPENAI_BASE_URL=http://127.0.0.1:8787/v1 python app.py
+      ANTHROPIC_BASE_URL=http://127.0.0.1:8787 python app.py
+      llm-events proxy --upstream vllm=http://gpu-box:8000/v1
+      OPENAI_BASE_URL=http://127.0.0.1:8787/vllm/v1 python app.py
+      llm-events proxy --inject-key openai=OPENAI_API_KEY
+    """
+    from ..capture.routing import UpstreamError, parse_upstream
+    from ..capture.server import ProxyConfigError, ProxySettings, parse_pairs, run
+
+    try:
+        named = dict(parse_upstream(u) for u in upstreams)
+        settings = ProxySettings(
+            host=host,
+            port=port,
+            upstreams=named,
+            token=token or None,
+            max_body_bytes=max_body_bytes,
+            record=not no_record,
+        )
+        from ..capture.routing import BUILTIN_UPSTREAMS
+
+        known = {**BUILTIN_UPSTREAMS, **named}
+        for name, env in parse_pairs(inject, "--inject-key"):
+            if name not in known:
+                raise ProxyConfigError(f"--inject-key {name}={env}: no upstream named {name}")
+            value = os.environ.get(env)
+            if not value:
+                raise ProxyConfigError(f"--inject-key {name}={env}: ${env} is not set")
+            settings.inject[name] = value
+        settings.check()
+    except (UpstreamError, ProxyConfigError) as e:
+        raise click.ClickException(str(e)) from None
+    if quiet:
+        import logging
+
+        logging.getLogger("llm_events.proxy.access").disabled = True
+    store = None
+    if settings.record:
+        from ..log.interrupted import record_interrupted
+
+        store = open_cli_store(db, must_exist=False)
+        closed = record_interrupted(store)
+        if closed:
+            click.echo(
+                f"closed {len(closed)} call(s) left running by an ended process as Interrupted",
+                err=True,
+            )
+    try:
+        run(settings, store)
+    except ProxyConfigError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        if store is not None:
+            store.close()

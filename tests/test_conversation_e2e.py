@@ -1,0 +1,201 @@
+"""A multi-turn conversation with a tool call, a tool result and an image, end to end:
+recorded, shown by ``show``, found by ``search`` on a tool argument, replayed with the
+``tools`` comparator (the whole request re-sent, the image's bytes read back)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+import replay
+from llm_events import ContextBuilder, client_from_spec, configure, flush
+from llm_events.cli import main
+from tests import helpers
+from tests.helpers import PIXEL_PNG, WEATHER_HISTORY, WEATHER_TOOLS
+
+PNG_SHA = hashlib.sha256(PIXEL_PNG).hexdigest()
+
+
+def cli(db, *args, columns=100):
+    result = CliRunner(env={"COLUMNS": str(columns)}).invoke(main, [*args, "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def talk(db_path):
+    """One recorded call: the conversation so far, answered with a tool call."""
+    builder = ContextBuilder(system="You are a travel assistant.")
+    prompt = builder.build_prompt(
+        "And on Saturday?",
+        history=WEATHER_HISTORY,
+        tools=WEATHER_TOOLS,
+        options={"tool_choice": "auto"},
+    )
+    result = client_from_spec("tests.helpers:forecast_call").generate(
+        prompt, context_builder=builder
+    )
+    flush()
+    return result.call_id
+
+
+def test_show_prints_the_conversation_and_the_tool_call(db_path, talk):
+    out = cli(db_path, "show", talk)
+    prompt = out.split("\nprompt\n")[1].split("\nanswer\n")[0]
+    assert prompt.splitlines() == [
+        "  system:",
+        "    You are a travel assistant.",
+        "  tools:    get_weather, get_forecast",
+        '  options:  tool_choice="auto"',
+        "  conversation (5 messages):",
+        "    user       Where was this photo taken, and what is the weather there?",
+        f"               [image: image/png, {len(PIXEL_PNG)} bytes, sha256 {PNG_SHA[:12]}…]",
+        '    assistant  tool call get_weather {"city": "Paris"} (call_1)',
+        '    tool       result for call_1: {"temp_c": 18, "sky": "clear"}',
+        "    assistant  In Paris; it is 18 C and clear.",
+        "    user       And on Saturday?",
+    ]
+    answer = out.split("\nanswer\n")[1]
+    assert answer.splitlines() == [
+        '  tool call get_forecast {"city": "Paris", "day": "saturday", "units": "metric"} (call_2)',
+        "",
+        "  finish    tool_calls",
+        "  usage     1,200 in (1,000 cache read) / 40 out (12 reasoning)",
+        "  ids       request req_42   response chatcmpl-42   model weather-model-2026-01-01",
+    ]
+    full = cli(db_path, "show", talk, "--full")
+    timeline = full.split("\ntimeline\n")[1].split("\n\n")[0]
+    assert "(5 messages, 2 tools, 0 context items, context_builder)" in timeline
+    assert ": tool calls: get_forecast [tool_calls]" in timeline
+    assert '    - get_forecast: The forecast for a city and day {"properties": ' in full
+
+
+def test_search_finds_the_call_by_a_tool_argument(db_path, talk):
+    out = cli(db_path, "search", "metric", "--json")
+    (hit,) = json.loads(out)
+    assert hit["call_id"] == talk
+    assert (
+        hit["answer_snippet"]
+        == 'get_forecast({"city": "Paris", "day": "saturday", "units": "[metric]"})'
+    )
+    assert (
+        hit["tool_calls"] == 'get_forecast({"city": "Paris", "day": "saturday", "units": "metric"})'
+    )
+    table = cli(db_path, "search", "metric", "--full")
+    assert '"units": "metric"})' in table
+
+
+def test_views_list_each_tool_call_with_its_arguments(db_path, talk):
+    conn = sqlite3.connect(db_path)
+    assert conn.execute(
+        "SELECT call_id, name, tool_call_id, arguments FROM tool_calls"
+    ).fetchall() == [
+        (talk, "get_forecast", "call_2", '{"city": "Paris", "day": "saturday", "units": "metric"}')
+    ]
+    assert conn.execute(
+        "SELECT finish_reason, tool_calls, request_id FROM events_attempt_succeeded"
+    ).fetchall() == [("tool_calls", "get_forecast", "req_42")]
+    assert conn.execute("SELECT messages, tools FROM events_prompt_built").fetchall() == [
+        (5, "get_weather, get_forecast")
+    ]
+
+
+def test_replay_resends_the_whole_conversation_and_compares_tool_calls(store, db_path, talk):
+    helpers.SEEN.clear()
+    report = replay.run(store, "tests.helpers:forecast_again", compare="tools")
+    assert report.counts == {"same": 1, "changed": 0, "error": 0}
+    (sent,) = helpers.SEEN
+    assert sent.origin == "replay" and sent.user == "And on Saturday?"
+    assert sent.system == "You are a travel assistant."
+    assert [m["role"] for m in sent.messages] == ["user", "assistant", "tool", "assistant", "user"]
+    image = sent.messages[0]["parts"][1]
+    assert base64.b64decode(image["content"]) == PIXEL_PNG and image["sha256"] == PNG_SHA
+    assert [t["name"] for t in sent.tools] == ["get_weather", "get_forecast"]
+    assert sent.options == {"tool_choice": "auto"}
+    # the replayed request's prompt_built is the recorded one, byte for byte in its messages
+    conn = sqlite3.connect(db_path)
+    built = [json.loads(p) for (p,) in conn.execute(
+        "SELECT payload FROM events WHERE type = 'prompt_built' ORDER BY seq")]  # fmt: skip
+    assert len(built) == 2 and built[1]["origin"] == "replay"
+    assert built[1]["messages"] == built[0]["messages"]
+    assert built[1]["tools"] == built[0]["tools"]
+    sources = [json.loads(p)["source"] for (p,) in conn.execute(
+        "SELECT payload FROM events WHERE type = 'call_started' ORDER BY seq")]  # fmt: skip
+    assert sources == ["application", "replay"]
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone() == (1,)
+
+    changed = replay.run(store, "tests.helpers:forecast_sunday", compare="tools")
+    assert changed.counts == {"same": 0, "changed": 1, "error": 0}
+    (r,) = changed.results
+    assert r.reason == (
+        'get_forecast called with other arguments: {"city": "Paris", "day": "saturday", "units": "metric"} -> '
+        '{"city": "Paris", "day": "sunday", "units": "metric"}; newly called: get_weather({"city": "Paris"})'
+    )
+    assert r.score == pytest.approx(2 / 3 * 0)  # nothing matched
+    assert r.diff.splitlines() == [
+        '-get_forecast({"city": "Paris", "day": "saturday", "units": "metric"})',
+        '+get_forecast({"city": "Paris", "day": "sunday", "units": "metric"})',
+        '+get_weather({"city": "Paris"})',
+    ]
+
+
+def test_replay_skips_a_conversation_whose_image_bytes_were_not_stored(store, db_path):
+    configure(store_blobs=False)
+    builder = ContextBuilder()
+    prompt = builder.build_prompt("And on Saturday?", history=WEATHER_HISTORY)
+    client_from_spec("tests.helpers:forecast_call").generate(prompt, context_builder=builder)
+    report = replay.run(store, "tests.helpers:forecast_again", compare="tools")
+    (skipped,) = report.skipped
+    assert f"sha256 {PNG_SHA[:12]}… is not in the store" in skipped[1]
+
+
+def test_show_prints_a_provider_error_and_a_broken_stream_s_partial_answer(db_path):
+    from tests.test_conversation import Failing
+
+    builder = ContextBuilder()
+    with pytest.raises(Exception, match="Rate limit reached"):
+        Failing().generate(builder.build_prompt("Forecast for Paris?"), context_builder=builder)
+    call_id = sqlite3.connect(db_path).execute("SELECT call_id FROM calls").fetchone()[0]
+    out = cli(db_path, "show", call_id, columns=200)
+    assert (
+        "attempt 1 failed      ProviderFailure (HTTP 429, rate_limit_exceeded, retryable, "
+    ) in out
+    assert ", request req_429): Rate limit reached for requests" in out
+    partial = out.split("\npartial answer (attempt 1, before it broke off)\n")[1]
+    assert partial.splitlines() == [
+        "  thinking (15 chars; --full shows it)",
+        "  It will be sun",
+        '  tool call get_forecast {"city": "Pa (call_9)',
+    ]
+    conn = sqlite3.connect(db_path)
+    assert conn.execute(
+        "SELECT error_code, provider_error_type, request_id, retry_after_s, partial_text "
+        "FROM events_attempt_failed"
+    ).fetchall() == [("rate_limit_exceeded", "rate_limit_error", "req_429", 2.0, "It will be sun")]
+
+
+def test_cost_counts_cache_reads_writes_at_their_prices(db_path):
+    from llm_events import LLMClient, LLMResult
+
+    class Claude(LLMClient):
+        backend_name = "anthropic"
+
+        def _generate(self, prompt, *, context_builder):
+            return LLMResult(
+                text="ok",
+                input_tokens=1_000_000,
+                output_tokens=100_000,
+                cache_read_tokens=600_000,
+                cache_write_tokens=200_000,
+            )
+
+    builder = ContextBuilder()
+    Claude("claude-sonnet-4-20250514").generate(builder.build_prompt("q"), context_builder=builder)
+    (cost,) = sqlite3.connect(db_path).execute("SELECT cost FROM calls").fetchone()
+    # input 3.00, cache read 0.30, cache write 3.75, output 15.00 per million
+    assert cost == pytest.approx(0.2 * 3.00 + 0.6 * 0.30 + 0.2 * 3.75 + 0.1 * 15.00)
