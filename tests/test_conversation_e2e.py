@@ -199,3 +199,41 @@ def test_cost_counts_cache_reads_writes_at_their_prices(db_path):
     (cost,) = sqlite3.connect(db_path).execute("SELECT cost FROM calls").fetchone()
     # input 3.00, cache read 0.30, cache write 3.75, output 15.00 per million
     assert cost == pytest.approx(0.2 * 3.00 + 0.6 * 0.30 + 0.2 * 3.75 + 0.1 * 15.00)
+
+
+def test_an_image_sent_through_the_httpx_transport_is_stored_once_by_digest(db_path):
+    """The transport (and the proxy) hand their inline bytes to the store before the events."""
+    from openai import OpenAI
+
+    from llm_events import httpx_client
+    from tests.corpus import case, serve
+
+    url = "data:image/png;base64," + base64.b64encode(PIXEL_PNG).decode()
+    with serve(case("openai_chat/plain")) as server:
+        client = OpenAI(
+            base_url=server.url + "/v1",
+            api_key="sk-test-KEY1234567890",
+            http_client=httpx_client(),
+            max_retries=0,
+        )
+        for _ in range(2):
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ]}],
+            )  # fmt: skip
+    flush()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT sha256, size, data FROM blobs").fetchall() == [
+        (PNG_SHA, len(PIXEL_PNG), PIXEL_PNG)
+    ]
+    payloads = [
+        p for (p,) in conn.execute("SELECT payload FROM events WHERE type = 'prompt_built'")
+    ]
+    assert len(payloads) == 2
+    for p in payloads:
+        part = json.loads(p)["messages"][0]["parts"][1]
+        assert part["type"] == "blob" and part["sha256"] == PNG_SHA
+        assert base64.b64encode(PIXEL_PNG).decode()[:20] not in p

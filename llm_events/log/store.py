@@ -437,6 +437,16 @@ class EventStore:
             self._checkpointer.committed(len(events))
         return events
 
+    def put_blobs(self, found: dict[str, bytes]) -> None:
+        """Store inline bytes (sha256 -> bytes) now, each once, in a transaction of their own.
+
+        For writers that hold bytes apart from their events (the proxy): called before the
+        events naming them are appended, so no event ever names bytes the store lacks.
+        """
+        rows = [blobs.Blob(hashlib.sha256(data).hexdigest(), None, data) for data in found.values()]
+        if rows:
+            self.append_computed(lambda conn: blobs.write(conn, rows) or [])
+
     def _insert(self, conn: sqlite3.Connection, encoded: list[tuple[ev.Event, bytes]]) -> None:
         """Chain, insert and project encoded events (inside the caller's write transaction)."""
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
