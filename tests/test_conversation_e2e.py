@@ -237,3 +237,29 @@ def test_an_image_sent_through_the_httpx_transport_is_stored_once_by_digest(db_p
         part = json.loads(p)["messages"][0]["parts"][1]
         assert part["type"] == "blob" and part["sha256"] == PNG_SHA
         assert base64.b64encode(PIXEL_PNG).decode()[:20] not in p
+
+
+def test_a_cassette_answers_a_conversation_with_its_tool_calls(store, db_path, talk):
+    from replay import RecordedClient
+
+    other_turns = [
+        *WEATHER_HISTORY[:2],
+        {"role": "tool", "tool_call_id": "call_1", "content": "rain"},
+    ]
+    report = replay.run(store, f"recorded:{db_path}", compare="tools")
+    assert report.counts == {"same": 1, "changed": 0, "error": 0}
+    cassette = RecordedClient(str(db_path))
+    builder = ContextBuilder(system="You are a travel assistant.")
+    same = builder.build_prompt(
+        "And on Saturday?",
+        history=WEATHER_HISTORY,
+        tools=WEATHER_TOOLS,
+        options={"tool_choice": "auto"},
+    )
+    answer = cassette.generate(same, context_builder=builder)
+    assert [c["name"] for c in answer.tool_calls] == ["get_forecast"]
+    assert answer.finish_reason == "tool_calls"
+    # another conversation ending in the same user text is not the same prompt
+    other = builder.build_prompt("And on Saturday?", history=other_turns, tools=WEATHER_TOOLS)
+    with pytest.raises(LookupError, match="no recorded answer"):
+        cassette.generate(other, context_builder=builder)
