@@ -263,3 +263,33 @@ def test_a_cassette_answers_a_conversation_with_its_tool_calls(store, db_path, t
     other = builder.build_prompt("And on Saturday?", history=other_turns, tools=WEATHER_TOOLS)
     with pytest.raises(LookupError, match="no recorded answer"):
         cassette.generate(other, context_builder=builder)
+
+
+def test_a_long_conversation_is_folded_and_full_shows_every_turn(db_path):
+    turns = []
+    for i in range(1, 7):
+        turns += [
+            {"role": "user", "content": f"question {i}"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "x" * 40, "signature": "s"}, f"answer {i}"]},
+        ]  # fmt: skip
+    builder = ContextBuilder()
+    prompt = builder.build_prompt("question 7", history=turns)
+    result = client_from_spec("echo").generate(prompt, context_builder=builder)
+    out = cli(db_path, "show", result.call_id)
+    conversation = out.split("  conversation (13 messages):\n")[1].split("\n\nanswer\n")[0]
+    assert conversation.splitlines() == [
+        "    user       question 1",
+        "    assistant  [thinking, 40 chars]",
+        "               answer 1",
+        "    … 6 more messages (--full shows them)",
+        "    user       question 5",
+        "    assistant  [thinking, 40 chars]",
+        "               answer 5",
+        "    user       question 6",
+        "    assistant  [thinking, 40 chars]",
+        "               answer 6",
+        "    user       question 7",
+    ]
+    full = cli(db_path, "show", result.call_id, "--full")
+    assert "more messages" not in full
+    assert full.count("    user       question") == 7
