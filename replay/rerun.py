@@ -97,6 +97,7 @@ def _delta(new: float | None, old: float | None) -> float | None:
 
 
 def _metrics(store: EventStore, call_id: str) -> tuple[Any, ...] | None:
+    store.catch_up()  # ``calls`` follows the log: read the call just made
     return (
         store.conn()
         .execute(

@@ -148,6 +148,7 @@ def _where(sel: Selection, exclude_replay_id: str | None) -> tuple[list[str], li
 
 def check_ids(store: EventStore, sel: Selection) -> None:
     """Refuse explicit ids that name no recorded call (a typo must not pass a CI gate)."""
+    store.catch_up()  # ``calls`` follows the log: select from what was just recorded
     conn = store.conn()
     for call_id in sel.ids:
         if conn.execute("SELECT 1 FROM calls WHERE call_id = ?", (call_id,)).fetchone() is None:
@@ -158,6 +159,7 @@ def _stream(
     store: EventStore, sel: Selection, exclude_replay_id: str | None
 ) -> Iterator[SourceCall]:
     where, args = _where(sel, exclude_replay_id)
+    store.catch_up()  # ``calls`` follows the log: select from what was just recorded
     conn = store.conn()
     base = " AND ".join(where) if where else "1"
     # calls with no call_started event have no start time: take them first, they get skipped
@@ -218,6 +220,7 @@ def count_calls(
         return sum(1 for _ in select_calls(store, sel, exclude_replay_id=exclude_replay_id))
     where, args = _where(sel, exclude_replay_id)
     base = " AND ".join(where) if where else "1"
+    store.catch_up()
     n = store.conn().execute(f"SELECT count(*) FROM calls WHERE {base}", args).fetchone()[0]
     return n if sel.limit is None else min(n, sel.limit)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,15 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from .helpers import read_db
+
 #: The fake key the tests send; it must never reach the events table.
 SECRET = "sk-test-SECRETKEY1234567890"
 
 
 def events(db: Path, type_: str | None = None) -> list[dict[str, Any]]:
     """The recorded event payloads, in commit order (optionally of one type)."""
-    conn = sqlite3.connect(db)
+    conn = read_db(db)
     try:
         rows = conn.execute("SELECT type, payload FROM events ORDER BY seq").fetchall()
     finally:
@@ -35,7 +36,7 @@ def types(db: Path) -> list[str]:
 
 def events_text(db: Path) -> str:
     """Everything stored in the file's tables, as text (to look for leaked secrets)."""
-    conn = sqlite3.connect(db)
+    conn = read_db(db)
     try:
         parts = []
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):

@@ -61,8 +61,20 @@ class Case:
         return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
 
     def headers(self) -> dict[str, str]:
-        """Recorded response headers less the framing ones the replaying server sets itself."""
-        return {k: v for k, v in self.meta["headers"].items() if k.lower() not in _FRAMING}
+        """Recorded response headers less the framing ones the replaying server sets itself.
+
+        A name recorded twice in different cases (``Access-Control-Expose-Headers`` and
+        ``access-control-expose-headers``) becomes one header with the values joined by ", ",
+        which HTTP defines as the same thing, so ``response.headers.get(name)`` matches.
+        """
+        merged: dict[str, str] = {}
+        spelling: dict[str, str] = {}
+        for key, value in self.meta["headers"].items():
+            if key.lower() in _FRAMING:
+                continue
+            first = spelling.setdefault(key.lower(), key)
+            merged[first] = f"{merged[first]}, {value}" if first in merged else value
+        return merged
 
 
 def _load(directory: Path) -> Case:

@@ -118,3 +118,14 @@ def forecast_sunday(prompt: Prompt) -> LLMResult:
             {"id": "c2", "name": "get_weather", "arguments": '{"city": "Paris"}'},
         ],
     )
+
+
+def read_db(path):  # type: ignore[no-untyped-def]
+    """A plain connection for reading a store's tables once every store this process has
+    open has brought its projections up to date (they follow the log: llm_events.flush())."""
+    import sqlite3
+
+    import llm_events
+
+    llm_events.flush()
+    return sqlite3.connect(path)

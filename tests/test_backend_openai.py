@@ -92,6 +92,7 @@ def test_priced_from_the_table(server, builder, store):
         openai_completion(prompt_tokens=1_000_000, completion_tokens=1_000_000)
     )
     result = make(server).generate(builder.build_prompt("hi"), context_builder=builder)
+    store.catch_up()
     cost = (
         store.conn()
         .execute("SELECT cost FROM calls WHERE call_id = ?", (result.call_id,))

@@ -4,7 +4,6 @@ secrets are masked before the write; a failing store is loud by default."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import warnings
 
 import pytest
@@ -18,11 +17,13 @@ from llm_events import (
     UnstorableValueError,
 )
 
+from .helpers import read_db
+
 
 def count(db, table="events"):
     if not os.path.exists(db):
         return 0
-    return sqlite3.connect(db).execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return read_db(db).execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 class Returns(LLMClient):
@@ -78,7 +79,7 @@ def test_prompt_mutated_to_unstorable_is_refused_before_the_call(db_path, builde
 def test_unstorable_answer_closes_the_call_as_error(db_path, builder, result):
     with pytest.raises(UnstorableValueError):
         Returns(result).generate(builder.build_prompt("q"), context_builder=builder)
-    row = sqlite3.connect(db_path).execute("SELECT status, error_type FROM calls").fetchone()
+    row = read_db(db_path).execute("SELECT status, error_type FROM calls").fetchone()
     assert row == ("error", "UnstorableValueError")  # not a half-written call
     assert count(db_path, "prompts") == 0
     assert llm_events.open_store().verify().ok
@@ -89,7 +90,7 @@ def test_ten_megabyte_prompt_is_stored_faithfully(db_path, builder):
     prompt = builder.build_prompt(big)
     result = llm_events.client_from_spec("echo").generate(prompt, context_builder=builder)
     assert len(result.text) == 10_000_000
-    stored = sqlite3.connect(db_path).execute("SELECT text, response_text FROM prompts").fetchone()
+    stored = read_db(db_path).execute("SELECT text, response_text FROM prompts").fetchone()
     assert stored == (big, big)
 
 
@@ -99,7 +100,7 @@ def test_unicode_and_nested_values_round_trip(db_path, builder):
     parsed = {"answer": ["ok", {"n": 1}]}
     Returns(LLMResult(text="réponse", parsed=parsed)).generate(prompt, context_builder=builder)
     row = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute(
             "SELECT p.text, p.response_text, p.response_parsed, json_extract(e.payload, '$.metadata') "
             "FROM prompts p JOIN calls c USING (call_id) JOIN events e ON e.id = c.prompt_id"
@@ -122,7 +123,7 @@ def test_secrets_are_redacted_before_write(db_path, builder):
     Returns(
         LLMResult(text="echo sk-proj-ZZZZZZZZZZZZZZZZ", raw={"api_key": "abcdef123456"})
     ).generate(prompt, context_builder=builder)
-    dump = "\n".join(p for (p,) in sqlite3.connect(db_path).execute("SELECT payload FROM events"))
+    dump = "\n".join(p for (p,) in read_db(db_path).execute("SELECT payload FROM events"))
     for secret in (
         "abcdefghijklmnop1234",
         "abc.def.ghijklmnop",
@@ -140,7 +141,7 @@ def test_custom_redaction_patterns_and_callables(db_path, builder):
     llm_events.configure(redact=[r"\b\d{3}-\d{2}-\d{4}\b", lambda s: s.replace("Alice", "[NAME]")])
     builder.build_prompt("Alice's SSN is 123-45-6789, key sk-abcdefghijklmnop")
     llm_events.flush()
-    (payload,) = sqlite3.connect(db_path).execute("SELECT payload FROM events").fetchone()
+    (payload,) = read_db(db_path).execute("SELECT payload FROM events").fetchone()
     assert "123-45-6789" not in payload and "Alice" not in payload
     assert "[NAME]" in payload and "sk-[REDACTED]" in payload
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from llm_events import EventStore
 from llm_events.cli import main
 
 from .test_store import tamper
@@ -52,7 +53,9 @@ def test_demo_records_retry_fallback_and_failure(db_path):
 def test_verify_ok_and_tampered(db_path):
     invoke("demo")
     ok = invoke("verify")
-    assert ok.exit_code == 0 and ok.output == f"ok: 62 events verified in {db_path}\n"
+    head = EventStore(db_path, readonly=True).verify().head
+    assert head.startswith("62:") and len(head) == 3 + 64
+    assert ok.exit_code == 0 and ok.output == f"ok: 62 events verified in {db_path}\nhead: {head}\n"
     tamper(
         db_path, "UPDATE events SET payload = replace(payload, 'refund', 'REFUND') WHERE seq = 7"
     )
@@ -105,7 +108,8 @@ def test_console_script_in_a_subprocess(tmp_path):
     verify = subprocess.run(
         [exe, "verify", "--db", str(db)], capture_output=True, text=True, timeout=60
     )
-    assert (verify.returncode, verify.stdout) == (0, f"ok: 62 events verified in {db}\n")
+    assert verify.returncode == 0
+    assert verify.stdout.startswith(f"ok: 62 events verified in {db}\nhead: 62:")
 
 
 def test_show_flags_a_running_call_whose_process_went_silent(db_path):

@@ -23,8 +23,8 @@ def run(sample: SampleStore | None, *args: str, columns: int = 120):
     return CliRunner(env={"COLUMNS": str(columns)}).invoke(main, [*args, *db])
 
 
-def one_line_error(result, fragment: str) -> None:
-    assert result.exit_code == 1, result.output
+def one_line_error(result, fragment: str, code: int = 1) -> None:
+    assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("Error: "), result.output
@@ -100,7 +100,7 @@ def test_calls_with_no_match_says_so(sample):
 
 @pytest.mark.parametrize("since", ["yesterday", "2h30", "2026-13-45", "-3d"])
 def test_bad_since_is_one_line(sample, since):
-    one_line_error(run(sample, "calls", "--since", since), "bad --since")
+    one_line_error(run(sample, "calls", "--since", since), "bad --since", code=2)
 
 
 def test_missing_store_is_one_line(tmp_path):

@@ -16,7 +16,7 @@ import replay
 from llm_events import ContextBuilder, client_from_spec, configure, flush
 from llm_events.cli import main
 from tests import helpers
-from tests.helpers import PIXEL_PNG, WEATHER_HISTORY, WEATHER_TOOLS
+from tests.helpers import PIXEL_PNG, WEATHER_HISTORY, WEATHER_TOOLS, read_db
 
 PNG_SHA = hashlib.sha256(PIXEL_PNG).hexdigest()
 
@@ -160,7 +160,7 @@ def test_show_prints_a_provider_error_and_a_broken_stream_s_partial_answer(db_pa
     builder = ContextBuilder()
     with pytest.raises(Exception, match="Rate limit reached"):
         Failing().generate(builder.build_prompt("Forecast for Paris?"), context_builder=builder)
-    call_id = sqlite3.connect(db_path).execute("SELECT call_id FROM calls").fetchone()[0]
+    call_id = read_db(db_path).execute("SELECT call_id FROM calls").fetchone()[0]
     out = cli(db_path, "show", call_id, columns=200)
     assert (
         "attempt 1 failed      ProviderFailure (HTTP 429, rate_limit_exceeded, retryable, "
@@ -196,7 +196,7 @@ def test_cost_counts_cache_reads_writes_at_their_prices(db_path):
 
     builder = ContextBuilder()
     Claude("claude-sonnet-4-20250514").generate(builder.build_prompt("q"), context_builder=builder)
-    (cost,) = sqlite3.connect(db_path).execute("SELECT cost FROM calls").fetchone()
+    (cost,) = read_db(db_path).execute("SELECT cost FROM calls").fetchone()
     # input 3.00, cache read 0.30, cache write 3.75, output 15.00 per million
     assert cost == pytest.approx(0.2 * 3.00 + 0.6 * 0.30 + 0.2 * 3.75 + 0.1 * 15.00)
 

@@ -10,15 +10,17 @@ from click.testing import CliRunner
 import llm_events
 from llm_events.cli import main
 from llm_events.log import fts
-from llm_events.log import store as store_module
+from llm_events.log import writer as write_path
 
 
 def record(builder, n, start=0):
     client = llm_events.client_from_spec("echo")
-    return [
+    ids = [
         client.generate(builder.build_prompt(f"question {i}"), context_builder=builder).call_id
         for i in range(start, start + n)
     ]
+    llm_events.open_store().catch_up()  # prompts follows the log; the index follows prompts
+    return ids
 
 
 def matches(db_path, word="question"):
@@ -49,7 +51,7 @@ def integrity_ok(db_path):
 
 
 def test_answers_wait_for_a_batch_and_are_indexed_at_close(db_path, builder, monkeypatch):
-    monkeypatch.setattr(store_module, "_IDLE_S", 3600.0)  # no background indexing here
+    monkeypatch.setattr(write_path, "IDLE_S", 3600.0)  # no background indexing here
     record(builder, 3)
     assert matches(db_path) == 0
     assert unindexed(db_path) == 3
@@ -60,7 +62,7 @@ def test_answers_wait_for_a_batch_and_are_indexed_at_close(db_path, builder, mon
 
 
 def test_the_append_that_fills_a_batch_indexes_it(db_path, builder, monkeypatch):
-    monkeypatch.setattr(store_module, "_IDLE_S", 3600.0)
+    monkeypatch.setattr(write_path, "IDLE_S", 3600.0)
     record(builder, fts.FTS_BATCH - 1)
     assert unindexed(db_path) == fts.FTS_BATCH - 1
     record(builder, 1, start=fts.FTS_BATCH)
@@ -79,7 +81,7 @@ def test_the_background_thread_indexes_once_appends_pause(db_path, builder):
 
 
 def test_search_brings_the_index_up_to_date_first(db_path, builder, monkeypatch):
-    monkeypatch.setattr(store_module, "_IDLE_S", 3600.0)
+    monkeypatch.setattr(write_path, "IDLE_S", 3600.0)
     ids = record(builder, 2)
     assert matches(db_path) == 0
     result = CliRunner().invoke(main, ["search", "question", "--full", "--db", str(db_path)])
@@ -90,7 +92,7 @@ def test_search_brings_the_index_up_to_date_first(db_path, builder, monkeypatch)
 
 
 def test_search_says_what_it_could_not_index(db_path, builder, monkeypatch):
-    monkeypatch.setattr(store_module, "_IDLE_S", 3600.0)
+    monkeypatch.setattr(write_path, "IDLE_S", 3600.0)
     record(builder, 2)
     writer = sqlite3.connect(db_path, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock throughout
@@ -126,7 +128,7 @@ def test_a_file_indexed_by_the_old_trigger_is_rebuilt_not_indexed_twice(db_path,
 def test_close_does_not_wait_long_for_the_index_when_the_file_is_locked(
     db_path, builder, monkeypatch
 ):
-    monkeypatch.setattr(store_module, "_IDLE_S", 3600.0)
+    monkeypatch.setattr(write_path, "IDLE_S", 3600.0)
     record(builder, 2)
     writer = sqlite3.connect(db_path, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")

@@ -19,6 +19,8 @@ from llm_events.log import events as ev
 from llm_events.log import processes
 from llm_events.log.interrupted import record_interrupted
 
+from .helpers import read_db
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(
@@ -53,7 +55,7 @@ def events_of(db: Path, call_id: str) -> list[dict]:
 
 
 def call_row(db: Path, call_id: str) -> tuple:
-    conn = sqlite3.connect(db)
+    conn = read_db(db)
     try:
         return conn.execute(
             "SELECT status, attempts, failures, retries, error_type FROM calls WHERE call_id = ?",

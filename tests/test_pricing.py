@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -20,6 +19,7 @@ from llm_events.log.pricing import (
 )
 
 from .conftest import cli_env
+from .helpers import read_db
 
 
 def answer(
@@ -151,7 +151,7 @@ def test_rebuild_reprices_history(tmp_path, monkeypatch, builder, db_path, store
     result = Priced("widget").generate(builder.build_prompt("hi"), context_builder=builder)
 
     def costs():
-        conn = sqlite3.connect(db_path)
+        conn = read_db(db_path)
         try:
             calls = conn.execute("SELECT cost FROM calls WHERE call_id = ?", (result.call_id,))
             prompts = conn.execute("SELECT cost FROM prompts WHERE call_id = ?", (result.call_id,))

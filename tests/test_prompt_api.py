@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 
 import pytest
@@ -20,6 +19,8 @@ from llm_events import (
     with_retry,
 )
 from llm_events.backends import backend, get_backend, register_backend
+
+from .helpers import read_db
 
 
 def test_prompt_aliases_and_fallbacks():
@@ -208,7 +209,7 @@ def test_configure_db_is_used(tmp_path, builder):
     target = tmp_path / "configured.db"
     llm_events.configure(db=target)
     llm_events.client_from_spec("echo").generate(builder.build_prompt("x"), context_builder=builder)
-    assert sqlite3.connect(target).execute("SELECT count(*) FROM calls").fetchone() == (1,)
+    assert read_db(target).execute("SELECT count(*) FROM calls").fetchone() == (1,)
 
 
 def test_keyword_retriever_ignores_stopwords_and_plurals():

@@ -22,6 +22,7 @@ from .backend_helpers import (
     types,
 )
 from .conftest import cli_env
+from .helpers import read_db
 
 PATH = "/v1/chat/completions"
 
@@ -289,7 +290,7 @@ def test_ctrl_c_exits_130_naming_the_recorded_call(db_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     call_id, status, error_type = conn.execute(
         "SELECT call_id, status, error_type FROM calls"
     ).fetchone()

@@ -12,11 +12,13 @@ import pytest
 import llm_events
 from llm_events import LLMClient, LLMResult, LLMRouter, with_retry
 
+from .helpers import read_db
+
 
 def events_of(db, call_id):
     return [
         (t, p)
-        for t, p in sqlite3.connect(db).execute(
+        for t, p in read_db(db).execute(
             "SELECT type, payload FROM events WHERE call_id = ? ORDER BY seq", (call_id,)
         )
     ]
@@ -27,7 +29,7 @@ def types_of(db, call_id):
 
 
 def only_call(db):
-    (row,) = sqlite3.connect(db).execute("SELECT call_id FROM calls").fetchall()
+    (row,) = read_db(db).execute("SELECT call_id FROM calls").fetchall()
     return row[0]
 
 
@@ -71,13 +73,13 @@ def test_failed_call_is_recorded_fully_and_reraised_unchanged(db_path, builder):
         "call_finished",
     ]
     row = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute("SELECT status, error_type, error_message, attempts, failures FROM calls")
         .fetchone()
     )
     assert row == ("error", "Overloaded", "503 model overloaded", 1, 1)
     failed = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute(
             "SELECT json_extract(payload, '$.retryable'), json_extract(payload, '$.status_code') "
             "FROM events WHERE type = 'attempt_failed'"
@@ -85,7 +87,7 @@ def test_failed_call_is_recorded_fully_and_reraised_unchanged(db_path, builder):
         .fetchone()
     )
     assert failed == (1, 503)
-    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM prompts").fetchone() == (0,)
+    assert read_db(db_path).execute("SELECT count(*) FROM prompts").fetchone() == (0,)
 
 
 def test_with_retry_around_generate_is_one_call(db_path, builder, monkeypatch):
@@ -109,14 +111,14 @@ def test_with_retry_around_generate_is_one_call(db_path, builder, monkeypatch):
         "call_finished",
     ]
     row = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute("SELECT status, attempts, retries, failures, error_type FROM calls")
         .fetchone()
     )
     assert row == ("ok", 3, 2, 2, None)
     delays = [
         d
-        for (d,) in sqlite3.connect(db_path).execute(
+        for (d,) in read_db(db_path).execute(
             "SELECT json_extract(payload,'$.delay_s') FROM events WHERE type='retry_scheduled'"
         )
     ]
@@ -151,7 +153,7 @@ def test_retry_around_router_with_fallback_is_one_call(db_path, builder, monkeyp
         "call_finished",
     ]
     row = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute("SELECT status, retries, fallbacks, backend, model FROM calls")
         .fetchone()
     )
@@ -170,7 +172,7 @@ def test_unknown_exception_types_propagate_and_finish_the_call(db_path, builder)
         Boom().generate(builder.build_prompt("q"), context_builder=builder)
     call_id = only_call(db_path)
     assert types_of(db_path, call_id)[-1] == "call_finished"
-    assert sqlite3.connect(db_path).execute("SELECT status, error_type FROM calls").fetchone() == (
+    assert read_db(db_path).execute("SELECT status, error_type FROM calls").fetchone() == (
         "error",
         "KeyboardInterrupt",
     )
@@ -206,10 +208,7 @@ def test_parse_fn_sets_parsed_and_errors_leave_none(db_path, builder):
     bad = client.generate(builder.build_prompt("q"), context_builder=builder, parse_fn=json.loads)
     assert bad.parsed is None
     parsed = [
-        p
-        for (p,) in sqlite3.connect(db_path).execute(
-            "SELECT response_parsed FROM prompts ORDER BY id"
-        )
+        p for (p,) in read_db(db_path).execute("SELECT response_parsed FROM prompts ORDER BY id")
     ]
     assert parsed == ['{"a":1}', "null"]
 
@@ -220,7 +219,7 @@ def test_tokens_estimated_when_backend_gives_none(db_path, builder):
     assert (result.input_tokens, result.output_tokens) == (10, 2)
     assert (result.prompt_tokens, result.completion_tokens) == (10, 2)
     row = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute("SELECT input_tokens, output_tokens, tokens_estimated FROM calls")
         .fetchone()
     )
@@ -241,7 +240,7 @@ def test_threads_get_separate_calls(db_path, builder):
     for t in threads:
         t.join()
     assert len({r.call_id for r in results}) == 8
-    assert sqlite3.connect(db_path).execute(
+    assert read_db(db_path).execute(
         "SELECT count(*), sum(attempts) FROM calls WHERE status='ok'"
     ).fetchone() == (8, 8)
 
@@ -266,10 +265,10 @@ def test_prompt_changed_after_build_is_recorded_as_sent(db_path, builder):
     prompt = builder.build_prompt("original")
     prompt.user = "edited after building"
     result = llm_events.client_from_spec("echo").generate(prompt, context_builder=builder)
-    row = sqlite3.connect(db_path).execute("SELECT text FROM prompts").fetchone()
+    row = read_db(db_path).execute("SELECT text FROM prompts").fetchone()
     assert row == ("edited after building",)
     assert result.text == "edited after building"
-    assert sqlite3.connect(db_path).execute(
+    assert read_db(db_path).execute(
         "SELECT count(*) FROM events WHERE type='prompt_built'"
     ).fetchone() == (2,)
 
@@ -285,7 +284,7 @@ def test_call_options_set_parent_and_tags(db_path, builder):
             Failing(Overloaded("x")).generate(builder.build_prompt("y"), context_builder=builder)
     assert len(opts.call_ids) == 2
     rows = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute("SELECT parent_call_id, tags, status FROM calls ORDER BY first_seq")
         .fetchall()
     )
@@ -298,7 +297,7 @@ def test_recording_can_be_disabled(db_path, builder):
         llm_events.Prompt(user="x", origin="context_builder"), context_builder=builder
     )
     assert out.text == "x"
-    assert not db_path.exists() or sqlite3.connect(db_path).execute(
+    assert not db_path.exists() or read_db(db_path).execute(
         "SELECT count(*) FROM events"
     ).fetchone() == (0,)
 
@@ -317,7 +316,7 @@ def test_prompt_built_goes_out_with_the_calls_first_commit(db_path, builder):
         "attempt_succeeded",
         "call_finished",
     ]
-    assert sqlite3.connect(db_path).execute("SELECT prompt_preview FROM calls").fetchone() == (
+    assert read_db(db_path).execute("SELECT prompt_preview FROM calls").fetchone() == (
         "deferred until sent",
     )
     assert result.call_id is not None
@@ -337,7 +336,7 @@ def test_prompts_built_but_never_sent_are_written_at_exit(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     users = [
         u
-        for (u,) in sqlite3.connect(db).execute(
+        for (u,) in read_db(db).execute(
             "SELECT json_extract(payload, '$.user') FROM events WHERE type = 'prompt_built'"
         )
     ]
@@ -357,7 +356,7 @@ def test_log_prompts_false_records_nothing_of_its_calls(db_path, builder):
 
     assert "".join(asyncio.run(stream())) == "not logged"
     llm_events.flush()
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     assert conn.execute("SELECT count(*) FROM calls").fetchone() == (0,)
     # the builder still recorded the prompt it made
     assert conn.execute("SELECT count(*) FROM events WHERE type='prompt_built'").fetchone() == (1,)
@@ -392,6 +391,8 @@ def test_with_retry_async_records_one_call_and_does_not_block(db_path, builder, 
         "attempt_succeeded",
         "call_finished",
     ]
-    assert sqlite3.connect(db_path).execute(
-        "SELECT status, attempts, retries FROM calls"
-    ).fetchone() == ("ok", 2, 1)
+    assert read_db(db_path).execute("SELECT status, attempts, retries FROM calls").fetchone() == (
+        "ok",
+        2,
+        1,
+    )

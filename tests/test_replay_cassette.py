@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sqlite3
 
 import pytest
 
@@ -11,6 +10,7 @@ import replay
 from llm_events import ContextBuilder, LLMClient, LLMResult, StoreError, client_from_spec
 from replay import CassetteMiss, RecordedClient, RecordingClient
 
+from .helpers import read_db
 from .test_replay_clients import record_calls
 
 QUESTIONS = ["What is the refund window?", "Which regions store data?", "How do I export data?"]
@@ -63,9 +63,9 @@ def test_record_once_then_run_offline(tmp_path, db_path, no_network):
     assert offline.requests == 0
 
     # the recordings live in the cassette; the replays were recorded as ordinary calls
-    cassette_calls = sqlite3.connect(cassette).execute("SELECT backend FROM calls").fetchall()
+    cassette_calls = read_db(cassette).execute("SELECT backend FROM calls").fetchall()
     assert cassette_calls == [("remote",)] * 3
-    here = sqlite3.connect(db_path).execute("SELECT backend, status FROM calls").fetchall()
+    here = read_db(db_path).execute("SELECT backend, status FROM calls").fetchall()
     assert here == [("recorded", "ok")] * 3
 
 

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from llm_events import EventStore, record_interrupted
 from llm_events.cli import main
 
+from .helpers import read_db
 from .test_replay_clients import record_calls
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,7 +203,7 @@ def test_sigkill_mid_run_leaves_a_valid_store_and_resume_skips_done_calls(db_pat
     # the next process that records into the store closes the run and its calls in flight
     closed = record_interrupted(EventStore(db_path))
     assert sorted(closed) == sorted([*in_flight, replay_id])
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     assert conn.execute(
         "SELECT status, same + changed + error FROM replays WHERE replay_id = ?", (replay_id,)
     ).fetchone() == ("interrupted", done)

@@ -39,6 +39,7 @@ def test_filters_by_model_backend_tag_status(store):
 
 def test_time_range_and_relative_times(store):
     calls = record_calls(3)
+    store.catch_up()
     started = [
         store.conn().execute("SELECT started_at FROM calls WHERE call_id=?", (c,)).fetchone()[0]
         for c in calls
@@ -66,6 +67,7 @@ def in_tokyo(monkeypatch):
 def test_filters_read_as_the_calls_listing_reads_them(store, in_tokyo):
     """Same words, same calls: `llm-events calls` shows what a replay will select."""
     calls = record_calls(3)
+    store.catch_up()
     started = [
         store.conn().execute("SELECT started_at FROM calls WHERE call_id=?", (c,)).fetchone()[0]
         for c in calls

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from llm_events import LLMClient, LLMResult, LLMRouter
+
+from .helpers import read_db
 
 
 class Named(LLMClient):
@@ -46,11 +46,7 @@ def test_choice_rules(pair, builder, db_path, query, kwargs, expected, reason):
     if "metadata" in kwargs:
         prompt.vector_confidence = kwargs["metadata"]["vector_confidence"]
     assert router.generate(prompt, context_builder=builder).text == expected
-    row = (
-        sqlite3.connect(db_path)
-        .execute("SELECT route, route_reason, backend FROM calls")
-        .fetchone()
-    )
+    row = read_db(db_path).execute("SELECT route, route_reason, backend FROM calls").fetchone()
     assert row == (expected, reason, "Named")
 
 
@@ -61,13 +57,13 @@ def test_fallback_once_then_error_propagates(builder, db_path):
         router.generate(builder.build_prompt("q", tags=["high_roi"]), context_builder=builder)
     assert (remote.asked, local.asked) == (1, 1)
     row = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute("SELECT status, fallbacks, attempts, error_type FROM calls")
         .fetchone()
     )
     assert row == ("error", 1, 2, "ConnectionError")
     fb = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute(
             "SELECT json_extract(payload,'$.from_backend'), json_extract(payload,'$.to_backend') "
             "FROM events WHERE type='fallback_taken'"
@@ -85,7 +81,7 @@ def test_cooldown_avoids_a_recently_failed_backend(builder, db_path):
     second = router.generate(builder.build_prompt("q2", tags=["high_roi"]), context_builder=builder)
     assert second.text == "local" and remote.asked == 1  # remote not retried while cooling
     rows = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute("SELECT route, route_reason, fallbacks FROM calls ORDER BY first_seq")
         .fetchall()
     )

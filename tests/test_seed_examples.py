@@ -8,9 +8,11 @@ import pytest
 
 from llm_events import LLMClient, LLMResult, Prompt, open_store
 
+from .helpers import read_db
+
 
 def _rows(db, sql, *args):
-    return sqlite3.connect(db).execute(sql, args).fetchall()
+    return read_db(db).execute(sql, args).fetchall()
 
 
 def test_basic_usage_echo_client_is_recorded(db_path, capsys):
@@ -66,7 +68,6 @@ def test_retry_snippet(db_path):
 
 def test_prompt_logging_snippet_with_memory_router(db_path):
     # --- the seed's "Prompt logging" snippet, imports changed ---
-    import sqlite3
 
     from llm_events import ContextBuilder, PromptDB
 

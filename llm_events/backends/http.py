@@ -22,6 +22,7 @@ from ..interface.client import LLMClient
 from ..interface.prompt import LLMResult, Prompt
 from ..interface.streaming import StreamChunk
 from ..log.conversation import ChatRequest
+from ..log.secrets import register_secret
 from ..providers import Adapter, StreamFormatError, StreamParser
 from .errors import (
     BackendConnectionError,
@@ -109,6 +110,7 @@ class HTTPBackend(LLMClient):
         url = base_url or first_env(self.base_url_env) or self.default_base_url
         self.base_url = self.normalise_base_url(url)
         self._api_key = api_key if api_key is not None else first_env(self.api_key_env)
+        register_secret(self._api_key)  # never recorded, nor the server's echo of it
         self.timeout = httpx.Timeout(
             float(timeout) if timeout is not None else DEFAULT_READ_TIMEOUT,
             connect=float(connect_timeout)

@@ -576,9 +576,10 @@ class ExchangeRecorder:
                     source=self.source,
                 )
             )
-        params: dict[str, Any] = {
-            "http": {"method": request.method, "path": request.path, "url": request.url}
-        }
+        http = {"method": request.method, "path": request.path, "url": request.url}
+        if request.provider_path and request.provider_path != request.path:
+            http["provider_path"] = request.provider_path
+        params: dict[str, Any] = {"http": http}
         if retried is None and chat is not None:
             params["body"] = self._recorded_body(request.body, body_json)
         events.append(

@@ -59,14 +59,23 @@ def request_of(adapter: Adapter, body: dict[str, Any]) -> tuple[ChatRequest, dic
     return parsed, dict(getattr(parsed, "blobs", None) or {})
 
 
-def adapter_for_path(path: str) -> Adapter | None:
-    """The adapter of the wire format served at ``path`` (``/v1/chat/completions``)."""
+def _real_adapters() -> Any:
     try:
         from ..providers import adapter_for_path as real
     except ImportError:
-        real = None
-    if real is not None:
-        return real(path)
+        return None
+    return real
+
+
+#: ``llm_events.providers.adapter_for_path`` once it exists (looked up once: a failing
+#: import on every request cost more than the rest of parsing it)
+_REAL = _real_adapters()
+
+
+def adapter_for_path(path: str) -> Adapter | None:
+    """The adapter of the wire format served at ``path`` (``/v1/chat/completions``)."""
+    if _REAL is not None:
+        return _REAL(path)
     if path.rstrip("/").endswith("/chat/completions"):
         return _OpenAIChat()
     if path.rstrip("/").endswith("/v1/messages"):

@@ -147,6 +147,7 @@ def run_demo(store: EventStore, *, retry_delay: float = 0.05) -> DemoReport:
             exc=ServiceUnavailable,
         )
     placeholders = ",".join("?" * len(opts.call_ids))
+    store.catch_up()  # read what was just recorded (projections follow the log)
     rows = (
         store.conn()
         .execute(

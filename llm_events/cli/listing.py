@@ -43,9 +43,15 @@ def open_read(db: Path | None) -> Any:
             f"no event store at {path} (run `llm-events demo` to create one, or pass --db)"
         )
     try:
-        return open_readonly(path)
+        conn = open_readonly(path)
     except QueryError as e:
         raise click.ClickException(str(e)) from None
+    from ..log.lag import bring_up_to_date, lag_note
+
+    behind = bring_up_to_date(path, conn)  # projections follow the log (llm_events.log.lag)
+    if behind:
+        click.echo(lag_note(behind), err=True)
+    return conn
 
 
 def _limit(n: int | None) -> int | None:

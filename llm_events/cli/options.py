@@ -12,6 +12,16 @@ from typing import Any
 import click
 
 
+class BadOption(click.ClickException):
+    """A bad option value: one line (no usage block, unlike click's UsageError), exit 2."""
+
+    exit_code = 2
+
+
+#: Largest ``-n``: SQLite's LIMIT takes a signed 64-bit integer.
+LIMIT_MAX = 2**63 - 1
+
+
 def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
@@ -20,8 +30,19 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
     try:
         return parse_time(value)
     except QueryError as e:
-        # a ClickException (not a UsageError): one line, no usage block
-        raise click.ClickException(f"bad --{param.name}: {e}") from None
+        raise BadOption(f"bad --{param.name}: {e}") from None
+
+
+def _parse_limit(ctx: click.Context, param: click.Parameter, value: str | int | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise BadOption(f"bad -n/--limit: {value!r} is not a whole number") from None
+    if not 0 <= n <= LIMIT_MAX:
+        raise BadOption(f"bad -n/--limit: {value} is out of range (0 to {LIMIT_MAX}; 0: all)")
+    return n
 
 
 def call_filter_options(
@@ -37,7 +58,9 @@ def call_filter_options(
                 "-n",
                 "--limit",
                 "limit",
-                type=click.IntRange(min=0),
+                type=click.STRING,  # parsed by the callback: one line, exit 2, for any value
+                callback=_parse_limit,
+                metavar="N",
                 default=limit,
                 show_default=limit is not None,
                 help="How many to show (0: all).",

@@ -53,14 +53,12 @@ def _call_row(call_id: str | None) -> dict[str, Any]:
         return {}
     from ..recording.config import open_store
 
-    cur = (
-        open_store()
-        .conn()
-        .execute(
-            "SELECT backend, model, status, attempts, retries, fallbacks, input_tokens, "
-            "output_tokens, tokens_estimated, cost, latency_ms FROM calls WHERE call_id = ?",
-            (call_id,),
-        )
+    store = open_store()
+    store.catch_up()  # ``calls`` follows the log: read the call just made
+    cur = store.conn().execute(
+        "SELECT backend, model, status, attempts, retries, fallbacks, input_tokens, "
+        "output_tokens, tokens_estimated, cost, latency_ms FROM calls WHERE call_id = ?",
+        (call_id,),
     )
     row = cur.fetchone()
     return {} if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))

@@ -94,6 +94,12 @@ def _emit(report: Any, as_json: bool, markdown: Path | None) -> None:
     help="The client to re-run the calls with: echo, openai:MODEL, llm:MODEL, "
     "recorded:PATH, package.module:attr ... (a resumed replay reuses its own).",
 )
+@click.option(
+    "--to-url",
+    metavar="URL",
+    help="Instead of --against: re-send each captured call's exact recorded request body "
+    "(proxy or transport) to this upstream, e.g. https://staging.example/v1.",
+)
 @click.option("--model", help="Only calls answered by this model; globs work ('gpt-*').")
 @click.option(
     "--backend", help="Only calls answered by this backend (echo, openai ...); globs work."
@@ -185,6 +191,7 @@ def _emit(report: Any, as_json: bool, markdown: Path | None) -> None:
 def replay_command(
     db: Path | None,
     against: str | None,
+    to_url: str | None,
     model: str | None,
     backend: str | None,
     tags: tuple[str, ...],
@@ -220,6 +227,7 @@ def replay_command(
       llm-events replay --against openai:gpt-4o-mini --model gpt-4o --sample 200
       llm-events replay --against mypkg.clients:candidate --compare json --json
       llm-events replay --resume 0190f3c2-... --max-changed 5
+      llm-events replay --to-url https://staging.example/v1 --tag checkout
     """
     import replay
     from replay import ReplayInterrupted, Selection, SelectionError
@@ -242,6 +250,12 @@ def replay_command(
         raise ReplayUsageError(
             f"--resume reuses the replay's own selection; drop --{given[0] if given else 'include-replays'}"
         )
+    if to_url is not None:
+        if against:
+            raise ReplayUsageError("give --against SPEC or --to-url URL, not both")
+        from ..capture.resend import ResendClient
+
+        against = ResendClient(to_url)  # type: ignore[assignment]
     if resume is None and not against:
         raise ReplayUsageError(
             "missing --against SPEC: the client to replay against (e.g. echo, openai:gpt-4o-mini)"

@@ -20,30 +20,49 @@ def path_command(db: Path | None) -> None:
 
 @click.command(name="verify")
 @db_option
+@click.option(
+    "--expect-head",
+    metavar="SEQ:HASH",
+    help="Also check that the log still extends this head (one printed by an earlier verify "
+    "and kept elsewhere): catches a log rewritten or truncated and re-chained.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status tells.")
 @friendly_errors
-def verify_command(db: Path | None, quiet: bool) -> None:
+def verify_command(db: Path | None, expect_head: str | None, quiet: bool) -> None:
     """Check the hash chain: find the first event altered, removed or reordered.
 
-    Exit status 0 when every event is intact, 1 when one is not (its seq is named).
+    Reads one consistent snapshot (appends made meanwhile are checked next time), checks
+    the append-only triggers are in place, and prints the head (SEQ:HASH of the last event)
+    to keep elsewhere: `verify --expect-head SEQ:HASH` later proves the log still extends it.
+    Exit status 0 when every check passes, 1 when one does not (its seq is named).
     """
+    if expect_head:
+        from ..log.chain import parse_head
+
+        try:  # a malformed head is a usage error, before any reading
+            parse_head(expect_head)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--expect-head") from None
     store = open_cli_store(db, readonly=True)
     try:
         total = store.last_seq()
         with progress_bar(total, "verifying", quiet) as bar:
-            result = store.verify(progress=bar.update)
+            result = store.verify(progress=bar.update, expect_head=expect_head)
     finally:
         store.close()
     if result.ok:
         if not quiet:
             click.echo(f"ok: {result.checked} events verified in {db_path(db)}")
+            click.echo(f"head: {result.head}")
         return
     if not quiet:
-        click.echo(
-            f"FAILED at seq {result.first_bad_seq}: {result.reason} "
-            f"({result.checked} events before it are intact)",
-            err=True,
+        where = f"at seq {result.first_bad_seq}: " if result.first_bad_seq is not None else ""
+        intact = (
+            f"{result.checked} events before it are intact"
+            if result.first_bad_seq is not None
+            else f"{result.checked} events intact, head {result.head}"
         )
+        click.echo(f"FAILED {where}{result.reason} ({intact})", err=True)
     sys.exit(1)
 
 

@@ -86,6 +86,7 @@ class PromptDB:
         self, limit: int | None = None, *, model: str | None = None, tag: str | None = None
     ) -> list[dict[str, Any]]:
         """Logged rows as dicts, newest first, filtered by model and/or outcome tag."""
+        self.store.catch_up()  # ``prompts`` follows the log: read what was just logged
         return query_prompts(self.conn, limit=limit, model=model, tag=tag)
 
     def close(self) -> None:

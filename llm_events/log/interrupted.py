@@ -37,6 +37,7 @@ def record_interrupted(store: EventStore) -> list[str]:
     """
     if store.readonly:
         return []
+    store.catch_up()  # the running calls are read from ``calls``: bring it to the head
     ended_calls = _ended(store, "calls", "call_id", _CALL_STARTED)
     ended_runs = _ended(store, "replays", "replay_id", _REPLAY_STARTED)
     if not ended_calls and not ended_runs:

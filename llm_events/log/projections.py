@@ -1,8 +1,8 @@
-"""Projections: tables derived from events, updated in the transaction that appends them.
+"""Projections: tables derived from events, subscribers that run a little behind the log.
 
 Each projection folds a batch of ``(seq, event)`` pairs into its table(s).  They depend only
-on the event vocabulary; the store decides when to run them (on every append, and from seq 0
-on ``rebuild``).  A projection whose ``version`` changed is rebuilt when a store is opened,
+on the event vocabulary; :mod:`.catchup` decides when to run them (in batches after appends,
+from each one's checkpoint in ``_projections``, and from seq 0 on ``rebuild``).  A projection whose ``version`` changed is rebuilt when a store is opened,
 so a new column or a fixed rule re-derives history.
 
 Tables: ``calls`` (one row per logical call), ``prompts`` (the seed's PromptDB: one row per
@@ -55,6 +55,9 @@ class Projection:
     name: str = ""
     version: int = 1
     tables: tuple[str, ...] = ()
+    #: the checkpoint this process last left the projection at (``None``: unknown); its
+    #: caches are valid only while the stored checkpoint is still this (see ``catchup``)
+    applied_upto: int | None = None
 
     def create(self, conn: sqlite3.Connection) -> None:
         raise NotImplementedError

@@ -25,7 +25,7 @@ class QueryError(ValueError):
 
 #: The store schema these queries read (``llm_events.log.store.STORE_SCHEMA_VERSION``; a test
 #: keeps the two equal).  Kept here so reading needs no import of the store (start-up time).
-READS_SCHEMA = 2
+READS_SCHEMA = 3
 #: The oldest store schema these queries read as well: schema 2 changed an index, not a table.
 READS_SCHEMA_FROM = 1
 
@@ -40,14 +40,10 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     target = Path(path)
     if not target.exists():
         raise QueryError(f"no event store at {target}")
+    from .readonly import connect_readonly
+
     try:
-        conn = sqlite3.connect(
-            f"{target.resolve().as_uri()}?mode=ro",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn, _immutable = connect_readonly(target)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
         raise QueryError(f"cannot open event store {target}: {e}") from None
@@ -81,7 +77,10 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
     if m and m.group(2):
         amount = float(m.group(1))
         seconds = amount * _UNIT_SECONDS[m.group(2)[0].lower()]
-        return iso_utc((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+        try:
+            return iso_utc((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+        except (OverflowError, ValueError):
+            raise QueryError(f"{value!r} reaches back before the year 1") from None
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -89,9 +88,13 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
             f"cannot read time {value!r}: use a duration like 30m, 2h, 3d, 1w "
             "or an ISO date like 2026-01-31 or 2026-01-31T09:00"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # local time
-    return iso_utc(dt)
+    try:
+        if dt.tzinfo is None:
+            dt = dt.astimezone()  # local time
+        return iso_utc(dt)
+    except (OverflowError, ValueError):
+        # 0001-01-01 local, east of UTC, is in the year 0: the earliest time there is
+        return "0001-01-01T00:00:00.000000Z" if dt.year < 2 else "9999-12-31T23:59:59.999999Z"
 
 
 # --- filtering calls --------------------------------------------------------------------------

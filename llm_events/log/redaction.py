@@ -13,37 +13,26 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-#: Default secret patterns.  Each match is replaced by its group 1 (if any) + ``[REDACTED]``.
-DEFAULT_PATTERNS: tuple[str, ...] = (
-    r"\b(sk-(?:ant-|proj-)?)[A-Za-z0-9_\-]{8,}",
-    r"(?i)\b(Bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*",
-    r"(?i)(x-api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+",
-    r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}",
-)
+from .secrets import MASK, SecretFinder, register_secret
 
-#: Every default pattern needs one of these (lower-cased) in the text: a cheap test that
-#: spares the regexes on the many strings that hold no secret.
-DEFAULT_HINTS: tuple[str, ...] = ("sk-", "bearer", "api")  # Redactor.__call__ spells them out
+__all__ = ["MASK", "Redactor", "UnstorableValueError", "clean", "register_secret"]
 
-MASK = "[REDACTED]"
-
-#: Mapping keys whose string values are masked whole (headers, config dicts).
+#: Mapping keys whose values are credentials, masked whole (headers, config dicts,
+#: metadata): ``api_key``, ``openai_api_key``, ``x-goog-api-key``, ``client_secret``,
+#: ``Cookie``, ``aws_secret_access_key``, ``private_key``, ``Authorization``...  Not a bare
+#: ``token``, ``key`` or ``tokens``: logprobs and usage data have fields of those names.
 DEFAULT_SENSITIVE_KEYS = (
-    r"(?i)^(x-)?(api[-_]?key|auth(orization)?|access[-_]?token|secret|password|token)$"
+    r"(?i)^(?:x-)?(?:[a-z0-9]+[-_])*(?:api[-_]?key|apikey|secret|secret[-_]?key|"
+    r"client[-_]?secret|password|passwd|pwd|passphrase|private[-_]?key|access[-_]?key|"
+    r"access[-_]?token|refresh[-_]?token|id[-_]?token|auth[-_]?token|session[-_]?token|"
+    r"bearer[-_]?token|oauth[-_]?token|authorization|proxy-authorization|cookie|set-cookie|"
+    r"credentials?|aws[-_]secret[-_]access[-_]key|secret[-_]access[-_]key)$"
 )
-
-
-#: Deepest nesting of lists and dicts recorded: JSON decoders (msgspec, the stdlib) recurse,
-#: and a value they cannot read back would make the store unreadable.
-MAX_DEPTH = 200
-
-
-class UnstorableValueError(ValueError):
-    """A value cannot be recorded faithfully; nothing was written."""
 
 
 class Redactor:
-    """Masks secrets in strings: regex patterns, then user callables ``str -> str``."""
+    """Masks secrets in strings: the default finder (:mod:`.secrets`: gitleaks' rules,
+    credentials of traffic, configured keys), then regex patterns, then callables."""
 
     def __init__(
         self,
@@ -56,15 +45,13 @@ class Redactor:
         self.sensitive_keys = (
             re.compile(sensitive_keys) if sensitive_keys and include_defaults else None
         )
-        self.defaults = [re.compile(p) for p in DEFAULT_PATTERNS] if include_defaults else []
+        self.finder = SecretFinder() if include_defaults else None
         self.patterns = [p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns or ()]
         self.callables = list(callables)
 
     def __call__(self, text: str) -> str:
-        if self.defaults:
-            lowered = text.lower()  # the hints of DEFAULT_HINTS, spelled out: twice as fast
-            if "sk-" in lowered or "bearer" in lowered or "api" in lowered:
-                text = _mask(self.defaults, text)
+        if self.finder is not None:
+            text = self.finder(text)
         if self.patterns:
             text = _mask(self.patterns, text)
         for fn in self.callables:
@@ -82,6 +69,14 @@ def _mask(patterns: list[re.Pattern[str]], text: str) -> str:
 
 
 NO_REDACTION = Redactor(include_defaults=False)
+
+#: Deepest nesting of lists and dicts recorded: JSON decoders (msgspec, the stdlib) recurse,
+#: and a value they cannot read back would make the store unreadable.
+MAX_DEPTH = 200
+
+
+class UnstorableValueError(ValueError):
+    """A value cannot be recorded faithfully; nothing was written."""
 
 
 def check_text(value: str, where: str) -> None:
@@ -141,11 +136,14 @@ def _clean(value: Any, redact: Redactor, where: str, path: tuple[str | int, ...]
                     "keys must be strings"
                 )
             if (
-                isinstance(v, str)
-                and redact.sensitive_keys is not None
+                redact.sensitive_keys is not None
+                and isinstance(v, (str, int, float))
+                and v is not True
+                and v is not False
                 and redact.sensitive_keys.match(k)
             ):
-                check_text(v, _where(where, (*path, k)))
+                if isinstance(v, str):
+                    check_text(v, _where(where, (*path, k)))
                 out[k] = MASK
                 continue
             out[_clean(k, redact, where, path)] = _clean(v, redact, where, (*path, k))

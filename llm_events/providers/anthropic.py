@@ -357,6 +357,7 @@ class MessagesStreamParser(StreamParser):
         super().__init__(headers)
         self._sse = SSEStream()
         self._blocks: dict[int, dict[str, Any]] = {}
+        self._stopped: set[int] = set()
         self._calls = ToolCallAssembly()
         self._usage = Usage()
         self.finish_reason: str | None = None
@@ -424,6 +425,8 @@ class MessagesStreamParser(StreamParser):
                 )
             elif dtype == "citations_delta":
                 block.setdefault("citations", []).append(delta.get("citation"))
+        elif kind == "content_block_stop":
+            self._stopped.add(int_or_none(data.get("index")) or 0)
         elif kind == "message_delta":
             delta = as_dict(data.get("delta"))
             if delta.get("stop_reason"):
@@ -448,7 +451,8 @@ class MessagesStreamParser(StreamParser):
                 text.append(str(block.get("text") or ""))
             elif kind in ("tool_use", "server_tool_use"):
                 arguments = self._calls.arguments(index)
-                if not arguments and block.get("input"):
+                if not arguments and "input" in block and index in self._stopped:
+                    # no fragments, or only empty ones: the call's input is its start's
                     arguments = json_text(block["input"])
                 calls.append(
                     ToolCallPart(

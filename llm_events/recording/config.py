@@ -106,11 +106,16 @@ def reset() -> None:
 
 
 def flush() -> None:
-    """Commit everything queued by batch-mode stores (also done at close and at exit)."""
+    """Commit everything queued or held by this process's open stores (batch mode,
+    deferred prompts) and bring their projections up to date (also done at close and at
+    exit, and by the stores' background threads a few milliseconds after appends)."""
+    from ..log.store import open_stores
+
     with _lock:
         stores = list(_stores.values())
     if _settings.store is not None:
         stores.append(_settings.store)
+    stores += [s for s in open_stores() if s not in stores]
     for store in stores:
         if not store._closed:
             store.flush()

@@ -1,0 +1,373 @@
+"""Proxy benchmarks (issue 11): what ``llm-events proxy`` adds to a call, and how many it carries.
+
+Run ``python benchmarks/bench_proxy.py`` (``--quick`` for a shorter run); one JSON document
+on stdout, progress on stderr.  Three processes on the machine: the fake upstream
+(``tests/fake_upstream.py``: answers at once, as the OpenAI API reference shapes its bodies
+and streams), the proxy (``llm-events proxy``, as a user runs it, access log on), and this
+load generator, which speaks HTTP/1.1 over raw asyncio streams with keep-alive so that
+measuring costs as little CPU as possible (the machine has 2 cores for all three).
+
+* ``latency``: an open loop at a fixed rate (200 requests/s) for a few seconds, direct to the
+  upstream and through the proxy (recording on), non-streamed and streamed; latency is from
+  the request's scheduled time to the last byte; time to first chunk from sending to the
+  first body byte.
+  ``added_*`` = through the proxy minus direct, at the same percentile, in the same run.
+* ``throughput``: closed loops of 1 and 64 concurrent clients, direct / proxy not recording
+  (``--no-record``) / proxy recording, non-streamed and streamed; requests per second.
+  ``recording_cost`` = 1 - recorded/unrecorded requests per second.
+* ``litellm``: the same throughput loop through LiteLLM's proxy, when it is installed in
+  ``.venv-litellm`` (the anchor the issue names); otherwise why not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "sk-proj-benchmarkkey0123456789abcdefXYZ"
+BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+).encode()
+STREAM_BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}], "stream": True}
+).encode()
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- a minimal HTTP/1.1 client: cheap enough not to be what is measured --------------------
+
+
+class Conn:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    async def post(self, path: str, body: bytes) -> tuple[int, float, int]:
+        """(status, seconds to the first body byte, body bytes); keeps the connection."""
+        if self.writer is None:
+            await self.open()
+        assert self.reader is not None and self.writer is not None
+        t0 = time.perf_counter()
+        self.writer.write(
+            b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), self.host.encode(), self.port, KEY.encode(), len(body), body)
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lower = head.lower()
+        first = None
+        size = 0
+        m = re.search(rb"content-length:\s*(\d+)", lower)
+        if m:
+            n = int(m.group(1))
+            data = await self.reader.readexactly(n)
+            first = time.perf_counter() - t0
+            size = len(data)
+        else:  # chunked
+            while True:
+                line = await self.reader.readuntil(b"\r\n")
+                n = int(line.strip().split(b";")[0], 16)
+                data = await self.reader.readexactly(n + 2)
+                if first is None:
+                    first = time.perf_counter() - t0
+                if n == 0:
+                    break
+                size += n
+        return status, first or 0.0, size
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def start_upstream() -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fake_upstream.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, port
+
+
+def start_proxy(upstream_port: int, db: Path, record: bool) -> tuple[subprocess.Popen, int]:
+    script = Path(sys.executable).parent / "llm-events"
+    args = [str(script), "proxy", "--port", "0", "--db", str(db)]
+    args += ["--upstream", f"openai=http://127.0.0.1:{upstream_port}/v1"]
+    if not record:
+        args.append("--no-record")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    m = re.search(r"127\.0\.0\.1:(\d+)", line)
+    if not m:
+        proc.kill()
+        raise RuntimeError(f"proxy did not start: {line!r}")
+    return proc, int(m.group(1))
+
+
+def start_litellm(upstream_port: int) -> tuple[subprocess.Popen | None, int, str]:
+    venv = ROOT / ".venv-litellm"
+    exe = venv / "bin" / "litellm"
+    if not exe.exists():
+        return None, 0, f"not installed ({exe} missing: pip install 'litellm[proxy]' there)"
+    config = Path(tempfile.mkdtemp()) / "litellm.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n"
+        "      model: openai/gpt-4o-mini\n"
+        f"      api_base: http://127.0.0.1:{upstream_port}/v1\n      api_key: {KEY}\n"
+        "litellm_settings:\n  telemetry: false\n"
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(exe), "--config", str(config), "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, LITELLM_LOG="ERROR", NO_DOCS="True"),
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            asyncio.run(_one("127.0.0.1", port, "/v1/chat/completions", BODY))
+            return proc, port, ""
+        except OSError:
+            time.sleep(0.5)
+        except Exception as e:  # started but answering wrongly
+            proc.kill()
+            return None, 0, f"started but failed a request: {e}"
+    proc.kill()
+    return None, 0, "did not start within 120 s"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _one(host: str, port: int, path: str, body: bytes) -> int:
+    c = Conn(host, port)
+    try:
+        status, _, _ = await c.post(path, body)
+        return status
+    finally:
+        c.close()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# --- loads -------------------------------------------------------------------------------
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+async def open_loop(port: int, body: bytes, rate: float, seconds: float) -> dict[str, float]:
+    """Requests scheduled at ``rate`` per second; latency from each scheduled time."""
+    idle: list[Conn] = []
+    lat: list[float] = []
+    first: list[float] = []
+    errors = 0
+    n = int(rate * seconds)
+    t0 = time.perf_counter() + 0.05
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        at = t0 + i / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        conn = idle.pop() if idle else Conn("127.0.0.1", port)
+        try:
+            status, ttfb, _ = await conn.post("/v1/chat/completions", body)
+        except (OSError, asyncio.IncompleteReadError):
+            errors += 1
+            conn.close()
+            return
+        end = time.perf_counter()
+        if status != 200:
+            errors += 1
+        lat.append(end - at)
+        first.append(ttfb)
+        idle.append(conn)
+
+    # warm-up: connections and the proxy's upstream pool
+    await asyncio.gather(*(_warm(idle, port, body) for _ in range(8)))
+    await asyncio.gather(*(one(i) for i in range(n)))
+    for c in idle:
+        c.close()
+    ms = [x * 1000 for x in lat]
+    return {
+        "requests": n,
+        "errors": errors,
+        "p50_ms": round(pct(ms, 50), 3),
+        "p99_ms": round(pct(ms, 99), 3),
+        "ttfb_p50_ms": round(pct([x * 1000 for x in first], 50), 3),
+        "ttfb_p99_ms": round(pct([x * 1000 for x in first], 99), 3),
+    }
+
+
+async def _warm(idle: list[Conn], port: int, body: bytes) -> None:
+    c = Conn("127.0.0.1", port)
+    for _ in range(5):
+        await c.post("/v1/chat/completions", body)
+    idle.append(c)
+
+
+async def closed_loop(port: int, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+    done = 0
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done, errors
+        c = Conn("127.0.0.1", port)
+        try:
+            while time.perf_counter() < stop_at:
+                status, _, _ = await c.post("/v1/chat/completions", body)
+                done += 1
+                errors += status != 200
+        except (OSError, asyncio.IncompleteReadError):
+            errors += 1
+        finally:
+            c.close()
+
+    # warm-up
+    await asyncio.gather(*(_warm([], port, body) for _ in range(min(concurrency, 8))))
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    return {"requests": done, "errors": errors, "rps": round(done / elapsed, 1)}
+
+
+def _loop_policy() -> None:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--no-litellm", action="store_true")
+    args = parser.parse_args()
+    _loop_policy()
+    secs = 3.0 if args.quick else 8.0
+    tput_secs = 2.0 if args.quick else 5.0
+    tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    upstream, up_port = start_upstream()
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "rate": args.rate,
+    }
+    procs = []
+    try:
+        rec, rec_port = start_proxy(up_port, tmp / "events.db", record=True)
+        norec, norec_port = start_proxy(up_port, tmp / "unused.db", record=False)
+        procs += [rec, norec]
+        latency: dict[str, Any] = {}
+        for kind, body in (("plain", BODY), ("stream", STREAM_BODY)):
+            log(f"latency {kind} at {args.rate}/s")
+            d = asyncio.run(open_loop(up_port, body, args.rate, secs))
+            p = asyncio.run(open_loop(rec_port, body, args.rate, secs))
+            latency[kind] = {
+                "direct": d,
+                "proxy": p,
+                "added_p50_ms": round(p["p50_ms"] - d["p50_ms"], 3),
+                "added_p99_ms": round(p["p99_ms"] - d["p99_ms"], 3),
+                "added_ttfb_p50_ms": round(p["ttfb_p50_ms"] - d["ttfb_p50_ms"], 3),
+            }
+        results["latency"] = latency
+        tput: dict[str, Any] = {}
+        for kind, body in (("plain", BODY), ("stream", STREAM_BODY)):
+            for conc in (1, 64):
+                log(f"throughput {kind} c={conc}")
+                row = {
+                    "direct": asyncio.run(closed_loop(up_port, body, conc, tput_secs)),
+                    "proxy_no_record": asyncio.run(closed_loop(norec_port, body, conc, tput_secs)),
+                    "proxy_record": asyncio.run(closed_loop(rec_port, body, conc, tput_secs)),
+                }
+                row["recording_cost"] = round(
+                    1 - row["proxy_record"]["rps"] / row["proxy_no_record"]["rps"], 3
+                )
+                tput[f"{kind}_c{conc}"] = row
+        results["throughput"] = tput
+        stop(rec)
+        stop(norec)
+        procs.clear()
+        import sqlite3
+
+        with sqlite3.connect(tmp / "events.db") as conn:
+            results["recorded_calls"] = conn.execute(
+                "SELECT count(*) FROM events WHERE type = 'call_finished'"
+            ).fetchone()[0]
+        if not args.no_litellm:
+            log("litellm")
+            proc, port, why = start_litellm(up_port)
+            if proc is None:
+                results["litellm"] = {"skipped": why}
+            else:
+                procs.append(proc)
+                results["litellm"] = {
+                    "latency_plain": asyncio.run(open_loop(port, BODY, args.rate, secs)),
+                    "plain_c1": asyncio.run(closed_loop(port, BODY, 1, tput_secs)),
+                    "plain_c64": asyncio.run(closed_loop(port, BODY, 64, tput_secs)),
+                }
+        t = results["throughput"]["plain_c64"]
+        lat = results["latency"]["plain"]
+        results["targets"] = {
+            "added_p50_le_2ms": lat["added_p50_ms"] <= 2.0,
+            "added_p99_le_10ms": lat["added_p99_ms"] <= 10.0,
+            "recorded_rps_c64_ge_1000": t["proxy_record"]["rps"] >= 1000,
+            "recording_cost_le_20pct": t["recording_cost"] <= 0.20,
+        }
+    finally:
+        for p in procs:
+            stop(p)
+        stop(upstream)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""Finding secrets in text: gitleaks' rules, the credentials of traffic, configured keys.
+
+Three sources, each masked by :class:`SecretFinder`:
+
+1. **gitleaks' default rules** (``secret_rules.toml``: data converted from gitleaks'
+   ``config/gitleaks.toml`` by ``scripts/update_secret_rules.py``): 220 token formats
+   (AWS, Google, GitHub, GitLab, Slack, Stripe, JWTs, private keys, ...), each with the
+   keywords gitleaks pre-filters on and its entropy threshold.  A maintained list beats a
+   hand-grown one; refreshing it is re-running the script on a newer gitleaks.
+2. **Credentials of HTTP traffic** that gitleaks' code-oriented rules do not cover in
+   prose: ``Authorization: Basic/Bearer/Token ...``, ``password=``, ``access_token=``,
+   ``client_secret=``, ``?key=`` in URLs, OpenAI/Anthropic ``sk-`` keys of any length, and
+   the provider's masked echo of a key (``sk-proj-****...abcd``).
+3. **The keys this process was configured with** (``*_API_KEY``-style environment
+   variables, keys given to backends): their exact values and OpenAI's echo of them (whole
+   when short, else the first 8 characters, ``*`` for the middle, the last 4).
+
+Cheap on the hot path: a recorded call cleans dozens of strings, most short or plain
+prose.  Strings under 16 characters are only compared with the configured keys; gitleaks'
+rules run only on strings holding a token-like run of 16+ characters, and only the rules
+whose keywords occur next to such a run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+
+MASK = "[REDACTED]"
+RULES_FILE = Path(__file__).with_name("secret_rules.toml")
+
+#: A token-like run: the shape every gitleaks-format secret has.
+_RUN = re.compile(r"[A-Za-z0-9_\-+/=.~]{16,}")
+#: How far before a run gitleaks' rules look for their keyword (``mailchimp_key = ...``).
+_CONTEXT = 80
+_NEAR = 32
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    regex: str
+    keywords: tuple[str, ...]
+    group: int = 0
+    entropy: float = 0.0
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        return _compile(self.regex)
+
+
+@cache
+def _compile(regex: str) -> re.Pattern[str]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "possible nested set": gitleaks' [[...]] classes
+        return re.compile(regex)
+
+
+@lru_cache(maxsize=1)
+def gitleaks_rules() -> tuple[tuple[Rule, ...], dict[str, tuple[Rule, ...]]]:
+    """The rules and, for each keyword, the rules that need it (loaded once)."""
+    with open(RULES_FILE, "rb") as f:
+        data = tomllib.load(f)
+    rules = tuple(
+        Rule(
+            id=r["id"],
+            regex=r["regex"],
+            keywords=tuple(r["keywords"]),
+            group=int(r.get("secretGroup", 0)),
+            entropy=float(r.get("entropy", 0.0)),
+        )
+        for r in data["rules"]
+    )
+    by_keyword: dict[str, list[Rule]] = {}
+    for rule in rules:
+        for kw in rule.keywords:
+            by_keyword.setdefault(kw, []).append(rule)
+    return rules, {k: tuple(v) for k, v in by_keyword.items()}
+
+
+def shannon_entropy(text: str) -> float:
+    """Bits per character (gitleaks' measure: a random key scores high, a word low)."""
+    if not text:
+        return 0.0
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+
+
+# --- credentials of traffic (ours) ---------------------------------------------------------
+
+#: ``(pattern, hints)``: each match is replaced by its group 1 (the label kept) + MASK; the
+#: pattern runs only if one of its hints (lower-case) is in the text.
+TRAFFIC_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-) and Anthropic (sk-ant-...) keys: a
+    # known kind, 20+ characters with a digit or mixed case, or an unbroken run of 12+
+    # ("sk-learn-contrib-library" is a package, not a key)
+    (
+        r"\b(sk-)(?:(?:proj|ant|svcacct|admin)-[A-Za-z0-9_\-]{8,}"
+        r"|(?=[A-Za-z0-9_\-]*[0-9])[A-Za-z0-9_\-]{20,}"
+        r"|(?=[A-Za-z0-9_\-]*[A-Z])(?=[A-Za-z0-9_\-]*[a-z])[A-Za-z0-9_\-]{20,}"
+        r"|(?=[A-Za-z0-9_\-]*[A-Za-z0-9]{12})[A-Za-z0-9_\-]{12,})",
+        ("sk-",),
+    ),
+    # a provider's masked echo of a key: "sk-proj-****...abcd", "AIzaSy****...wxyz"
+    (r"(?<![\w*])[A-Za-z0-9_\-:/.]{2,8}\*{6,}[A-Za-z0-9_\-]{0,4}(?![\w*])", ("***",)),
+    (r"(?i)(incorrect api key provided:\s*)[^\s.,;]+", ("incorrect api key",)),
+    # Authorization / Proxy-Authorization headers in text, with or without their scheme
+    (
+        r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?"
+        r"(?:basic|bearer|token|digest|negotiate|apikey)?\s*)[^\s\"',;}]+",
+        ("authorization",),
+    ),
+    (r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*", ("bearer",)),
+    # key=value / "key": "value" credentials (not a bare "token": logprobs have those)
+    (
+        r"(?i)((?<![A-Za-z0-9])[\"']?(?:[a-z0-9]+[_-])*(?:api[_-]?key|apikey|x-api-key|"
+        r"password|passwd|pwd|secret|client[_-]?secret|secret[_-]?key|private[_-]?key|"
+        r"access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|session[_-]?token|"
+        r"aws[_-]?secret[_-]?access[_-]?key)[\"']?\s*[:=]\s*[\"']?)"
+        r"(?![\"']?\s*(?:null|none|true|false)\b)[^\s\"'&,;}\]]{3,}",
+        ("key", "pass", "pwd", "secret", "token"),
+    ),
+    # secrets in URL query strings: ?key=, &api_key=, &token=, &sig=, ...
+    (
+        r"(?i)([?&](?:key|api[_-]?key|apikey|token|access[_-]?token|auth|sig|signature|"
+        r"secret|password|client[_-]?secret|code)=)[^&\s#\"'<>]+",
+        ("=",),
+    ),
+    # user:password@ in URLs
+    (r"(?i)(\b[a-z][a-z0-9+.\-]*://[^:/?#\s@\"']+:)[^@/?#\s\"']+(?=@)", ("://",)),
+)
+
+
+@lru_cache(maxsize=1)
+def _traffic() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    return tuple((re.compile(p), hints) for p, hints in TRAFFIC_RULES)
+
+
+# --- configured keys -----------------------------------------------------------------------
+
+#: Environment variables whose values are keys (``OPENAI_API_KEY``, ``HF_TOKEN``, ...).
+SECRET_ENV = re.compile(r"(?i)(?:^|_)(?:api_?key|key|token|secret|password|passwd|pat)$")
+_MIN_SECRET = 8
+_registered: set[str] = set()
+_lock = threading.Lock()
+_env_cache: tuple[int, tuple[str, ...]] = (-1, ())
+
+
+def register_secret(value: str | None) -> None:
+    """Scrub ``value`` (and its masked echo) from everything recorded from now on: backends
+    call this with the keys they are given."""
+    if isinstance(value, str) and len(value) >= _MIN_SECRET:
+        with _lock:
+            _registered.add(value)
+
+
+def echo_form(key: str) -> str:
+    """How OpenAI's 401 message quotes a key: the first 8 and last 4 characters with ``*``
+    between (``sk-proj-****...abcd``); whole when 12 characters or fewer."""
+    if len(key) <= 12:
+        return key
+    return key[:8] + "*" * (len(key) - 12) + key[-4:]
+
+
+def configured_secrets() -> tuple[str, ...]:
+    """The configured keys and their echo forms, longest first (recomputed when the
+    environment changes size; values re-read on each call)."""
+    global _env_cache
+    size = len(os.environ)
+    if _env_cache[0] != size:
+        _env_cache = (size, tuple(k for k in os.environ if SECRET_ENV.search(k)))
+    values = {v for k in _env_cache[1] if len(v := os.environ.get(k, "")) >= _MIN_SECRET}
+    values |= _registered
+    forms = values | {echo_form(v) for v in values}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+# --- the finder ----------------------------------------------------------------------------
+
+
+class SecretFinder:
+    """Masks every secret of the three sources in a string (see the module's docstring)."""
+
+    def __call__(self, text: str) -> str:
+        secrets = configured_secrets()
+        if len(text) <= _CACHED_CHARS:  # model names, roles, ids, system prompts repeat
+            return _cached(text, secrets)
+        return _find(text, secrets)
+
+
+#: Strings up to this long are remembered with what they became (per set of configured keys).
+_CACHED_CHARS = 256
+
+
+@lru_cache(maxsize=8192)
+def _cached(text: str, secrets: tuple[str, ...]) -> str:
+    return _find(text, secrets)
+
+
+def _find(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    if len(text) < 16:
+        return text
+    lowered = text.lower()
+    for pattern, hints in _traffic():
+        if any(h in lowered for h in hints):
+            text = _sub_labelled(pattern, text)
+    if _RUN.search(text) is None:
+        return text
+    candidates = _candidates(text)
+    for rule in candidates:
+        text = _sub_rule(rule, text)
+    return text
+
+
+#: Just before a secret, gitleaks' context rules want an assignment (``key = "..."``).
+_ASSIGNED = re.compile(r"""[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)[`'"\s=]{0,5}$""")
+
+
+def _candidates(text: str) -> list[Rule]:
+    """The gitleaks rules whose keywords occur in a token-like run of ``text`` or, for a run
+    that is assigned (``name = run``), in the name before it."""
+    index = _keyword_index()
+    seen: dict[str, Rule] = {}
+    lowered = text.lower()
+    for m in _RUN.finditer(lowered):
+        start = m.start()
+        # the keyword of a context rule is just before the run (``-----BEGIN ... KEY-----``)
+        # or, for an assigned run, anywhere in the name it is assigned to
+        reach = _CONTEXT if _ASSIGNED.search(lowered, max(0, start - 9), start) else _NEAR
+        start = max(0, start - reach)
+        window = lowered[start : m.end()]
+        for bigram in {window[i : i + 2] for i in range(len(window) - 1)} & index.keys():
+            for kw, rules in index[bigram]:
+                if kw in window:
+                    for rule in rules:
+                        seen[rule.id] = rule
+    return list(seen.values())
+
+
+@lru_cache(maxsize=1)
+def _keyword_index() -> dict[str, tuple[tuple[str, tuple[Rule, ...]], ...]]:
+    """Keywords by their first two characters: a window is searched only for the keywords
+    that can start at one of its character pairs."""
+    _rules, by_keyword = gitleaks_rules()
+    index: dict[str, list[tuple[str, tuple[Rule, ...]]]] = {}
+    for kw, rules in by_keyword.items():
+        index.setdefault(kw[:2], []).append((kw, rules))
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def _sub_labelled(pattern: re.Pattern[str], text: str) -> str:
+    if pattern.groups >= 1:
+        return pattern.sub(lambda m: (m.group(1) or "") + MASK, text)
+    return pattern.sub(MASK, text)
+
+
+def _sub_rule(rule: Rule, text: str) -> str:
+    """Mask the secret part of each match of a gitleaks rule that passes its entropy test."""
+    pattern = rule.compiled
+    out: list[str] = []
+    last = 0
+    for m in pattern.finditer(text):
+        group = rule.group if rule.group and rule.group <= pattern.groups else 0
+        if group == 0 and pattern.groups >= 1 and m.group(1) is not None:
+            group = 1  # gitleaks' rules capture the secret in group 1 by convention
+        start, end = m.span(group)
+        if start < 0:
+            continue
+        secret = text[start:end]
+        if MASK in secret or (rule.entropy and shannon_entropy(secret) < rule.entropy):
+            continue
+        out.append(text[last:start])
+        out.append(MASK)
+        last = end
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def rule_ids() -> list[str]:
+    """The ids of gitleaks' rules in use (for docs and tests)."""
+    return [r.id for r in gitleaks_rules()[0]]
+
+
+def describe() -> dict[str, Any]:
+    return {"gitleaks_rules": len(gitleaks_rules()[0]), "traffic_rules": len(TRAFFIC_RULES)}

@@ -1,0 +1,242 @@
+"""The write path: bounded waits for the write lock, group commit, and the background thread.
+
+* :func:`begin_immediate` takes SQLite's write lock, polling in small steps (SQLite's own
+  busy handler sleeps up to 100 ms at a time, which made a recorded call's p99 hundreds of
+  ms under contention) up to a bound, then fails with one line naming the kind of lock held.
+* :class:`GroupCommit`: concurrent callers in one process (threads, and asyncio tasks
+  through their worker threads) share commits.  The first caller to arrive becomes the
+  leader and commits everything queued meanwhile in one transaction; each caller returns
+  only once its own events are committed (or raises its own error).
+* :class:`Background` runs, on one daemon thread per store and process, what should not
+  cost a caller anything: projections catching up a few milliseconds after appends, WAL
+  checkpoints, and the search index once appends pause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class StoreError(Exception):
+    """The store cannot be opened, read or written; the message says why in one line."""
+
+
+class StoreLockedError(StoreError):
+    """The write lock stayed taken by another connection for longer than the wait allowed."""
+
+
+#: Default bound on a wait for the write lock (``LLM_EVENTS_LOCK_TIMEOUT`` seconds overrides).
+DEFAULT_LOCK_TIMEOUT_MS = 10_000
+
+
+def default_lock_timeout_ms() -> int:
+    value = os.environ.get("LLM_EVENTS_LOCK_TIMEOUT")
+    if value:
+        try:
+            return max(0, int(float(value) * 1000))
+        except ValueError:
+            pass
+    return DEFAULT_LOCK_TIMEOUT_MS
+
+
+def is_locked(exc: sqlite3.OperationalError) -> bool:
+    msg = str(exc)
+    return "locked" in msg or "busy" in msg
+
+
+def begin_immediate(conn: sqlite3.Connection, wait_ms: int, path: str | None) -> None:
+    """``BEGIN IMMEDIATE`` on a connection whose busy timeout is 0, waiting at most ``wait_ms``."""
+    deadline = time.monotonic() + wait_ms / 1000
+    delay = 0.0002
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if not is_locked(e):
+                raise StoreError(f"cannot write to event store {path}: {e}") from None
+            if time.monotonic() >= deadline:
+                raise StoreLockedError(locked_message(conn, path, wait_ms)) from None
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.004)
+
+
+def locked_message(conn: sqlite3.Connection, path: str | None, wait_ms: int) -> str:
+    """Which kind of lock another connection holds, as well as a reader can tell."""
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        kind = (
+            "its write lock (a write transaction left open: another writer, a rebuild or "
+            "import, or a tool that ran BEGIN IMMEDIATE)"
+        )
+    except sqlite3.OperationalError:
+        kind = (
+            "an exclusive lock (a connection that turned WAL off or set "
+            "locking_mode=EXCLUSIVE, or one recovering the WAL)"
+        )
+    return (
+        f"event store {path} is locked: another connection has held {kind} for more than "
+        f"{wait_ms / 1000:g} s; set LLM_EVENTS_LOCK_TIMEOUT (seconds) to wait longer"
+    )
+
+
+class Request:
+    """One caller's events (encoded), waiting to be committed by a leader."""
+
+    __slots__ = ("encoded", "ignore_existing", "done", "error")
+
+    def __init__(self, encoded: list[tuple[Any, bytes]], ignore_existing: bool) -> None:
+        self.encoded = encoded
+        self.ignore_existing = ignore_existing
+        self.done = False
+        self.error: BaseException | None = None
+
+
+#: Errors that belong to one request (a duplicate id, a value SQLite refuses): a group that
+#: fails with one of them is retried request by request, so only the culprit fails.
+_REQUEST_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, TypeError)
+
+
+class GroupCommit:
+    """Leader/follower group commit (see the module docstring).
+
+    ``commit(requests)`` writes all their events in one transaction, raising on failure.
+    """
+
+    def __init__(self, commit: Callable[[list[Request]], None]) -> None:
+        self._commit = commit
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[Request] = []
+        self._leading = False
+
+    def submit(self, encoded: list[tuple[Any, bytes]], ignore_existing: bool = False) -> None:
+        req = Request(encoded, ignore_existing)
+        with self._cond:
+            self._queue.append(req)
+            while not req.done and self._leading:
+                self._cond.wait()
+            if req.done:
+                if req.error is not None:
+                    raise req.error
+                return
+            self._leading = True
+            batch, self._queue = self._queue, []
+        try:
+            self._run(batch)
+        finally:
+            with self._cond:
+                self._leading = False
+                self._cond.notify_all()
+        if req.error is not None:
+            raise req.error
+
+    def _run(self, batch: list[Request]) -> None:
+        try:
+            try:
+                self._commit(batch)
+            except _REQUEST_ERRORS:
+                if len(batch) == 1:
+                    raise
+                for r in batch:  # find the culprit: the others still commit
+                    try:
+                        self._commit([r])
+                    except BaseException as own:
+                        r.error = own
+        except BaseException as e:
+            for r in batch:
+                r.error = e
+        finally:
+            for r in batch:
+                r.done = True
+
+
+#: The automatic checkpoint of append connections: only a safety net (16 MB of WAL).
+SAFETY_AUTOCHECKPOINT_PAGES = 4000
+#: Checkpoint after this many appended events, or after this many seconds.
+CHECKPOINT_EVERY_EVENTS = 64
+CHECKPOINT_INTERVAL_S = 0.5
+#: Projections catch up this long after an append (appends meanwhile join the batch).
+PROJECT_DELAY_S = 0.003
+#: Appends paused this long: the search index is brought up to date.
+IDLE_S = 0.3
+
+
+class Background:
+    """The store's daemon thread (see the module docstring).
+
+    ``catch_up()`` and ``idle_work()`` are the store's; they take the write lock briefly and
+    may fail (busy, gone): the next round, or the next open, catches up.  WAL checkpoints
+    run ``PASSIVE`` on a connection of the thread's own (they never block writers or
+    readers; SQLite releases the GIL while it copies and syncs).  SQLite's automatic
+    checkpoint runs inside the ``COMMIT`` that crosses its threshold, so one append in every
+    few dozen would pay for all of them; durability is the same either way (a commit is in
+    the WAL; a checkpoint that dies half-way is redone on the next open).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        catch_up: Callable[[], None] | None = None,
+        idle_work: Callable[[], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.catch_up = catch_up
+        self.idle_work = idle_work
+        self._last_commit = time.monotonic()
+        self._pending = 0
+        self._unprojected = False
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="llm-events-background", daemon=True)
+        self._thread.start()
+
+    def committed(self, events: int) -> None:
+        self._last_commit = time.monotonic()
+        self._pending += events
+        if self.catch_up is not None:
+            self._unprojected = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stopping:
+                self._wake.wait(CHECKPOINT_INTERVAL_S)
+                self._wake.clear()
+                if self._stopping:
+                    break
+                if self._unprojected:
+                    time.sleep(PROJECT_DELAY_S)  # let the appends of this moment join
+                    self._unprojected = False
+                    with contextlib.suppress(Exception):
+                        self.catch_up()  # type: ignore[misc]
+                try:
+                    if self._pending >= CHECKPOINT_EVERY_EVENTS or (
+                        self._pending and time.monotonic() - self._last_commit >= IDLE_S
+                    ):
+                        self._pending = 0
+                        if conn is None:
+                            conn = sqlite3.connect(self.path, isolation_level=None)
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy or gone: the next round (or the safety net) catches up
+                if self.idle_work is not None and time.monotonic() - self._last_commit >= IDLE_S:
+                    with contextlib.suppress(Exception):
+                        self.idle_work()
+        finally:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
