@@ -198,9 +198,9 @@ class Cassette:
             logprobs=last.logprobs,
         )
 
-    def nearest(self, prompt: Prompt, limit: int = 20_000) -> tuple[str, float] | None:
-        """The recorded user text most like ``prompt.user`` (and its similarity)."""
-        best: tuple[str, float] | None = None
+    def nearest(self, prompt: Prompt, limit: int = 20_000) -> tuple[ev.PromptBuilt, float] | None:
+        """The recorded prompt most like ``prompt`` (system and user text), and its similarity."""
+        best: tuple[ev.PromptBuilt, float] | None = None
         target = f"{prompt.system}\n{prompt.user}"
         seen = 0
         for stored in self.store.iter_events(types=["prompt_built"]):
@@ -217,18 +217,45 @@ class Cassette:
                 continue
             r = m.ratio()
             if best is None or r > best[1]:
-                best = (e.user, r)
+                best = (e, r)
         return best
 
     def miss(self, prompt: Prompt, detail: str = "") -> CassetteMiss:
         shown = _short(prompt.user)
         near = self.nearest(prompt)
-        hint = (
-            f"; nearest recorded prompt: {_short(near[0])} (similarity {near[1]:.2f})"
-            if near
-            else "; the cassette holds no prompts"
-        )
+        if near is None:
+            hint = "; the cassette holds no prompts"
+        else:
+            recorded, ratio = near
+            hint = (
+                f"; nearest recorded prompt: {_short(recorded.user)} (similarity {ratio:.2f}"
+                f"{_differences(recorded, prompt)})"
+            )
         return CassetteMiss(f"no recorded answer in {self.path} for prompt {shown}{detail}{hint}")
+
+
+def _differences(recorded: ev.PromptBuilt, prompt: Prompt) -> str:
+    """What tells the nearest recorded prompt from this one, when its user text looks alike:
+    a similarity below 1 for the same words is the system prompt or the context."""
+    diffs = []
+    if recorded.system != prompt.system:
+        diffs.append(
+            f"the system prompt differs: {_short(recorded.system, 40)} recorded, "
+            f"{_short(prompt.system, 40)} now"
+        )
+    if list(recorded.examples) != list(prompt.examples):
+        diffs.append(
+            f"the examples/context differ: {len(recorded.examples)} recorded, "
+            f"{len(prompt.examples)} now"
+        )
+    if not diffs:
+        return (
+            "; the same system, user text and examples: the model or parameters differ"
+            if recorded.user == prompt.user
+            else ""
+        )
+    same = "same user text, but " if recorded.user == prompt.user else ""
+    return f"; {same}{' and '.join(diffs)}"
 
     def close(self) -> None:
         self.store.close()

@@ -227,11 +227,12 @@ class ReplayReport:
             f"compare {self.compare})"
         )
 
-    def to_text(self, width: int = 100) -> str:
-        """The terminal summary: counts, deltas, the worst diffs, the skipped calls."""
+    def to_text(self, width: int = 100, *, full: bool = False) -> str:
+        """The terminal summary: counts, deltas, the worst differences (each with the
+        recorded and the new answer, cut to ``width`` columns unless ``full``), the skips."""
         if self.status == "empty":
             return f"no recorded calls match the selection ({self.selection.describe()})"
-        lines = [self.headline(), ""]
+        lines = [self.headline(), f"selection: {self.selection.describe()}", ""]
         rows = [("verdict", "calls")] + [(v, str(self.counts[v])) for v in VERDICTS]
         rows.append(("skipped", str(self.skipped_count)))
         lines += [f"  {a:<10} {b:>7}" for a, b in rows]
@@ -240,17 +241,54 @@ class ReplayReport:
         if worst:
             lines += ["", "Worst differences:"]
             for r in worst:
-                score = "-" if r.score is None else f"{r.score:.2f}"
-                detail = r.reason or r.diff.replace("\n", " | ")
-                head = f"  {r.verdict:<7} {score:>5}  {r.source_call_id}  "
-                room = max(20, width - len(head))
-                lines.append(head + (detail if len(detail) <= room else detail[: room - 1] + "…"))
+                lines += self._difference_lines(r, width, full)
         if self.skipped:
             lines += ["", "Skipped:"]
             lines += [f"  {c}  {reason}" for c, reason in self.skipped[:WORST_SHOWN]]
             if self.skipped_count > WORST_SHOWN:
                 lines.append(f"  ... and {self.skipped_count - WORST_SHOWN} more")
         return "\n".join(lines)
+
+    def _difference_lines(self, r: CallResult, width: int, full: bool) -> list[str]:
+        score = "-" if r.score is None else f"{r.score:.2f}"
+        new = r.replay_call_id or "-"
+        head = f"  {r.verdict:<7} {score:>5}  {r.source_call_id} -> {new}"
+        out = [head]
+        recorded, answer = self._answers(r)
+        for label, text in (("reason", r.reason), ("recorded", recorded), ("new", answer)):
+            if not text:
+                continue
+            prefix = f"    {label + ':':<10}"
+            one = " ".join(text.split()) if not full else text
+            if full:
+                body = one.splitlines() or [""]
+                out.append(prefix + body[0])
+                out += [" " * len(prefix) + line for line in body[1:]]
+            else:
+                room = max(20, width - len(prefix))
+                out.append(prefix + (one if len(one) <= room else one[: room - 1] + "…"))
+        return out
+
+    def _answers(self, r: CallResult) -> tuple[str, str]:
+        """The recorded answer and the new one (or the new call's error), from the store."""
+        conn = self.store.conn()
+
+        def answer(call_id: str | None) -> str:
+            if not call_id:
+                return ""
+            row = conn.execute(
+                "SELECT response_text FROM prompts WHERE call_id = ?", (call_id,)
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                return row[0]
+            row = conn.execute(
+                "SELECT error_type, error_message FROM calls WHERE call_id = ?", (call_id,)
+            ).fetchone()
+            if row is not None and row[0]:
+                return f"{row[0]}: {row[1] or ''}".strip()
+            return ""
+
+        return answer(r.source_call_id), answer(r.replay_call_id)
 
     def _delta_lines(self) -> list[str]:
         t = self.totals

@@ -24,12 +24,15 @@ class SelectionError(ValueError):
 
 @dataclass(frozen=True)
 class Selection:
-    """Filters over recorded calls; every field left at its default matches everything."""
+    """Filters over recorded calls.  Every field left at its default matches everything but
+    ``status``: by default only the calls that were answered (``ok``) are replayed, since a
+    call that failed when recorded has no answer to compare with (it would count as changed
+    whenever the candidate answers).  ``status=None`` selects every call."""
 
     model: str | None = None
     backend: str | None = None
     tags: tuple[str, ...] = ()
-    status: str | None = None
+    status: str | None = "ok"
     since: str | None = None
     until: str | None = None
     ids: tuple[str, ...] = ()
@@ -57,21 +60,32 @@ class Selection:
             if f.name == "chunk":
                 continue
             value = getattr(self, f.name)
-            if value != f.default and value not in ((), None):
+            if f.name == "status":
+                out["status"] = value  # always: see from_dict
+            elif value != f.default and value not in ((), None):
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Selection:
+        """The selection a ``replay_started`` recorded.  ``status`` is always recorded since
+        its default became ``ok``; a run recorded before that, without it, selected every
+        status, and a resumed one still does."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("status", None)
+        return cls(**values)
 
     def pinned(self, max_seq: int) -> Selection:
         return self if self.max_seq is not None else replace(self, max_seq=max_seq)
 
     def describe(self) -> str:
         """One line for messages: ``model=x, tag=y`` or ``all recorded calls``."""
-        parts = [f"{k}={v}" for k, v in self.to_dict().items() if k not in ("max_seq", "seed")]
+        parts = [
+            f"{k}={v}"
+            for k, v in self.to_dict().items()
+            if k not in ("max_seq", "seed") and v is not None
+        ]
         return ", ".join(parts) or "all recorded calls"
 
 
@@ -107,12 +121,8 @@ def normalize_time(value: str | None, name: str = "time") -> str | None:
         return None
     try:
         return parse_time(str(value))
-    except QueryError:
-        raise SelectionError(
-            f"--{name} {value!r} is not a time: use an ISO date/time like 2025-01-31 or "
-            "2025-01-31T14:00 (local time unless it has an offset), or a duration back from "
-            "now like 30m, 2h, 7d"
-        ) from None
+    except QueryError as e:
+        raise SelectionError(f"bad --{name}: {e}") from None  # as `llm-events calls` says
 
 
 def _where(sel: Selection, exclude_replay_id: str | None) -> tuple[list[str], list[Any]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sqlite3
 
 import pytest
 from click.testing import CliRunner
@@ -91,7 +90,7 @@ def test_search_finds_the_call_by_a_tool_argument(db_path, talk):
 
 
 def test_views_list_each_tool_call_with_its_arguments(db_path, talk):
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     assert conn.execute(
         "SELECT call_id, name, tool_call_id, arguments FROM tool_calls"
     ).fetchall() == [
@@ -118,7 +117,7 @@ def test_replay_resends_the_whole_conversation_and_compares_tool_calls(store, db
     assert [t["name"] for t in sent.tools] == ["get_weather", "get_forecast"]
     assert sent.options == {"tool_choice": "auto"}
     # the replayed request's prompt_built is the recorded one, byte for byte in its messages
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     built = [json.loads(p) for (p,) in conn.execute(
         "SELECT payload FROM events WHERE type = 'prompt_built' ORDER BY seq")]  # fmt: skip
     assert len(built) == 2 and built[1]["origin"] == "replay"
@@ -172,7 +171,7 @@ def test_show_prints_a_provider_error_and_a_broken_stream_s_partial_answer(db_pa
         "  It will be sun",
         '  tool call get_forecast {"city": "Pa (call_9)',
     ]
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     assert conn.execute(
         "SELECT error_code, provider_error_type, request_id, retry_after_s, partial_text "
         "FROM events_attempt_failed"
@@ -225,7 +224,7 @@ def test_an_image_sent_through_the_httpx_transport_is_stored_once_by_digest(db_p
                 ]}],
             )  # fmt: skip
     flush()
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     assert conn.execute("SELECT sha256, size, data FROM blobs").fetchall() == [
         (PNG_SHA, len(PIXEL_PNG), PIXEL_PNG)
     ]

@@ -28,7 +28,7 @@ DB = "mystore"  # not "events": the metadata must follow the file's name
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> SampleStore:
-    return make_sample_store(tmp_path_factory.mktemp("datasette") / f"{DB}.db")
+    return make_sample_store(tmp_path_factory.mktemp("datasette") / f"{DB}.db", rich=True)
 
 
 @pytest.fixture(scope="module")
@@ -157,11 +157,11 @@ def test_newest_first_and_facets(server, sample):
     calls = server.json(f"/{DB}/calls.json?_shape=objects")
     started = [r["started_at"] for r in calls["rows"]]
     assert started == sorted(started, reverse=True)
-    assert calls["rows"][0]["call_id"] == sample.xss_call_id
+    assert calls["rows"][0]["call_id"] in sample.replay_call_ids  # the replay came last
     facets = calls["facet_results"]
     assert {"status", "model", "backend", "started_at"} <= set(facets)
     status = {r["value"]: r["count"] for r in facets["status"]["results"]}
-    assert status == {"ok": 9, "error": 1}
+    assert status == {"ok": 13, "error": 1}  # the demo's 10, the agent's call, 3 replay calls
     events = server.json(f"/{DB}/events.json?_shape=objects")
     seqs = [r["seq"] for r in events["rows"]]
     assert seqs == sorted(seqs, reverse=True)
@@ -184,14 +184,17 @@ def canned(server, name: str, **params: str) -> list[dict]:
 
 def test_canned_queries_answer_the_audit_questions(server, sample):
     assert [r["call_id"] for r in canned(server, "failed_calls")] == [sample.failed_call_id]
-    assert [r["call_id"] for r in canned(server, "retried_calls")] == [sample.retried_call_id]
+    assert [r["call_id"] for r in canned(server, "retried_calls")] == [
+        sample.agent_call_id,  # retried, then fell back
+        sample.retried_call_id,
+    ]
     fell_back = canned(server, "fallback_calls")
     assert sample.fallback_call_id in {r["call_id"] for r in fell_back}
     assert all("->" in r["switches"] for r in fell_back)
     slowest = canned(server, "slowest_calls")
     assert slowest[0]["latency_ms"] == max(r["latency_ms"] for r in slowest)
     per_day = canned(server, "cost_per_model_per_day")
-    assert sum(r["calls"] for r in per_day) == 10
+    assert sum(r["calls"] for r in per_day) == 14
     assert canned(server, "replay_regressions") == []
     assert canned(server, "replay_regressions", replay_id="nope") == []
 
@@ -223,16 +226,26 @@ def test_search_over_prompts_and_answers(server, sample):
         "refund" in (r["text"] + r["response_text"]).lower() for r in data["rows"]
     )
     hits = canned(server, "search_answers", q="refund annual")
-    assert hits and "[refund]" in hits[0]["prompt"]
+    # matches are marked with \x02 ... \x03, shown as <mark> (brackets can be in the text)
+    assert hits and "\x02refund\x03" in hits[0]["prompt"]
+    # the replays' copies of the refund question are left out: the recorded call only
+    assert not {h["call_id"] for h in hits} & set(sample.replay_call_ids)
+    status, page = server.get(f"/{DB}/search_answers?q=refund+annual")
+    assert "<mark>refund</mark>" in page
     assert canned(server, "search_answers", q=XSS)[0]["call_id"] == sample.xss_call_id
     status, page = server.get(f"/{DB}/prompts?_search=invoices")
-    assert status == 200 and "invoices" in page.lower()
+    assert status == 200 and "<mark>invoices</mark>" in page.lower()  # the ranked query
 
 
-def test_call_ids_link_to_their_timeline(server, sample):
+def test_call_ids_link_to_their_call_page(server, sample):
     status, page = server.get(f"/{DB}/failed_calls")
     assert status == 200
-    assert f'href="/{DB}/call_timeline?call_id={sample.failed_call_id}"' in page
+    assert f'href="/-/calls/{sample.failed_call_id}"' in page
+    # the calls table's primary key too (Datasette would link it to the row page)
+    status, page = server.get(f"/{DB}/calls")
+    assert f'href="/-/calls/{sample.failed_call_id}"' in page
+    status, page = server.get(f"/{DB}/replays")
+    assert f'href="/-/replays/{sample.replay_id}"' in page
 
 
 def test_answers_render_as_text_never_as_html(server, sample):

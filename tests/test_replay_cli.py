@@ -84,7 +84,7 @@ def test_selection_options_reach_the_replay(fifty):
 def test_empty_selection_is_a_clear_message_and_exit_0(fifty, db_path):
     result = invoke("--against", "echo", "--model", "gpt-nothing")
     assert result.exit_code == 0
-    assert result.stdout == "no recorded calls match the selection (model=gpt-nothing)\n"
+    assert result.stdout == "no recorded calls match the selection (model=gpt-nothing, status=ok)\n"
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT count(*) FROM events WHERE type LIKE 'replay%'").fetchone() == (0,)
 
@@ -94,7 +94,10 @@ def test_empty_selection_is_a_clear_message_and_exit_0(fifty, db_path):
     [
         (["--against", "nope"], "Error: unknown client spec 'nope'"),
         ([], "Error: missing --against SPEC"),
-        (["--against", "echo", "--since", "soon"], "Error: --since 'soon' is not a time"),
+        (
+            ["--against", "echo", "--since", "soon"],
+            "Error: Invalid value for '--since': cannot read time 'soon'",
+        ),
         (["--against", "echo", "--id", "no-such-call"], "Error: no recorded call 'no-such-call'"),
         (["--against", "echo", "--compare", "fuzzy"], "Error: unknown comparator 'fuzzy'"),
         (["--resume", "no-such-replay"], "Error: no replay 'no-such-replay'"),

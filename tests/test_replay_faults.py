@@ -58,7 +58,9 @@ def test_empty_selection_writes_nothing(store):
     report = replay.run(store, "echo", select={"model": "no-such-model"})
     assert report.status == "empty"
     assert report.total == 0 and report.results == []
-    assert report.to_text() == "no recorded calls match the selection (model=no-such-model)"
+    assert (
+        report.to_text() == "no recorded calls match the selection (model=no-such-model, status=ok)"
+    )
     assert store.count() == before
     assert store.count("replay_started") == 0
 
@@ -84,7 +86,7 @@ def test_calls_without_prompt_built_are_skipped_with_a_reason(store):
     store.append(  # a call that never finished (the process died mid-request)
         [ev.CallStarted(id=ev.new_id(), ts=ev.now_iso(), call_id="still-running", prompt_id="x")]
     )
-    report = replay.run(store, "echo")
+    report = replay.run(store, "echo", select={"status": None})  # every call, running too
     assert report.counts == {"same": 2, "changed": 0, "error": 0}
     assert dict(report.skipped) == {
         "call-without-prompt": "no prompt_built recorded for this call "

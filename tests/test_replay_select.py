@@ -50,7 +50,7 @@ def test_time_range_and_relative_times(store):
     assert ids(store, until="1h") == []
     assert normalize_time("2025-01-31T00:00Z") == "2025-01-31T00:00:00.000000Z"
     assert normalize_time("2025-01-31T14:00+02:00") == "2025-01-31T12:00:00.000000Z"
-    with pytest.raises(SelectionError, match="--since 'soon' is not a time"):
+    with pytest.raises(SelectionError, match="bad --since: cannot read time 'soon'"):
         Selection(since="soon")
 
 
@@ -103,6 +103,9 @@ def test_streams_in_chunks(store):
 def test_a_selection_round_trips_through_replay_started():
     sel = Selection(model="m", tags=("a",), limit=3, sample=2, seed=5, max_seq=10)
     assert Selection.from_dict(sel.to_dict()) == sel
-    assert Selection().describe() == "all recorded calls"
+    assert Selection().describe() == "status=ok"  # the answered calls, by default
+    assert Selection(status=None).describe() == "all recorded calls"
+    # a run recorded before status defaulted to ok selected every status; resumed, it still does
+    assert Selection.from_dict({"model": "m"}).status is None
     with pytest.raises(SelectionError, match="limit must be 0 or more"):
         Selection(limit=-1)

@@ -26,6 +26,12 @@ from typing import Any
 #: The database key used in datasette-metadata.json (the default store is events.db).
 METADATA_DB_NAME = "events"
 PLUGINS_DIR = Path(__file__).parent / "plugins"
+#: Our pages' templates (and ``_table.html``, which links primary-key call ids to call pages).
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+#: CSS, the charting library (uPlot, vendored with its license) and the dashboard's script,
+#: served at ``/llm-events/``: no page loads anything from the network.
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_MOUNT = "llm-events"
 
 #: Datasette settings ``browse`` uses: pages stay fast on stores of millions of events.
 SETTINGS: dict[str, str] = {
@@ -61,6 +67,11 @@ def metadata_for(db_path: str | Path) -> dict[str, Any]:
     dbs = meta.get("databases", {})
     if name != METADATA_DB_NAME and METADATA_DB_NAME in dbs:
         dbs[name] = dbs.pop(METADATA_DB_NAME)
+        html = dbs[name].get("description_html")
+        if html:  # its links name the database's pages
+            dbs[name]["description_html"] = html.replace(
+                f'href="/{METADATA_DB_NAME}/', f'href="/{name}/'
+            )
     return meta
 
 
@@ -164,6 +175,10 @@ def datasette_command(
         str(metadata_path),
         "--plugins-dir",
         str(PLUGINS_DIR),
+        "--template-dir",
+        str(TEMPLATES_DIR),
+        "--static",
+        f"{STATIC_MOUNT}:{STATIC_DIR}",
     ]
     for key, value in SETTINGS.items():
         cmd += ["--setting", key, value]

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "verify": "store_commands:verify_command",
     "rebuild": "store_commands:rebuild_command",
     "replay": "replay_command:replay_command",
+    "replays": "replays_command:replays_command",
     "export": "transfer:export_command",
     "import": "transfer:import_command",
     "browse": "browse:browse_command",

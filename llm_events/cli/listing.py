@@ -30,7 +30,7 @@ from .format import (
     terminal_width,
     truncate,
 )
-from .options import build_filter, call_filter_options, full_option
+from .options import build_filter, call_filter_options, full_option, include_replays_option
 
 
 def open_read(db: Path | None) -> Any:
@@ -98,6 +98,7 @@ def _calls_columns(full: bool) -> list[Column]:
 @db_option
 @call_filter_options(limit=20)
 @full_option
+@include_replays_option
 @friendly_errors
 def calls_command(db: Path | None, limit: int, as_json: bool, full: bool, **filters: Any) -> None:
     """List recorded calls, newest first.
@@ -217,7 +218,8 @@ def _show_lines(
         out.append(f"  note      {note}")
     if status == "error":
         out.append(f"  error     {call.get('error_type')}: {one_line(call.get('error_message'))}")
-    out.append(f"  answered  {call.get('backend') or '-'} / {call.get('model') or '-'}")
+    label = {"ok": "answered", "error": "last tried"}.get(status, "asked")
+    out.append(f"  {label:<9} {call.get('backend') or '-'} / {call.get('model') or '-'}")
     out.append(f"  client    {call.get('client') or '-'}")
     if started.get("host"):
         out.append(f"  process   {started['host']} pid {started.get('pid')}")
@@ -278,10 +280,27 @@ def _tail_line(e: dict[str, Any], full: bool, width: int) -> str:
     return line if full else truncate(line, width)
 
 
+def _check_types(types: tuple[str, ...]) -> None:
+    """An unknown ``--type`` is an error naming the valid ones (else ``-f`` waits forever)."""
+    import difflib
+
+    from ..log.events import EVENT_CLASSES
+
+    for name in types:
+        if name not in EVENT_CLASSES:
+            close = difflib.get_close_matches(name, EVENT_CLASSES, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise click.BadParameter(
+                f"unknown event type {name!r}: {hint}the types are {', '.join(EVENT_CLASSES)}",
+                param_hint="'--type'",
+            )
+
+
 @click.command(name="tail")
 @db_option
 @call_filter_options(limit=20, json_help="Print one JSON object per event (JSON Lines).")
 @full_option
+@include_replays_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they are appended.")
 @click.option(
     "--type",
@@ -314,6 +333,7 @@ def tail_command(
 
     from ..log.queries import recent_events
 
+    _check_types(types)
     flt = build_filter(**filters)
     conn = open_read(db)
     width = terminal_width()
@@ -364,6 +384,7 @@ def tail_command(
 @db_option
 @call_filter_options(limit=20)
 @full_option
+@include_replays_option
 @click.option(
     "--rank-all",
     is_flag=True,
@@ -446,6 +467,7 @@ def search_command(
 )
 @db_option
 @call_filter_options(limit=None, json_help="Print the figures as JSON.")
+@include_replays_option
 @friendly_errors
 def stats_command(db: Path | None, limit: int | None, as_json: bool, **filters: Any) -> None:
     """Calls, failure rate, retries, fallbacks, tokens, cost and latency per model and backend.

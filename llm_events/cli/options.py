@@ -11,18 +11,12 @@ from typing import Any
 
 import click
 
-
-class BadOption(click.ClickException):
-    """A bad option value: one line (no usage block, unlike click's UsageError), exit 2."""
-
-    exit_code = 2
-
-
 #: Largest ``-n``: SQLite's LIMIT takes a signed 64-bit integer.
 LIMIT_MAX = 2**63 - 1
 
 
-def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The ``--since`` / ``--until`` callback (``replay`` shares it)."""
     if value is None:
         return None
     from ..log.queries import QueryError, parse_time
@@ -30,7 +24,23 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
     try:
         return parse_time(value)
     except QueryError as e:
-        raise BadOption(f"bad --{param.name}: {e}") from None
+        # a usage error (exit 2), one line as every error (LazyGroup.main); replay uses
+        # this same callback, so the two read times and fail alike
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
+#: The ``--since`` help every command shares.
+SINCE_HELP = "Only calls started since WHEN: 30m, 2h, 3d, 1w ago or an ISO date/time (local)."
+UNTIL_HELP = "Only calls started before WHEN (same forms as --since)."
+
+
+def include_replays_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--include-replays``: calls that replays made are left out unless asked for."""
+    return click.option(
+        "--include-replays",
+        is_flag=True,
+        help="Also the calls that replays made (left out by default: they are not your traffic).",
+    )(fn)
 
 
 def _parse_limit(ctx: click.Context, param: click.Parameter, value: str | int | None) -> int | None:
@@ -39,9 +49,9 @@ def _parse_limit(ctx: click.Context, param: click.Parameter, value: str | int | 
     try:
         n = int(value)
     except ValueError:
-        raise BadOption(f"bad -n/--limit: {value!r} is not a whole number") from None
+        raise click.BadParameter(f"{value!r} is not a whole number", ctx, param) from None
     if not 0 <= n <= LIMIT_MAX:
-        raise BadOption(f"bad -n/--limit: {value} is out of range (0 to {LIMIT_MAX}; 0: all)")
+        raise click.BadParameter(f"{value} is out of range (0 to {LIMIT_MAX}; 0: all)", ctx, param)
     return n
 
 
@@ -67,15 +77,15 @@ def call_filter_options(
             ),
             click.option(
                 "--since",
-                callback=_parse_since,
+                callback=parse_since,
                 metavar="WHEN",
-                help="Only calls started since WHEN: 30m, 2h, 3d, 1w or an ISO date/time (local).",
+                help=SINCE_HELP,
             ),
             click.option(
                 "--until",
-                callback=_parse_since,
+                callback=parse_since,
                 metavar="WHEN",
-                help="Only calls started before WHEN (same forms as --since).",
+                help=UNTIL_HELP,
             ),
             click.option("--model", "-m", help="Only this model (globs like 'gpt-*' work)."),
             click.option("--backend", "-b", help="Only this backend (globs work)."),
@@ -105,11 +115,18 @@ def build_filter(
     backend: str | None = None,
     status: str | None = None,
     tags: tuple[str, ...] = (),
+    include_replays: bool = True,
 ) -> Any:
     from ..log.queries import CallFilter
 
     return CallFilter(
-        since=since, until=until, model=model, backend=backend, status=status, tags=list(tags)
+        since=since,
+        until=until,
+        model=model,
+        backend=backend,
+        status=status,
+        tags=list(tags),
+        include_replays=include_replays,
     )
 
 

@@ -34,17 +34,34 @@ class _StderrLog:
         click.echo(f"retrying: {message % args}", err=True)
 
 
+#: ``-o`` names that configure the client itself; every other ``-o`` is a model parameter
+#: (temperature, max_tokens, ...), sent with each request and recorded with each attempt.
+CLIENT_OPTIONS = frozenset({"base_url", "api_key", "timeout", "connect_timeout", "log_prompts"})
+
+
 def _client(spec: str | None, options: dict[str, Any]) -> Any:
     import os
 
     from ..interface.settings import client_from_settings
     from ..interface.specs import client_from_spec
 
-    if spec:
-        return client_from_spec(spec, **options)
-    if options:
-        return client_from_spec(os.environ.get("LLM_BACKEND") or "openai", **options)
-    return client_from_settings()
+    if not spec and not options:
+        return client_from_settings()
+    spec = spec or os.environ.get("LLM_BACKEND") or "openai"
+    client_options = {k: v for k, v in options.items() if k in CLIENT_OPTIONS}
+    params = {k: v for k, v in options.items() if k not in CLIENT_OPTIONS}
+    if params:
+        client_options["params"] = params
+    try:
+        return client_from_spec(spec, **client_options)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        name = str(e).rsplit(" ", 1)[-1].strip("'")
+        raise click.ClickException(
+            f"the {spec} client takes no option {name!r} (client options: "
+            f"{', '.join(sorted(CLIENT_OPTIONS))}; any other -o is a model parameter)"
+        ) from None
 
 
 def _call_row(call_id: str | None) -> dict[str, Any]:
@@ -61,7 +78,12 @@ def _call_row(call_id: str | None) -> dict[str, Any]:
         (call_id,),
     )
     row = cur.fetchone()
-    return {} if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+    if row is None:
+        return {}
+    out = dict(zip([d[0] for d in cur.description], row, strict=True))
+    if out.get("tokens_estimated") is not None:  # a flag, as `calls --json` prints it
+        out["tokens_estimated"] = bool(out["tokens_estimated"])
+    return out
 
 
 @click.command(

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from .common import db_option, db_path
+from .options import SINCE_HELP, UNTIL_HELP, full_option, parse_since
 
 EXIT_OVER = 1
 EXIT_USAGE = 2
@@ -72,11 +73,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _emit(report: Any, as_json: bool, markdown: Path | None) -> None:
+def _emit(report: Any, as_json: bool, markdown: Path | None, full: bool = False) -> None:
+    from .format import terminal_width
+
     if as_json:
         click.echo(report.to_json())
     else:
-        click.echo(report.to_text())
+        click.echo(report.to_text(width=terminal_width(), full=full))
     if markdown is not None:
         try:
             markdown.write_text(report.to_markdown(), encoding="utf-8")
@@ -100,31 +103,32 @@ def _emit(report: Any, as_json: bool, markdown: Path | None) -> None:
     help="Instead of --against: re-send each captured call's exact recorded request body "
     "(proxy or transport) to this upstream, e.g. https://staging.example/v1.",
 )
-@click.option("--model", help="Only calls answered by this model; globs work ('gpt-*').")
+@click.option("--model", "-m", help="Only calls answered by this model; globs work ('gpt-*').")
 @click.option(
-    "--backend", help="Only calls answered by this backend (echo, openai ...); globs work."
+    "--backend", "-b", help="Only calls answered by this backend (echo, openai ...); globs work."
 )
 @click.option(
     "--tag",
+    "-t",
     "tags",
     multiple=True,
     help="Only calls with this tag (call or prompt tag); repeatable.",
 )
 @click.option(
     "--status",
-    type=click.Choice(["ok", "error"]),
-    help="Only calls that ended with this status.",
+    "-s",
+    type=click.Choice(["ok", "error", "all"]),
+    default="ok",
+    show_default=True,
+    help="Only calls that ended with this status. The default, ok, replays the answered calls: "
+    "a call that failed when recorded has no answer to compare (all: every call).",
 )
-@click.option(
-    "--since",
-    help="Only calls started at or after this time: ISO date/time (local), or 30m / 2h / 7d ago.",
-)
-@click.option(
-    "--until",
-    help="Only calls started before this time: ISO date/time (local), or 30m / 2h / 7d ago.",
-)
+@click.option("--since", callback=parse_since, metavar="WHEN", help=SINCE_HELP)
+@click.option("--until", callback=parse_since, metavar="WHEN", help=UNTIL_HELP)
 @click.option("--id", "ids", multiple=True, metavar="CALL_ID", help="Only this call; repeatable.")
-@click.option("--limit", type=click.IntRange(min=0), help="At most this many calls (oldest first).")
+@click.option(
+    "-n", "--limit", type=click.IntRange(min=0), help="At most this many calls (oldest first)."
+)
 @click.option("--sample", type=click.IntRange(min=0), help="A random sample of this many calls.")
 @click.option(
     "--seed",
@@ -188,6 +192,7 @@ def _emit(report: Any, as_json: bool, markdown: Path | None) -> None:
     "compared are skipped.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@full_option
 def replay_command(
     db: Path | None,
     against: str | None,
@@ -212,6 +217,7 @@ def replay_command(
     markdown: Path | None,
     resume: str | None,
     quiet: bool,
+    full: bool,
 ) -> None:
     """Re-run recorded calls against another client and compare the answers.
 
@@ -219,8 +225,13 @@ def replay_command(
     new call is recorded with the original as its parent, then compared (verdict same,
     changed or error) into replay_results.
 
+    By default only calls that were answered when recorded are replayed (--status ok): a
+    call that failed then has no answer to compare, so it would count as changed whenever
+    the candidate answers it.  --status all replays those too.
+
     Exit status: 0 when changed + error answers are within --max-changed, 1 when over,
     2 on usage or store errors, 130 when interrupted (resume with --resume REPLAY_ID).
+    The report cuts answers to the terminal's width; --full shows them whole.
 
     \b
     Examples:
@@ -234,11 +245,14 @@ def replay_command(
 
     from ..log.store import StoreError
 
+    status_given = click.get_current_context().get_parameter_source("status")
+    if resume is not None and status_given is click.core.ParameterSource.DEFAULT:
+        status = None  # a resumed run keeps its own
     filters = {
         "model": model,
         "backend": backend,
         "tags": tags,
-        "status": status,
+        "status": None if status == "all" else status,
         "since": since,
         "until": until,
         "ids": ids,
@@ -246,6 +260,8 @@ def replay_command(
         "sample": sample,
     }
     given = [k for k, v in filters.items() if v not in (None, ())]
+    if status == "all" and resume is not None:
+        given.insert(0, "status")
     if resume is not None and (given or include_replays):
         raise ReplayUsageError(
             f"--resume reuses the replay's own selection; drop --{given[0] if given else 'include-replays'}"
@@ -291,7 +307,7 @@ def replay_command(
                 bar.close()
     except ReplayInterrupted as stop:
         report = stop.report
-        _emit(report, as_json, markdown)
+        _emit(report, as_json, markdown, full)
         click.echo(
             f"interrupted: {report.compared} of {report.total} calls compared; continue with "
             f"`llm-events replay --resume {report.replay_id}`",
@@ -300,7 +316,7 @@ def replay_command(
         sys.exit(EXIT_INTERRUPTED)
     except (SelectionError, StoreError, sqlite3.DatabaseError, ValueError, TypeError, OSError) as e:
         raise ReplayUsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-    _emit(report, as_json, markdown)
+    _emit(report, as_json, markdown, full)
     if report.status == "empty":
         return
     code = report.exit_code(max_changed)

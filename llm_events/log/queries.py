@@ -100,6 +100,15 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
 # --- filtering calls --------------------------------------------------------------------------
 
 
+def replay_call_sql(alias: str = "c") -> str:
+    """SQL that is true for a call a replay made (replay traffic, kept apart by default).
+
+    Until ``calls`` has a ``source`` column, a replay's call is the one with a
+    ``parent_call_id`` (the recorded call it re-ran); every replay call has one.
+    """
+    return f"{alias}.parent_call_id IS NOT NULL"
+
+
 @dataclass
 class CallFilter:
     """Which calls a listing covers.  ``model``/``backend`` accept ``*`` globs."""
@@ -110,6 +119,9 @@ class CallFilter:
     backend: str | None = None
     status: str | None = None
     tags: list[str] = field(default_factory=list)
+    #: False: leave out the calls replays made (``calls``, ``stats``, ``search``, ``tail``
+    #: by default); the library's default keeps every call
+    include_replays: bool = True
 
     def where(self, alias: str = "c") -> tuple[str, list[Any]]:
         """SQL conditions (joined by AND; ``1`` when empty) and their parameters."""
@@ -135,10 +147,17 @@ class CallFilter:
                 f"WHERE p.id = {alias}.prompt_id AND t.value = ?))"
             )
             args.extend([tag, tag])
+        if not self.include_replays:
+            conds.append(f"NOT ({replay_call_sql(alias)})")
         return (" AND ".join(conds) or "1"), args
 
     @property
     def empty(self) -> bool:
+        return self.include_replays and self.only_replays_excluded
+
+    @property
+    def only_replays_excluded(self) -> bool:
+        """True when the filter selects every call but, perhaps, the replays'."""
         return not (
             self.since or self.until or self.model or self.backend or self.status or self.tags
         )
@@ -455,7 +474,13 @@ def recent_events(
         conds.append("e.seq <= ?")
         args.append(until_seq)
     join = ""
-    if not flt.empty:
+    if not flt.include_replays and flt.only_replays_excluded:
+        # events of no call (prompt_built) stay; those of replay calls and runs go
+        conds.append(
+            "e.type NOT LIKE 'replay%' AND NOT EXISTS (SELECT 1 FROM calls c WHERE "
+            f"c.call_id = e.call_id AND {replay_call_sql('c')})"
+        )
+    elif not flt.empty:
         join = "JOIN calls c ON c.call_id = e.call_id"
         where, wargs = flt.where("c")
         conds.append(where)
@@ -537,3 +562,30 @@ def export_payloads(
     found.sort()
     for _seq, payload in found:
         yield payload
+
+
+# --- replay runs ------------------------------------------------------------------------------
+
+
+def list_replays(
+    conn: sqlite3.Connection, *, since: str | None = None, limit: int | None = 20
+) -> list[dict[str, Any]]:
+    """Replay runs newest first: id, when, against, comparator, counts per verdict, status."""
+    import json
+
+    sql = "SELECT * FROM replays"
+    args: list[Any] = []
+    if since:
+        sql += " WHERE started_at >= ?"
+        args.append(since)
+    sql += " ORDER BY started_at DESC, replay_id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    rows = _dicts(conn.execute(sql, args))
+    for row in rows:
+        with contextlib.suppress(TypeError, ValueError):
+            row["selection"] = json.loads(row.get("selection") or "{}")
+        for verdict in ("same", "changed", "error", "skipped"):
+            row[verdict] = row.get(verdict) or 0
+    return rows

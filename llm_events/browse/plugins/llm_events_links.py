@@ -1,31 +1,34 @@
-"""Datasette plugin (loaded by ``llm-events browse`` through ``--plugins-dir``).
+"""Datasette plugin (loaded by ``llm-events browse`` through ``--plugins-dir``): cells.
 
-Why: the fastest way from "a failed call" to "what happened" is one click.  Cells holding a
-call id link to the ``call_timeline`` canned query, cells holding a replay id to
-``replay_regressions``.  Values are escaped: a cell never renders as raw HTML.
+Why: the fastest way from "a failed call" to "what happened" is one click.  Every cell
+holding a call id links to that call's page (``/-/calls/{id}``), every replay id to its run's
+page; times do not wrap, JSON is one capped line that unfolds, tags are chips, search matches
+are marked.  All of it is :mod:`llm_events.browse.cells`; values are always escaped.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from datasette import hookimpl
-from markupsafe import Markup, escape
 
-CALL_COLUMNS = {"call_id", "source_call_id", "replay_call_id", "parent_call_id"}
-REPLAY_COLUMNS = {"replay_id"}
+from llm_events.browse.cells import needs_replay_lookup, render
 
 
 @hookimpl
-def render_cell(value: Any, column: str, database: str, datasette: Any) -> Any:
-    if not isinstance(value, str) or not value:
-        return None
-    if column in CALL_COLUMNS:
-        query, param = "call_timeline", "call_id"
-    elif column in REPLAY_COLUMNS:
-        query, param = "replay_regressions", "replay_id"
-    else:
-        return None
-    href = f"{datasette.urls.database(database)}/{query}?{urlencode({param: value})}"
-    return Markup(f'<a href="{escape(href)}" title="{query}">{escape(value)}</a>')
+def render_cell(
+    row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any
+) -> Any:
+    base = datasette.setting("base_url") or "/"
+    if isinstance(value, str) and needs_replay_lookup(row, column, table):
+        call_id = row["call_id"]
+
+        async def marked() -> Any:  # one primary-key lookup: is this a replay's call?
+            result = await datasette.get_database(database).execute(
+                "SELECT parent_call_id FROM calls WHERE call_id = ?", [call_id]
+            )
+            first = result.first()
+            return render(value, column, table, {"parent_call_id": first and first[0]}, base)
+
+        return marked
+    return render(value, column, table, row, base)

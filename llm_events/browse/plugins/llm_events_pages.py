@@ -1,0 +1,185 @@
+"""Datasette plugin (loaded by ``llm-events browse``): the pages of our own and readable tables.
+
+- ``/-/calls/{call_id}``: one call (a unique prefix of the id works too);
+- ``/-/replays/{replay_id}``: one replay run, its verdicts and answers side by side;
+- ``/-/dashboard``: calls, errors, latency, tokens and cost per day and model;
+- the ``calls`` table opens on the columns a person scans first (``_col=``; every column is
+  one click away), and a search of ``prompts`` opens the ranked, highlighted canned query.
+
+The pages read through Datasette's read-only connection (``execute_fn``); what they show
+is computed by :mod:`llm_events.browse.call_page`, :mod:`~llm_events.browse.replay_page` and
+:mod:`~llm_events.browse.dashboard`; templates and assets ship in the package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from datasette import hookimpl
+from datasette.utils.asgi import NotFound, Response
+
+from llm_events.browse import call_page as calls
+from llm_events.browse import dashboard as dash
+from llm_events.browse import render as fmt
+from llm_events.browse import replay_page as replays
+from llm_events.cli.timeline import describe
+from llm_events.log.queries import QueryError
+
+#: What ``calls`` shows first (its primary key, call_id, always comes first).
+CALLS_COLUMNS = (
+    "started_at",
+    "status",
+    "model",
+    "prompt_preview",
+    "response_preview",
+    "latency_ms",
+    "cost",
+    "attempts",
+    "tags",
+)
+
+_STATIC = "llm-events"
+
+
+def _db(datasette: Any) -> Any:
+    return datasette.get_database()
+
+
+async def _render(datasette: Any, request: Any, template: str, context: dict[str, Any]) -> Any:
+    db = _db(datasette)
+    context = {
+        **context,
+        "db_name": db.name,
+        "db_url": datasette.urls.database(db.name),
+        "base": datasette.setting("base_url") or "/",
+        "fmt": fmt,
+        "describe": lambda e: describe(e)[1],
+        "static": f"{datasette.setting('base_url') or '/'}{_STATIC}/",
+    }
+    html = await datasette.render_template(template, context, request=request)
+    return Response.html(html)
+
+
+async def call_view(datasette: Any, request: Any) -> Any:
+    prefix = request.url_vars["call_id"]
+    db = _db(datasette)
+
+    def read(conn: Any) -> dict[str, Any]:
+        return calls.call_page(conn, calls.find_call(conn, prefix))
+
+    try:
+        data = await db.execute_fn(read)
+    except QueryError as e:
+        raise NotFound(str(e)) from None
+    if data["call"]["call_id"] != prefix:
+        return Response.redirect(
+            f"{datasette.setting('base_url') or '/'}-/calls/{data['call']['call_id']}"
+        )
+    return await _render(datasette, request, "llm_events_call.html", data)
+
+
+async def replay_view(datasette: Any, request: Any) -> Any:
+    prefix = request.url_vars["replay_id"]
+    verdict = request.args.get("verdict")
+    try:
+        offset = max(0, int(request.args.get("offset") or 0))
+    except ValueError:
+        offset = 0
+    db = _db(datasette)
+
+    def read(conn: Any) -> dict[str, Any]:
+        return replays.replay_page(conn, replays.find_replay(conn, prefix), verdict, offset)
+
+    try:
+        data = await db.execute_fn(read)
+    except QueryError as e:
+        raise NotFound(str(e)) from None
+    return await _render(datasette, request, "llm_events_replay.html", data)
+
+
+def _int_arg(request: Any, name: str, default: int) -> int:
+    try:
+        return max(0, int(request.args.get(name) or default))
+    except ValueError:
+        return default
+
+
+async def dashboard_view(datasette: Any, request: Any) -> Any:
+    days = _int_arg(request, "days", 30)
+    include = request.args.get("replays") == "1"
+    db = _db(datasette)
+    data = await db.execute_fn(
+        lambda conn: dash.dashboard(conn, days=days, include_replays=include, key=db.path)
+    )
+    return await _render(
+        datasette,
+        request,
+        "llm_events_dashboard.html",
+        {"d": data, "period": days, "include_replays": include},
+    )
+
+
+@hookimpl
+def register_routes(datasette: Any) -> list[tuple[str, Any]]:
+    return [
+        (r"^/-/calls/(?P<call_id>[0-9a-zA-Z_-]+)$", call_view),
+        (r"^/-/replays/(?P<replay_id>[0-9a-zA-Z_-]+)$", replay_view),
+        (r"^/-/dashboard$", dashboard_view),
+    ]
+
+
+def redirect_for(path: str, query: str, databases: set[str]) -> str | None:
+    """Where a table page opens instead: ``calls`` on its readable columns, a ``prompts``
+    search on the ranked, highlighted ``search_answers`` query; ``None``: as asked."""
+    parts = path.strip("/").split("/")
+    if len(parts) != 2 or parts[0] not in databases:
+        return None
+    db, table = parts
+    args = parse_qsl(query, keep_blank_values=True)
+    names = {k for k, _ in args}
+    if table == "calls" and not names & {"_col", "_nocol"}:
+        return f"/{db}/calls?" + urlencode([*args, *(("_col", c) for c in CALLS_COLUMNS)])
+    if table == "prompts" and "_search" in names and not names & {"_sort", "_sort_desc"}:
+        q = next(v for k, v in args if k == "_search")
+        return f"/{db}/search_answers?" + urlencode({"q": q})
+    return None
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Any:
+    def wrap(app: Any) -> Any:
+        async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope.get("type") == "http" and scope.get("method") == "GET":
+                target = redirect_for(
+                    scope.get("path", ""),
+                    scope.get("query_string", b"").decode("latin-1"),
+                    set(datasette.databases),
+                )
+                if target is not None:
+                    base = (datasette.setting("base_url") or "/").rstrip("/")
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 302,
+                            "headers": [(b"location", (base + target).encode("latin-1"))],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+            await app(scope, receive, send)
+
+        return wrapped
+
+    return wrap
+
+
+@hookimpl
+def extra_css_urls(datasette: Any) -> list[str]:
+    return [f"{datasette.setting('base_url') or '/'}{_STATIC}/llm-events.css"]
+
+
+@hookimpl
+def menu_links(datasette: Any) -> list[dict[str, str]]:
+    base = datasette.setting("base_url") or "/"
+    return [{"href": f"{base}-/dashboard", "label": "llm-events dashboard"}]
