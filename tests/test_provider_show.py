@@ -116,16 +116,6 @@ def test_show_prints_what_the_provider_said_of_an_error(db_path, case_id):
     assert "\nanswer\n" not in out
 
 
-def _token_fields_masked() -> bool:
-    from llm_events.log.redaction import Redactor, clean
-
-    return clean({"token": "Hello"}, Redactor(), "probe") != {"token": "Hello"}
-
-
-@pytest.mark.skipif(
-    _token_fields_masked(),
-    reason="redaction still masks data fields named token (the reliability branch narrows it)",
-)
 @pytest.mark.parametrize("case_id", ["openai_chat/logprobs_top_logprobs"])
 def test_logprobs_are_stored_as_the_provider_sent_them(db_path, case_id):
     import json
