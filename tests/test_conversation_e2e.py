@@ -292,3 +292,29 @@ def test_a_long_conversation_is_folded_and_full_shows_every_turn(db_path):
     full = cli(db_path, "show", result.call_id, "--full")
     assert "more messages" not in full
     assert full.count("    user       question") == 7
+
+
+def test_a_captured_request_is_replayed_with_its_system_message_once(db_path):
+    """The proxy names its system messages' text in prompt_built.system too: a replay
+    sends the conversation as captured, not that text a second time."""
+    import msgspec
+
+    from llm_events.backends.render import conversation
+    from llm_events.log import events as ev
+    from llm_events.log.conversation import Message
+    from replay.rerun import prompt_from_event
+
+    messages = [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Hi?"}]},
+    ]
+    for origin, expected in (
+        ("proxy", ["system", "user"]),
+        ("context_builder", ["system", "system", "user"]),
+    ):
+        built = ev.PromptBuilt(
+            id="p", ts="2026-01-01T00:00:00Z", prompt_id="p", system="Be brief.", user="Hi?",
+            origin=origin, messages=msgspec.convert(messages, list[Message]),
+        )  # fmt: skip
+        prompt = prompt_from_event(built)
+        assert [m.role for m in conversation(prompt)] == expected
