@@ -78,7 +78,7 @@ def prompt_from_event(built: ev.PromptBuilt, store: EventStore | None = None) ->
         origin="replay",
         messages=messages,
         tools=to_neutral(built.tools),
-        options=dict(built.options),
+        options=_own_options(built),
     )
 
 
@@ -98,6 +98,17 @@ def _own_system(built: ev.PromptBuilt, messages: list[dict[str, Any]]) -> str:
         return built.system
     said = "\n\n".join(message_text(m) for m in systems)
     return "" if built.system == said else built.system
+
+
+#: Request fields of a captured request that say how it was sent, not what it asked: the
+#: client replaying it chooses them (a streamed capture replayed by ``generate``).
+TRANSPORT_OPTIONS = ("stream", "stream_options")
+
+
+def _own_options(built: ev.PromptBuilt) -> dict[str, Any]:
+    if built.origin not in CAPTURED:
+        return dict(built.options)
+    return {k: v for k, v in built.options.items() if k not in TRANSPORT_OPTIONS}
 
 
 def recorded_answer(store: EventStore, call_id: str) -> Answer | None:

@@ -315,6 +315,9 @@ def test_a_captured_request_is_replayed_with_its_system_message_once(db_path):
         built = ev.PromptBuilt(
             id="p", ts="2026-01-01T00:00:00Z", prompt_id="p", system="Be brief.", user="Hi?",
             origin=origin, messages=msgspec.convert(messages, list[Message]),
+            options={"stream": True, "stream_options": {"include_usage": True}, "seed": 1},
         )  # fmt: skip
         prompt = prompt_from_event(built)
         assert [m.role for m in conversation(prompt)] == expected
+        # how a capture was sent is the replaying client's choice; what it asked is kept
+        assert prompt.options == ({"seed": 1} if origin == "proxy" else dict(built.options))
