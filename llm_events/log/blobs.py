@@ -29,11 +29,6 @@ class Blob(NamedTuple):
     data: bytes
 
 
-def of_bytes(datas: Iterable[bytes], mime_type: str | None = None) -> list[Blob]:
-    """Blobs for raw bytes, each keyed by its own digest."""
-    return [Blob(hashlib.sha256(d).hexdigest(), mime_type, bytes(d)) for d in datas]
-
-
 def write(conn: sqlite3.Connection, blobs: Iterable[Blob]) -> None:
     """Store each blob once (inside the caller's write transaction)."""
     rows = [(b.sha256, b.mime_type, len(b.data), b.data) for b in blobs]

@@ -405,15 +405,11 @@ class EventStore:
             self._background.committed(len(events))
         return events
 
-    def put_blobs(self, found: dict[str, bytes]) -> None:
-        """Store inline bytes (sha256 -> bytes) now, each once, in a transaction of their own.
-
-        For writers that hold bytes apart from their events (the proxy): called before the
-        events naming them are appended, so no event ever names bytes the store lacks.
-        """
-        rows = blobs.of_bytes(found.values())
-        if rows:
-            self.append_computed(lambda conn: blobs.write(conn, rows) or [])
+    @staticmethod
+    def attach_blobs(event_id: str, found: Sequence[blobs.Blob]) -> None:
+        """Write ``found`` (inline bytes) in the transaction that writes event ``event_id``,
+        each once (:func:`llm_events.log.blobs.attach`)."""
+        blobs.attach(event_id, found)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, encoded: list[tuple[ev.Event, bytes]]) -> None:
