@@ -241,14 +241,8 @@ def neutral_messages(wire: list[Any], blobs: Blobs) -> list[Message]:
             if item.get("refusal"):
                 parts.append(TextPart(content=str(item["refusal"])))
             for call in as_list(item.get("tool_calls")):
-                function = as_dict(call.get("function"))
-                parts.append(
-                    ToolCallPart(
-                        id=call.get("id"),
-                        name=str(function.get("name") or ""),
-                        arguments=str(function.get("arguments") or ""),
-                    )
-                )
+                if isinstance(call, dict):
+                    parts.append(tool_call(call))
             legacy = as_dict(item.get("function_call"))
             if legacy:
                 parts.append(
@@ -261,6 +255,21 @@ def neutral_messages(wire: list[Any], blobs: Blobs) -> list[Message]:
             Message(role=role, parts=parts, name=name if isinstance(name, str) else None)
         )
     return messages
+
+
+def call_body(call: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A tool call's body and the key of its arguments: ``function.arguments`` (JSON text),
+    or ``custom.input`` (free text) for custom tools."""
+    if call.get("type") == "custom" or ("custom" in call and "function" not in call):
+        return as_dict(call.get("custom")), "input"
+    return as_dict(call.get("function")), "arguments"
+
+
+def tool_call(call: dict[str, Any]) -> ToolCallPart:
+    body, field = call_body(call)
+    return ToolCallPart(
+        id=call.get("id"), name=str(body.get("name") or ""), arguments=str(body.get(field) or "")
+    )
 
 
 def tool_content(content: Any) -> Any:
@@ -315,15 +324,7 @@ def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
     if "message" not in choice:
         raise ValueError("the server's answer has no ['choices'][0]['message']")
     message = as_dict(choice.get("message"))
-    calls = [
-        ToolCallPart(
-            id=c.get("id"),
-            name=str(as_dict(c.get("function")).get("name") or ""),
-            arguments=str(as_dict(c.get("function")).get("arguments") or ""),
-        )
-        for c in as_list(message.get("tool_calls"))
-        if isinstance(c, dict)
-    ]
+    calls = [tool_call(c) for c in as_list(message.get("tool_calls")) if isinstance(c, dict)]
     legacy = as_dict(message.get("function_call"))
     if legacy:
         calls.append(
@@ -410,6 +411,8 @@ class ChatStreamParser(StreamParser):
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = as_dict(choice.get("delta"))
+            if "delta" not in choice and isinstance(choice.get("text"), str):
+                delta = {"content": choice["text"]}  # legacy /completions chunks
             if isinstance(delta.get("content"), str) and delta["content"]:
                 self._text.append(delta["content"])
                 deltas.append(delta["content"])
@@ -422,9 +425,9 @@ class ChatStreamParser(StreamParser):
                 if not isinstance(call, dict):
                     continue
                 key = call.get("index", position)
-                function = as_dict(call.get("function"))
+                function, field = call_body(call)
                 self._calls.start(key, id=call.get("id"), name=function.get("name"))
-                arguments = function.get("arguments")
+                arguments = function.get(field)
                 if isinstance(arguments, str):
                     self._calls.add(key, arguments)
             legacy = as_dict(delta.get("function_call"))
