@@ -76,7 +76,7 @@ def test_rebuild(db_path):
     )
     assert invoke("rebuild", "--only", "calls").output == "rebuilt calls from 62 events\n"
     bad = CliRunner().invoke(main, ["rebuild", "--only", "nope"])
-    assert bad.exit_code == 2 and "'nope' is not one of 'calls', 'prompts'" in bad.output
+    assert bad.exit_code == 2 and "bad --only: 'nope' is not a projection" in bad.output
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):

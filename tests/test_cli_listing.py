@@ -100,10 +100,7 @@ def test_calls_with_no_match_says_so(sample):
 
 @pytest.mark.parametrize("since", ["yesterday", "2h30", "2026-13-45", "-3d"])
 def test_bad_since_is_one_line(sample, since):
-    result = run(sample, "calls", "--since", since)
-    assert result.exit_code == 2  # a usage error, as in `replay` (test_cli_rough_edges)
-    (line,) = result.output.splitlines()
-    assert line.startswith(f"Error: Invalid value for '--since': cannot read time '{since}'")
+    one_line_error(run(sample, "calls", "--since", since), "bad --since", code=2)
 
 
 def test_missing_store_is_one_line(tmp_path):

@@ -28,20 +28,20 @@ def db(tmp_path_factory):
     [
         (
             ["calls", "--since", "99999999999d"],
-            "Invalid value for '--since': '99999999999d' reaches back before the year 1",
+            "bad --since: '99999999999d' reaches back before the year 1",
         ),
         (
             ["stats", "--until", "99999999999999w"],
-            "Invalid value for '--until': '99999999999999w' reaches back",
+            "bad --until: '99999999999999w' reaches back",
         ),
         (
             ["calls", "-n", "99999999999999999999"],
-            "Invalid value for '-n' / '--limit': 99999999999999999999 is out of range",
+            "bad -n/--limit: 99999999999999999999 is out of range",
         ),
-        (["export", "-n", "-1"], "Invalid value for '-n' / '--limit': -1 is out of range"),
+        (["export", "-n", "-1"], "bad -n/--limit: -1 is out of range"),
         (
             ["search", "hi", "-n", "many"],
-            "Invalid value for '-n' / '--limit': 'many' is not a whole number",
+            "bad -n/--limit: 'many' is not a whole number",
         ),
     ],
 )

@@ -96,7 +96,7 @@ def test_empty_selection_is_a_clear_message_and_exit_0(fifty, db_path):
         ([], "Error: missing --against SPEC"),
         (
             ["--against", "echo", "--since", "soon"],
-            "Error: Invalid value for '--since': cannot read time 'soon'",
+            "Error: bad --since: cannot read time 'soon'",
         ),
         (["--against", "echo", "--id", "no-such-call"], "Error: no recorded call 'no-such-call'"),
         (["--against", "echo", "--compare", "fuzzy"], "Error: unknown comparator 'fuzzy'"),

@@ -30,7 +30,13 @@ from .format import (
     terminal_width,
     truncate,
 )
-from .options import build_filter, call_filter_options, full_option, include_replays_option
+from .options import (
+    BadOption,
+    build_filter,
+    call_filter_options,
+    full_option,
+    include_replays_option,
+)
 
 
 def open_read(db: Path | None) -> Any:
@@ -290,9 +296,9 @@ def _check_types(types: tuple[str, ...]) -> None:
         if name not in EVENT_CLASSES:
             close = difflib.get_close_matches(name, EVENT_CLASSES, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise click.BadParameter(
-                f"unknown event type {name!r}: {hint}the types are {', '.join(EVENT_CLASSES)}",
-                param_hint="'--type'",
+            raise BadOption(
+                f"bad --type: unknown event type {name!r}: {hint}"
+                f"the types are {', '.join(EVENT_CLASSES)}"
             )
 
 

@@ -11,12 +11,20 @@ from typing import Any
 
 import click
 
+
+class BadOption(click.ClickException):
+    """A bad option value: one line (no usage block, unlike click's UsageError), exit 2."""
+
+    exit_code = 2
+
+
 #: Largest ``-n``: SQLite's LIMIT takes a signed 64-bit integer.
 LIMIT_MAX = 2**63 - 1
 
 
 def parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """The ``--since`` / ``--until`` callback (``replay`` shares it)."""
+    """The ``--since`` / ``--until`` callback; ``replay`` shares it, so the two read times
+    and refuse them alike (one line, exit 2)."""
     if value is None:
         return None
     from ..log.queries import QueryError, parse_time
@@ -24,12 +32,10 @@ def parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -
     try:
         return parse_time(value)
     except QueryError as e:
-        # a usage error (exit 2), one line as every error (LazyGroup.main); replay uses
-        # this same callback, so the two read times and fail alike
-        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+        raise BadOption(f"bad --{param.name}: {e}") from None
 
 
-#: The ``--since`` help every command shares.
+#: The ``--since`` / ``--until`` help every command shares.
 SINCE_HELP = "Only calls started since WHEN: 30m, 2h, 3d, 1w ago or an ISO date/time (local)."
 UNTIL_HELP = "Only calls started before WHEN (same forms as --since)."
 
@@ -49,9 +55,9 @@ def _parse_limit(ctx: click.Context, param: click.Parameter, value: str | int | 
     try:
         n = int(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a whole number", ctx, param) from None
+        raise BadOption(f"bad -n/--limit: {value!r} is not a whole number") from None
     if not 0 <= n <= LIMIT_MAX:
-        raise click.BadParameter(f"{value} is out of range (0 to {LIMIT_MAX}; 0: all)", ctx, param)
+        raise BadOption(f"bad -n/--limit: {value} is out of range (0 to {LIMIT_MAX}; 0: all)")
     return n
 
 

@@ -71,13 +71,26 @@ def verify_command(db: Path | None, expect_head: str | None, quiet: bool) -> Non
 PROJECTIONS = ("calls", "prompts", "replay_results", "replays")
 
 
+def _parse_only(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple:
+    from .options import BadOption
+
+    for name in value:
+        if name not in PROJECTIONS:
+            raise BadOption(
+                f"bad --only: {name!r} is not a projection; the projections are "
+                f"{', '.join(PROJECTIONS)}"
+            )
+    return value
+
+
 @click.command(name="rebuild")
 @db_option
 @click.option(
     "--only",
     multiple=True,
-    type=click.Choice(PROJECTIONS),
-    help="Rebuild only this projection; repeatable.",
+    metavar="NAME",
+    callback=_parse_only,
+    help=f"Rebuild only this projection ({', '.join(PROJECTIONS)}); repeatable.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @friendly_errors
