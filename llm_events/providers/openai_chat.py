@@ -18,7 +18,6 @@ from typing import Any
 
 from ..log.conversation import (
     BlobPart,
-    ChatRequest,
     Message,
     ModelResponse,
     Part,
@@ -42,13 +41,11 @@ from .base import (
     blob,
     blob_base64,
     data_url,
-    decode_body,
     header_request_id,
     int_or_none,
     kept_headers,
     parse_data_url,
     parse_error,
-    request_body,
 )
 from .lines import SSEStream
 
@@ -467,53 +464,33 @@ class ChatStreamParser(StreamParser):
 class OpenAIChatAdapter(Adapter):
     name = "openai_chat"
     path = "/chat/completions"
+    wire_keys = ("model", "messages", "tools", "functions", "stream")
+    parser = ChatStreamParser
 
-    def build_request(
-        self, req: ChatRequest, blobs: Mapping[str, bytes] | None = None
+    def write_conversation(
+        self, messages: list[Message], blobs: Mapping[str, bytes] | None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if req.model is not None:
-            body["model"] = req.model
-        body["messages"] = wire_messages(req.messages, blobs)
-        if req.tools:
-            body["tools"] = [wire_tool(t) for t in req.tools]
-        body.update(req.params)
-        if req.stream:
-            body["stream"] = True
-        return body
+        return {"messages": wire_messages(messages, blobs)}
 
-    def parse_request(self, body: dict[str, Any] | bytes | str) -> tuple[ChatRequest, Blobs]:
-        data = request_body(body)
-        blobs: Blobs = {}
-        messages = neutral_messages(as_list(data.get("messages")), blobs)
-        tools = [neutral_tool(t) for t in as_list(data.get("tools")) if isinstance(t, dict)]
-        for fn in as_list(data.get("functions")):  # legacy function definitions
-            if isinstance(fn, dict):
-                tools.append(neutral_tool({"type": "function", "function": fn}))
-        params = {
-            k: v
-            for k, v in data.items()
-            if k not in ("model", "messages", "tools", "functions", "stream")
-        }
-        model = data.get("model")
-        return (
-            ChatRequest(
-                model=model if isinstance(model, str) else None,
-                messages=messages,
-                tools=tools,
-                params=params,
-                stream=bool(data.get("stream")),
-            ),
-            blobs,
-        )
+    def write_tool(self, tool: ToolDefinition) -> dict[str, Any]:
+        return wire_tool(tool)
 
-    def parse_response(
-        self, body: bytes | str | dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> ModelResponse:
-        return parse_chat_response(decode_body(body), headers)
+    def read_conversation(self, data: dict[str, Any], blobs: Blobs) -> list[Message]:
+        return neutral_messages(as_list(data.get("messages")), blobs)
 
-    def stream_parser(self, headers: Mapping[str, str] | None = None) -> ChatStreamParser:
-        return ChatStreamParser(headers)
+    def read_tool(self, tool: dict[str, Any]) -> ToolDefinition:
+        return neutral_tool(tool)
+
+    def read_tools(self, data: dict[str, Any]) -> list[ToolDefinition]:
+        legacy = [  # the legacy function definitions
+            {"type": "function", "function": fn}
+            for fn in as_list(data.get("functions"))
+            if isinstance(fn, dict)
+        ]
+        return [*super().read_tools(data), *map(neutral_tool, legacy)]
+
+    def read_answer(self, data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
+        return parse_chat_response(data, headers)
 
 
 adapter = OpenAIChatAdapter()

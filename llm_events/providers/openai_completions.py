@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..log.conversation import ChatRequest, Message, ModelResponse, TextPart
+from ..log.conversation import Message, ModelResponse, TextPart, ToolDefinition
 from .base import (
     Adapter,
     Blobs,
     as_dict,
-    decode_body,
     header_request_id,
     kept_headers,
-    request_body,
 )
 from .openai_chat import ChatStreamParser, stop_details, text_of, usage
 
@@ -50,50 +48,36 @@ def parse_text_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
 class OpenAICompletionsAdapter(Adapter):
     name = "openai_completions"
     path = "/completions"
+    wire_keys = ("model", "prompt", "stream")
+    parser = ChatStreamParser
 
-    def build_request(
-        self, req: ChatRequest, blobs: Mapping[str, bytes] | None = None
+    def write_conversation(
+        self, messages: list[Message], blobs: Mapping[str, bytes] | None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if req.model is not None:
-            body["model"] = req.model
-        texts = [text_of(m.parts) for m in req.messages]
-        body["prompt"] = "\n\n".join(t for t in texts if t)
-        body.update(req.params)
-        if req.stream:
-            body["stream"] = True
-        return body
+        texts = [text_of(m.parts) for m in messages]
+        return {"prompt": "\n\n".join(t for t in texts if t)}
 
-    def parse_request(self, body: dict[str, Any] | bytes | str) -> tuple[ChatRequest, Blobs]:
-        data = request_body(body)
+    def read_conversation(self, data: dict[str, Any], blobs: Blobs) -> list[Message]:
         prompt = data.get("prompt")
-        params = {k: v for k, v in data.items() if k not in ("model", "prompt", "stream")}
         if isinstance(prompt, str):
-            messages = [Message(role="user", parts=[TextPart(content=prompt)])]
-        elif isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
-            messages = [Message(role="user", parts=[TextPart(content=p)]) for p in prompt]
-        else:
-            messages = []
-            if prompt is not None:
-                params["prompt"] = prompt
-        model = data.get("model")
-        return (
-            ChatRequest(
-                model=model if isinstance(model, str) else None,
-                messages=messages,
-                params=params,
-                stream=bool(data.get("stream")),
-            ),
-            {},
-        )
+            return [Message(role="user", parts=[TextPart(content=prompt)])]
+        if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
+            return [Message(role="user", parts=[TextPart(content=p)]) for p in prompt]
+        return []
 
-    def parse_response(
-        self, body: bytes | str | dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> ModelResponse:
-        return parse_text_response(decode_body(body), headers)
+    def read_tools(self, data: dict[str, Any]) -> list[ToolDefinition]:
+        return []
 
-    def stream_parser(self, headers: Mapping[str, str] | None = None) -> ChatStreamParser:
-        return ChatStreamParser(headers)
+    def wire_keys_of(self, data: dict[str, Any]) -> tuple[str, ...]:
+        prompt = data.get("prompt")
+        if isinstance(prompt, str) or (
+            isinstance(prompt, list) and all(isinstance(p, str) for p in prompt)
+        ):
+            return self.wire_keys
+        return ("model", "stream")  # token-id prompts stay as they are, in params
+
+    def read_answer(self, data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
+        return parse_text_response(data, headers)
 
 
 adapter = OpenAICompletionsAdapter()
