@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_events import EventStore, LLMClient, Prompt, StoreError
-from llm_events.interface.messages import normalize_tool_calls, to_neutral
+from llm_events.interface.messages import message_text, normalize_tool_calls, to_neutral
 from llm_events.log import blobs
 from llm_events.log import events as ev
 from llm_events.recording.recorder import call_options
@@ -69,7 +69,7 @@ def prompt_from_event(built: ev.PromptBuilt, store: EventStore | None = None) ->
                 "not in the store (recorded with store_blobs=False?)"
             )
     return Prompt(
-        system=built.system,
+        system=_own_system(built, messages),
         user=built.user,
         examples=list(built.examples),
         vector_confidence=built.vector_confidence,
@@ -78,8 +78,37 @@ def prompt_from_event(built: ev.PromptBuilt, store: EventStore | None = None) ->
         origin="replay",
         messages=messages,
         tools=to_neutral(built.tools),
-        options=dict(built.options),
+        options=_own_options(built),
     )
+
+
+#: Origins of prompts parsed from captured traffic (``llm_events.capture``).
+CAPTURED = ("proxy", "transport")
+
+
+def _own_system(built: ev.PromptBuilt, messages: list[dict[str, Any]]) -> str:
+    """The system text the prompt had beside its messages.
+
+    A captured request (proxy, httpx transport) names its system messages' text in
+    ``system`` too, for the ``prompts`` table; sent again beside those messages it would
+    be said twice, so it is left out when it is only their text.
+    """
+    systems = [m for m in messages if m.get("role") == "system"]
+    if built.origin not in CAPTURED or not built.system or not systems or built.examples:
+        return built.system
+    said = "\n\n".join(message_text(m) for m in systems)
+    return "" if built.system == said else built.system
+
+
+#: Request fields of a captured request that say how it was sent, not what it asked: the
+#: client replaying it chooses them (a streamed capture replayed by ``generate``).
+TRANSPORT_OPTIONS = ("stream", "stream_options")
+
+
+def _own_options(built: ev.PromptBuilt) -> dict[str, Any]:
+    if built.origin not in CAPTURED:
+        return dict(built.options)
+    return {k: v for k, v in built.options.items() if k not in TRANSPORT_OPTIONS}
 
 
 def recorded_answer(store: EventStore, call_id: str) -> Answer | None:

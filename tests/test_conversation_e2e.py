@@ -198,3 +198,126 @@ def test_cost_counts_cache_reads_writes_at_their_prices(db_path):
     (cost,) = read_db(db_path).execute("SELECT cost FROM calls").fetchone()
     # input 3.00, cache read 0.30, cache write 3.75, output 15.00 per million
     assert cost == pytest.approx(0.2 * 3.00 + 0.6 * 0.30 + 0.2 * 3.75 + 0.1 * 15.00)
+
+
+def test_an_image_sent_through_the_httpx_transport_is_stored_once_by_digest(db_path):
+    """The transport (and the proxy) hand their inline bytes to the store before the events."""
+    from openai import OpenAI
+
+    from llm_events import httpx_client
+    from tests.corpus import case, serve
+
+    url = "data:image/png;base64," + base64.b64encode(PIXEL_PNG).decode()
+    with serve(case("openai_chat/plain")) as server:
+        client = OpenAI(
+            base_url=server.url + "/v1",
+            api_key="sk-test-KEY1234567890",
+            http_client=httpx_client(),
+            max_retries=0,
+        )
+        for _ in range(2):
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ]}],
+            )  # fmt: skip
+    flush()
+    conn = read_db(db_path)
+    assert conn.execute("SELECT sha256, size, data FROM blobs").fetchall() == [
+        (PNG_SHA, len(PIXEL_PNG), PIXEL_PNG)
+    ]
+    payloads = [
+        p for (p,) in conn.execute("SELECT payload FROM events WHERE type = 'prompt_built'")
+    ]
+    assert len(payloads) == 2
+    for p in payloads:
+        part = json.loads(p)["messages"][0]["parts"][1]
+        assert part["type"] == "blob" and part["sha256"] == PNG_SHA
+        assert base64.b64encode(PIXEL_PNG).decode()[:20] not in p
+
+
+def test_a_cassette_answers_a_conversation_with_its_tool_calls(store, db_path, talk):
+    from replay import RecordedClient
+
+    other_turns = [
+        *WEATHER_HISTORY[:2],
+        {"role": "tool", "tool_call_id": "call_1", "content": "rain"},
+    ]
+    report = replay.run(store, f"recorded:{db_path}", compare="tools")
+    assert report.counts == {"same": 1, "changed": 0, "error": 0}
+    cassette = RecordedClient(str(db_path))
+    builder = ContextBuilder(system="You are a travel assistant.")
+    same = builder.build_prompt(
+        "And on Saturday?",
+        history=WEATHER_HISTORY,
+        tools=WEATHER_TOOLS,
+        options={"tool_choice": "auto"},
+    )
+    answer = cassette.generate(same, context_builder=builder)
+    assert [c["name"] for c in answer.tool_calls] == ["get_forecast"]
+    assert answer.finish_reason == "tool_calls"
+    # another conversation ending in the same user text is not the same prompt
+    other = builder.build_prompt("And on Saturday?", history=other_turns, tools=WEATHER_TOOLS)
+    with pytest.raises(LookupError, match="no recorded answer"):
+        cassette.generate(other, context_builder=builder)
+
+
+def test_a_long_conversation_is_folded_and_full_shows_every_turn(db_path):
+    turns = []
+    for i in range(1, 7):
+        turns += [
+            {"role": "user", "content": f"question {i}"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "x" * 40, "signature": "s"}, f"answer {i}"]},
+        ]  # fmt: skip
+    builder = ContextBuilder()
+    prompt = builder.build_prompt("question 7", history=turns)
+    result = client_from_spec("echo").generate(prompt, context_builder=builder)
+    out = cli(db_path, "show", result.call_id)
+    conversation = out.split("  conversation (13 messages):\n")[1].split("\n\nanswer\n")[0]
+    assert conversation.splitlines() == [
+        "    user       question 1",
+        "    assistant  [thinking, 40 chars]",
+        "               answer 1",
+        "    … 6 more messages (--full shows them)",
+        "    user       question 5",
+        "    assistant  [thinking, 40 chars]",
+        "               answer 5",
+        "    user       question 6",
+        "    assistant  [thinking, 40 chars]",
+        "               answer 6",
+        "    user       question 7",
+    ]
+    full = cli(db_path, "show", result.call_id, "--full")
+    assert "more messages" not in full
+    assert full.count("    user       question") == 7
+
+
+def test_a_captured_request_is_replayed_with_its_system_message_once(db_path):
+    """The proxy names its system messages' text in prompt_built.system too: a replay
+    sends the conversation as captured, not that text a second time."""
+    import msgspec
+
+    from llm_events.backends.render import conversation
+    from llm_events.log import events as ev
+    from llm_events.log.conversation import Message
+    from replay.rerun import prompt_from_event
+
+    messages = [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Hi?"}]},
+    ]
+    for origin, expected in (
+        ("proxy", ["system", "user"]),
+        ("context_builder", ["system", "system", "user"]),
+    ):
+        built = ev.PromptBuilt(
+            id="p", ts="2026-01-01T00:00:00Z", prompt_id="p", system="Be brief.", user="Hi?",
+            origin=origin, messages=msgspec.convert(messages, list[Message]),
+            options={"stream": True, "stream_options": {"include_usage": True}, "seed": 1},
+        )  # fmt: skip
+        prompt = prompt_from_event(built)
+        assert [m.role for m in conversation(prompt)] == expected
+        # how a capture was sent is the replaying client's choice; what it asked is kept
+        assert prompt.options == ({"seed": 1} if origin == "proxy" else dict(built.options))

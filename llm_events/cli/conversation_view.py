@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .format import fmt_int, one_line, wrap_block
+from .format import fmt_int, one_line, terminal_width, truncate, wrap_block
 
 #: Conversations longer than this are folded without --full: the first and last turns.
 FOLD_AFTER = 8
@@ -200,7 +200,8 @@ def answer_lines(text: str | None, success: dict[str, Any] | None, full: bool) -
     if s.get("finish_reason"):
         stop = s.get("stop_details")
         extra = f" {json.dumps(stop, ensure_ascii=False)}" if stop else ""
-        details.append(f"  finish    {s['finish_reason']}{extra}")
+        line = f"  finish    {s['finish_reason']}{extra}"
+        details.append(line if full else truncate(line, terminal_width()))
     usage = usage_line(s)
     if usage is not None and (
         s.get("cached_tokens") or s.get("cache_write_tokens") or s.get("reasoning_tokens")
@@ -215,13 +216,30 @@ def answer_lines(text: str | None, success: dict[str, Any] | None, full: bool) -
     return out
 
 
+def error_line(e: dict[str, Any]) -> str | None:
+    """A failed attempt's provider details: ``attempt 1  HTTP 429  code ...  request ...``."""
+    bits = [f"HTTP {e['status_code']}"] if e.get("status_code") else []
+    for key, label in (
+        ("error_code", "code"),
+        ("provider_error_type", "type"),
+        ("request_id", "request"),
+    ):
+        if e.get(key):
+            bits.append(f"{label} {e[key]}")
+    if e.get("retry_after_s") is not None:
+        bits.append(f"retry after {e['retry_after_s']:g}s")
+    if not any(e.get(k) for k in ("error_code", "provider_error_type", "request_id")):
+        return None
+    return f"  attempt {e.get('attempt')}  {e.get('error_type') or 'error'}  " + "  ".join(bits)
+
+
 def failure_lines(events: list[dict[str, Any]], full: bool) -> list[str]:
-    """What each failed attempt's provider said (code, request id) and a broken stream's
-    partial answer: text, tool calls and thinking received before it broke."""
-    out: list[str] = []
-    for e in events:
-        if e.get("type") != "attempt_failed":
-            continue
+    """What each failed attempt's provider said (code, type, request id), and a broken
+    stream's partial answer: text, tool calls and thinking received before it broke."""
+    failed = [e for e in events if e.get("type") == "attempt_failed"]
+    said = [line for line in map(error_line, failed) if line is not None]
+    out: list[str] = ["", "errors", *said] if said else []
+    for e in failed:
         partial = e.get("partial_text")
         calls = e.get("partial_tool_calls") or []
         thinking = e.get("partial_reasoning") or []

@@ -79,6 +79,10 @@ DEFER_MAX = 1000
 SETTLE_WAIT_MS = 1000
 #: Events per transaction of a rebuild: the write lock is released between them.
 REBUILD_CHUNK = 2000
+#: Events per transaction of the background catch-up, and how long it lets this process's
+#: appends go first before it takes the lock anyway.
+BACKGROUND_CHUNK = 500
+BACKGROUND_YIELD_S = 0.05
 
 
 class StoredEvent(NamedTuple):
@@ -233,7 +237,7 @@ class EventStore:
         if self._wconn is None:
             self._wconn = self._connect(for_writes=True)
             if self.path != ":memory:" and self._background is None:
-                self._background = Background(self.path, self._catch_up_quietly, self._idle_work)
+                self._background = Background(self.path, self._catch_up_behind, self._idle_work)
         return self._wconn
 
     @contextlib.contextmanager
@@ -406,6 +410,12 @@ class EventStore:
         return events
 
     @staticmethod
+    def attach_blobs(event_id: str, found: Sequence[blobs.Blob]) -> None:
+        """Write ``found`` (inline bytes) in the transaction that writes event ``event_id``,
+        each once (:func:`llm_events.log.blobs.attach`)."""
+        blobs.attach(event_id, found)
+
+    @staticmethod
     def _insert(conn: sqlite3.Connection, encoded: list[tuple[ev.Event, bytes]]) -> None:
         """Chain and insert encoded events (inside the caller's write transaction)."""
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -447,6 +457,31 @@ class EventStore:
             if not n:
                 return applied
             applied += n
+
+    def _catch_up_behind(self) -> None:
+        """The background thread's catch-up: in small transactions, each started only when
+        no append of this process is waiting or under way (appends go first; the lock is
+        never held long by derived work)."""
+        if self._rebuilding or self.readonly or self._closed:
+            return
+        try:
+            while not self._closed:
+                deadline = time.monotonic() + BACKGROUND_YIELD_S
+                while self._group.busy() and time.monotonic() < deadline:
+                    time.sleep(0.0005)
+                with self._write_transaction(SETTLE_WAIT_MS) as conn:
+                    try:
+                        n = catchup.apply_pending(conn, self.projections, BACKGROUND_CHUNK)
+                    except BaseException:
+                        catchup.forget(self.projections)
+                        raise
+                if not n:
+                    break
+            self.projection_error = None
+        except StoreLockedError:
+            pass
+        except Exception as e:  # noqa: BLE001 - derived data: reported through lag()
+            self.projection_error = e
 
     def _end_rebuild(self) -> None:
         self._rebuilding -= 1

@@ -116,6 +116,10 @@ class GroupCommit:
         self._queue: list[Request] = []
         self._leading = False
 
+    def busy(self) -> bool:
+        """A commit is under way or callers are queued (the background thread waits)."""
+        return self._leading or bool(self._queue)
+
     def submit(self, encoded: list[tuple[Any, bytes]], ignore_existing: bool = False) -> None:
         req = Request(encoded, ignore_existing)
         with self._cond:
