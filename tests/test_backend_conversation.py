@@ -678,3 +678,45 @@ def test_a_seed_prompt_renders_as_before(server, builder):
         {"role": "system", "content": "S"},
         {"role": "user", "content": "Hi"},
     ]
+
+
+def test_what_the_backends_fill_is_recorded(server, db_path):
+    """The recorder's side of the contract: the complete result, the provider's error
+    details and a broken stream's tool-call fragments reach the events."""
+    from .backend_helpers import events, events_text
+
+    case = CASES["anthropic"]
+    server.expect_ordered_request(case["path"]).respond_with_json(
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        status=529,
+        headers={"request-id": "req_F", "retry-after": "0"},
+    )
+    server.expect_ordered_request(case["path"]).respond_with_json(
+        case["answer"], headers=case["headers"]
+    )
+    client = make(server, case)
+    with pytest.raises(ServerError):
+        client.generate(prompt(case["options"]), context_builder=None)
+    client.generate(prompt(case["options"]), context_builder=None)
+    failed = events(db_path, "attempt_failed")[0]
+    assert (failed["provider_error_type"], failed["request_id"], failed["status_code"]) == (
+        "overloaded_error",
+        "req_F",
+        529,
+    )
+    ok = events(db_path, "attempt_succeeded")[0]
+    assert [c["name"] for c in ok["tool_calls"]] == ["get_weather"]
+    assert ok["request_id"] == "req_T" and ok["finish_reason"] == "tool_use"
+    assert ok["reasoning"][0]["signature"] == "sig=="
+    assert SECRET not in events_text(db_path)
+
+    server.clear()
+    server.expect_request(case["path"]).respond_with_handler(
+        broken_stream([cut_in_tool_call(case["stream"]).decode()], case["content_type"])
+    )
+    with pytest.raises(StreamInterrupted):
+        asyncio.run(client.agenerate(prompt(case["options"]), context_builder=None))
+    broken = events(db_path, "attempt_failed")[-1]
+    assert broken["partial_text"] == "Checking \u2028tomorrow."
+    assert broken["partial_tool_calls"][0]["arguments"] == '{"city": "Pa'
+    assert broken["partial_reasoning"][0]["content"] == "Tomorrow means day 1."

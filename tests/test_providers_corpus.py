@@ -23,7 +23,7 @@ from llm_events.providers import adapter_for_path, kept_headers
 from . import corpus
 
 CASES = corpus.cases()
-OK = [c for c in CASES if c.status < 400]
+OK: list = []  # filled below, once the stream helpers exist
 ERRORS = [c for c in CASES if c.status >= 400]
 WITH_REQUEST = [c for c in CASES if isinstance(c.request, dict)]
 
@@ -36,19 +36,48 @@ def adapter(case):
     return adapter_for_path(case.path)
 
 
-def ours(case):
-    a = adapter(case)
-    if not case.stream:
-        return a.parse_response(case.body, case.headers())
-    parser = a.stream_parser(case.headers())
+def fed(case):
+    """The case's stream parser, fed the served chunks."""
+    parser = adapter(case).stream_parser(case.headers())
     texts = []
     for piece in corpus.chunks(case.body):
         texts += parser.feed(piece)
     texts += parser.close()
+    assert "".join(texts) == parser.response().text  # the deltas add up to the text
+    return parser
+
+
+def ours(case):
+    if not case.stream:
+        return adapter(case).parse_response(case.body, case.headers())
+    parser = fed(case)
     assert parser.done and parser.error is None
-    got = parser.response()
-    assert "".join(texts) == got.text  # the deltas handed out add up to the text
-    return got
+    return parser.response()
+
+
+def stream_events(case) -> list[dict]:
+    """The JSON objects of a stream (SSE data or NDJSON lines), read plainly."""
+    text = case.body.decode()
+    if "ndjson" in case.content_type or case.provider == "ollama":
+        return [json.loads(line) for line in text.split("\n") if line.strip()]
+    return [
+        json.loads(line[5:])
+        for line in text.split("\n")
+        if line.startswith("data:") and line[5:].strip() != "[DONE]"
+    ]
+
+
+def stream_error_of(case) -> dict | None:
+    for event in stream_events(case):
+        if event.get("type") == "error" or isinstance(event.get("error"), (str, dict)):
+            return event
+        if event.get("type") == "response.failed":
+            return event
+    return None
+
+
+OK[:] = [c for c in CASES if c.status < 400 and not (c.stream and stream_error_of(c))]
+STREAM_ERRORS = [c for c in CASES if c.status < 400 and c.stream and stream_error_of(c)]
 
 
 def header_request_id(case):
@@ -64,6 +93,8 @@ def openai_client(server):
 
 
 def sdk_chat(case):
+    if adapter(case).name == "openai_completions":
+        return sdk_completion(case)
     with corpus.serve(case) as server, openai_client(server) as client:
         request = dict(model="m", messages=[{"role": "user", "content": "x"}])
         if not case.stream:
@@ -74,13 +105,34 @@ def sdk_chat(case):
         return state.current_completion_snapshot
 
 
+def sdk_completion(case):
+    with corpus.serve(case) as server, openai_client(server) as client:
+        return client.completions.create(model="m", prompt="x")
+
+
+def check_completion(case, got, sdk):
+    choice = sdk.choices[0]
+    assert got.text == choice.text
+    assert got.finish_reason == choice.finish_reason
+    assert (got.response_id, got.response_model) == (sdk.id, sdk.model)
+    assert (got.usage.input_tokens, got.usage.output_tokens) == (
+        sdk.usage.prompt_tokens,
+        sdk.usage.completion_tokens,
+    )
+
+
 def check_chat(case, got, sdk):
+    if adapter(case).name == "openai_completions":
+        return check_completion(case, got, sdk)
     choice = sdk.choices[0]
     message = choice.message
     assert got.text == (message.content or "")
     assert got.refusal == message.refusal
     assert [(c.id, c.name, c.arguments) for c in got.tool_calls] == [
-        (c.id, c.function.name, c.function.arguments) for c in message.tool_calls or []
+        (c.id, c.custom.name, c.custom.input)
+        if c.type == "custom"
+        else (c.id, c.function.name, c.function.arguments)
+        for c in message.tool_calls or []
     ]
     assert got.finish_reason == choice.finish_reason
     assert (got.response_id, got.response_model) == (sdk.id, sdk.model)
@@ -164,7 +216,9 @@ def check_responses(case, got, sdk):
     assert [r.content for r in got.reasoning] == [
         "\n\n".join(s.text for s in i.summary) for i in reasoning
     ]
-    assert got.finish_reason == sdk.status
+    # the status, or why the answer is incomplete (max_output_tokens)
+    reason = sdk.incomplete_details.reason if sdk.status == "incomplete" else sdk.status
+    assert got.finish_reason == reason
     assert (got.response_id, got.response_model) == (sdk.id, sdk.model)
     u = sdk.usage
     assert (
@@ -180,7 +234,35 @@ def check_responses(case, got, sdk):
     )
 
 
+def plain_ollama(case):
+    """Ollama has no official Python SDK here: the answer read plainly, object by object."""
+    return stream_events(case) if case.stream else [json.loads(case.body)]
+
+
+def check_ollama(case, got, objects):
+    messages = [o.get("message") or {} for o in objects]
+    text = "".join(m.get("content") or "" for m in messages) + "".join(
+        o.get("response") or "" for o in objects
+    )
+    assert got.text == text
+    calls = [c["function"] for m in messages for c in m.get("tool_calls") or []]
+    assert [(c.name, json.loads(c.arguments)) for c in got.tool_calls] == [
+        (c["name"], c["arguments"]) for c in calls
+    ]
+    thinking = "".join(m.get("thinking") or "" for m in messages)
+    assert [r.content for r in got.reasoning] == ([thinking] if thinking else [])
+    last = objects[-1]
+    assert last["done"] is True
+    assert got.finish_reason == last.get("done_reason", "stop")
+    assert (got.usage.input_tokens, got.usage.output_tokens) == (
+        last.get("prompt_eval_count"),
+        last.get("eval_count"),
+    )
+    assert got.response_model == last["model"] and got.response_id is None
+
+
 ORACLES = {
+    "ollama": (plain_ollama, check_ollama),
     "openai_chat": (sdk_chat, check_chat),
     "vllm": (sdk_chat, check_chat),
     "anthropic": (sdk_anthropic, check_anthropic),
@@ -240,19 +322,27 @@ def sdk_error(case):
 @pytest.mark.parametrize("case", ERRORS, ids=ids(ERRORS))
 def test_error_agrees_with_the_sdk(case):
     got = adapter(case).parse_error(case.status, case.body, case.headers())
-    sdk = sdk_error(case)
     body = json.loads(case.body)
-    error = body["error"]
-    assert got.status_code == case.status == sdk.status_code
-    assert got.message == error["message"]
-    assert got.error_type == error.get("type")
-    if case.provider == "anthropic":
+    if isinstance(body.get("error"), str):  # Ollama: {"error": "..."}
+        assert (got.message, got.error_type, got.code) == (body["error"], None, None)
+        sdk = None
+    else:
+        sdk = sdk_error(case)
+        error = body["error"] if isinstance(body.get("error"), dict) else body  # vLLM: flat
+        assert got.status_code == case.status == sdk.status_code
+        assert got.message == error["message"]
+        assert got.error_type == error.get("type")
+    if sdk is None:
+        assert got.request_id == header_request_id(case)
+    elif case.provider == "anthropic":
         assert got.code is None
         # header request-id first, else the body's request_id
         assert got.request_id == (sdk.request_id or body.get("request_id"))
     else:
-        assert (got.code, got.error_type) == (sdk.code, sdk.type)
+        code = None if sdk.code is None else str(sdk.code)  # vLLM's code is the status number
+        assert (got.code, got.error_type) == (code, sdk.type)
         assert got.request_id == sdk.request_id
+    assert got.status_code == case.status
     assert got.retryable == (case.status in (408, 409, 429) or case.status >= 500)
     headers = {k.lower(): v for k, v in case.headers().items()}
     expected_wait = headers.get("retry-after")
@@ -298,9 +388,15 @@ def test_request_parses_and_builds_back_to_the_same_conversation(case):
         req = without_reasoning(req)
     assert again == req and blobs_again == blobs
     assert req.model == case.request.get("model")
-    assert req.stream == bool(case.request.get("stream"))
+    default = a.name == "ollama"  # Ollama streams unless told not to
+    assert req.stream == bool(case.request.get("stream", default))
+    wire_only = ("model", "messages", "system", "tools", "stream", "input", "instructions")
+    if a.name == "ollama" and "prompt" in case.request:
+        wire_only += ("prompt", "images")  # /api/generate
+    if a.name == "openai_completions":
+        wire_only += ("prompt",)
     for key, value in case.request.items():  # everything else travels as params, untouched
-        if key not in ("model", "messages", "system", "tools", "stream", "input", "instructions"):
+        if key not in wire_only:
             assert req.params[key] == value
     wire_tools = case.request.get("tools")
     if isinstance(wire_tools, list):
@@ -328,3 +424,28 @@ def test_anthropic_image_request_keeps_the_bytes_apart():
     assert blob.mime_type and blob.content is None
     assert blob.sha256 not in json.dumps(case.request)  # the neutral part names it by digest
     assert adapter(case).build_request(req, blobs)["messages"] == case.request["messages"]
+
+
+@pytest.mark.parametrize("case", STREAM_ERRORS, ids=ids(STREAM_ERRORS))
+def test_an_error_inside_a_stream_is_reported_with_what_came_before(case):
+    parser = fed(case)
+    event = stream_error_of(case)
+    assert parser.error is not None
+    if event.get("type") == "response.failed":
+        error = event["response"]["error"]
+        assert parser.done
+    else:
+        error = event.get("error", event)
+    if isinstance(error, str):
+        assert parser.error.message == error
+    else:
+        assert parser.error.message == error["message"]
+        assert parser.error.code == (None if error.get("code") is None else str(error["code"]))
+    assert parser.error.request_id == header_request_id(case)
+    before = [e for e in stream_events(case)[: stream_events(case).index(event)]]
+    text = "".join(
+        (e.get("message") or {}).get("content") or e.get("response") or e.get("delta") or ""
+        for e in before
+        if e.get("type", "response.output_text.delta") == "response.output_text.delta"
+    )
+    assert parser.response().text == text

@@ -1,7 +1,7 @@
 """Wire-format adapters: the neutral conversation shape <-> each provider's HTTP bodies.
 
-One adapter per wire format (``openai_chat``, ``openai_responses``, ``anthropic``,
-``ollama``), each a stateless object with ``build_request``, ``parse_request``,
+One adapter per wire format (``openai_chat``, ``openai_completions``,
+``openai_responses``, ``anthropic``, ``ollama``), each a stateless object with ``build_request``, ``parse_request``,
 ``parse_response``, ``stream_parser`` and ``parse_error`` (see :mod:`.base`).  The
 backends, the httpx transport and the recording proxy all use them, so a call is recorded
 the same way whichever of them carried it.  Only log-level types are imported here.
@@ -49,6 +49,7 @@ __all__ = [
 
 _MODULES = {
     "openai_chat": "openai_chat",
+    "openai_completions": "openai_completions",
     "openai_responses": "openai_responses",
     "anthropic": "anthropic",
     "ollama": "ollama",
@@ -57,9 +58,11 @@ _MODULES = {
 #: Path endings and the format they speak (matched after any prefix such as ``/vllm/v1``).
 _PATHS = (
     ("/chat/completions", "openai_chat"),
+    ("/completions", "openai_completions"),
     ("/responses", "openai_responses"),
     ("/v1/messages", "anthropic"),
     ("/api/chat", "ollama"),
+    ("/api/generate", "ollama"),
 )
 
 
@@ -75,9 +78,10 @@ def get_adapter(name: str) -> Adapter:
 
 def adapter_for_path(path: str) -> Adapter | None:
     """The adapter for a request path: ``.../chat/completions`` -> ``openai_chat``,
-    ``.../responses`` -> ``openai_responses``, ``/v1/messages`` -> ``anthropic``,
-    ``/api/chat`` -> ``ollama``; ``None`` for any other path (``/v1/messages/count_tokens``,
-    ``/v1/embeddings``, ``/v1/responses/{id}``...)."""
+    ``.../completions`` -> ``openai_completions``, ``.../responses`` -> ``openai_responses``,
+    ``/v1/messages`` -> ``anthropic``, ``/api/chat`` and ``/api/generate`` -> ``ollama``;
+    ``None`` for any other path (``/v1/messages/count_tokens``, ``/v1/embeddings``,
+    ``/v1/responses/{id}``...)."""
     path = path.partition("?")[0].rstrip("/")
     for ending, name in _PATHS:
         if path.endswith(ending):

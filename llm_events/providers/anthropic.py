@@ -20,7 +20,6 @@ from typing import Any
 
 from ..log.conversation import (
     BlobPart,
-    ChatRequest,
     Message,
     ModelResponse,
     Part,
@@ -43,14 +42,12 @@ from .base import (
     b64decode,
     blob,
     blob_base64,
-    decode_body,
     header_request_id,
     int_or_none,
     json_text,
     json_value,
     kept_headers,
     parse_error,
-    request_body,
 )
 from .lines import SSEStream
 
@@ -486,53 +483,28 @@ class MessagesStreamParser(StreamParser):
 class AnthropicAdapter(Adapter):
     name = "anthropic"
     path = "/v1/messages"
+    wire_keys = ("model", "system", "messages", "tools", "stream")
+    parser = MessagesStreamParser
 
-    def build_request(
-        self, req: ChatRequest, blobs: Mapping[str, bytes] | None = None
+    def write_conversation(
+        self, messages: list[Message], blobs: Mapping[str, bytes] | None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if req.model is not None:
-            body["model"] = req.model
-        system = wire_system(req.messages)
-        if system is not None:
-            body["system"] = system
-        body["messages"] = wire_messages(req.messages, blobs)
-        if req.tools:
-            body["tools"] = [wire_tool(t) for t in req.tools]
-        body.update(req.params)
-        if req.stream:
-            body["stream"] = True
+        system = wire_system(messages)
+        body: dict[str, Any] = {} if system is None else {"system": system}
+        body["messages"] = wire_messages(messages, blobs)
         return body
 
-    def parse_request(self, body: dict[str, Any] | bytes | str) -> tuple[ChatRequest, Blobs]:
-        data = request_body(body)
-        blobs: Blobs = {}
-        messages = neutral_messages(data, blobs)
-        tools = [neutral_tool(t) for t in as_list(data.get("tools")) if isinstance(t, dict)]
-        params = {
-            k: v
-            for k, v in data.items()
-            if k not in ("model", "system", "messages", "tools", "stream")
-        }
-        model = data.get("model")
-        return (
-            ChatRequest(
-                model=model if isinstance(model, str) else None,
-                messages=messages,
-                tools=tools,
-                params=params,
-                stream=bool(data.get("stream")),
-            ),
-            blobs,
-        )
+    def write_tool(self, tool: ToolDefinition) -> dict[str, Any]:
+        return wire_tool(tool)
 
-    def parse_response(
-        self, body: bytes | str | dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> ModelResponse:
-        return parse_message(decode_body(body), headers)
+    def read_conversation(self, data: dict[str, Any], blobs: Blobs) -> list[Message]:
+        return neutral_messages(data, blobs)
 
-    def stream_parser(self, headers: Mapping[str, str] | None = None) -> MessagesStreamParser:
-        return MessagesStreamParser(headers)
+    def read_tool(self, tool: dict[str, Any]) -> ToolDefinition:
+        return neutral_tool(tool)
+
+    def read_answer(self, data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
+        return parse_message(data, headers)
 
 
 adapter = AnthropicAdapter()

@@ -31,9 +31,11 @@ from typing import Any, ClassVar
 from ..log.conversation import (
     BlobPart,
     ChatRequest,
+    Message,
     ModelResponse,
     ProviderError,
     ToolCallPart,
+    ToolDefinition,
 )
 
 #: Longest provider error message kept (the rest is cut, marked with an ellipsis).
@@ -337,33 +339,93 @@ class StreamParser:
 
 
 class Adapter:
-    """Base of the wire-format adapters (stateless: one instance per format is shared)."""
+    """Base of the wire-format adapters (stateless: one instance per format is shared).
+
+    The public methods are the same for every format; a format fills in the hooks: how its
+    conversation and tools are written and read, how an answer is read, which stream parser
+    reads its streams."""
 
     #: the format's name (``openai_chat``, ``openai_responses``, ``anthropic``, ``ollama``)
     name: ClassVar[str] = ""
     #: the request path under the provider's base URL
     path: ClassVar[str] = ""
+    #: request keys the neutral fields hold (every other key travels in ``params``)
+    wire_keys: ClassVar[tuple[str, ...]] = ("model", "messages", "tools", "stream")
+    #: the stream parser of this format
+    parser: ClassVar[type[StreamParser]] = StreamParser
+
+    # the API ----------------------------------------------------------------------------------
 
     def build_request(
         self, req: ChatRequest, blobs: Mapping[str, bytes] | None = None
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        body: dict[str, Any] = {} if req.model is None else {"model": req.model}
+        body.update(self.write_conversation(req.messages, blobs))
+        if req.tools:
+            body["tools"] = [self.write_tool(t) for t in req.tools]
+        body.update(req.params)
+        if req.stream or self.always_says_stream:
+            body["stream"] = req.stream
+        return body
 
     def parse_request(self, body: dict[str, Any] | bytes | str) -> tuple[ChatRequest, Blobs]:
-        raise NotImplementedError
+        data = request_body(body)
+        blobs: Blobs = {}
+        messages = self.read_conversation(data, blobs)
+        skip = self.wire_keys_of(data)
+        model = data.get("model")
+        req = ChatRequest(
+            model=model if isinstance(model, str) else None,
+            messages=messages,
+            tools=self.read_tools(data),
+            params={k: v for k, v in data.items() if k not in skip},
+            stream=self.read_stream_flag(data),
+        )
+        return req, blobs
 
     def parse_response(
         self, body: bytes | str | dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> ModelResponse:
-        raise NotImplementedError
+        return self.read_answer(decode_body(body), headers)
 
     def stream_parser(self, headers: Mapping[str, str] | None = None) -> StreamParser:
-        raise NotImplementedError
+        return self.parser(headers)
 
     def parse_error(
         self, status: int, body: bytes | str | None, headers: Mapping[str, str] | None = None
     ) -> ProviderError:
         return parse_error(status, body, headers)
+
+    # the hooks --------------------------------------------------------------------------------
+
+    #: whether a body always carries ``stream`` (Ollama streams unless told not to)
+    always_says_stream: ClassVar[bool] = False
+
+    def write_conversation(
+        self, messages: list[Message], blobs: Mapping[str, bytes] | None
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def write_tool(self, tool: ToolDefinition) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read_conversation(self, data: dict[str, Any], blobs: Blobs) -> list[Message]:
+        raise NotImplementedError
+
+    def read_tool(self, tool: dict[str, Any]) -> ToolDefinition:
+        raise NotImplementedError
+
+    def read_tools(self, data: dict[str, Any]) -> list[ToolDefinition]:
+        return [self.read_tool(t) for t in as_list(data.get("tools")) if isinstance(t, dict)]
+
+    def read_answer(self, data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
+        raise NotImplementedError
+
+    def read_stream_flag(self, data: dict[str, Any]) -> bool:
+        return bool(data.get("stream"))
+
+    def wire_keys_of(self, data: dict[str, Any]) -> tuple[str, ...]:
+        return self.wire_keys
 
     def __repr__(self) -> str:
         return f"<{self.name} adapter>"

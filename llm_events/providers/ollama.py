@@ -16,7 +16,6 @@ from typing import Any
 
 from ..log.conversation import (
     BlobPart,
-    ChatRequest,
     Message,
     ModelResponse,
     ReasoningPart,
@@ -37,14 +36,12 @@ from .base import (
     b64decode,
     blob,
     blob_base64,
-    decode_body,
     header_request_id,
     int_or_none,
     json_text,
     json_value,
     kept_headers,
     parse_error,
-    request_body,
 )
 from .lines import LineSplitter
 from .openai_chat import neutral_tool, response_text, wire_tool
@@ -267,62 +264,49 @@ class NDJSONStreamParser(StreamParser):
 
 
 class OllamaAdapter(Adapter):
+    """``/api/chat`` bodies are built; ``/api/chat`` and ``/api/generate`` ones are read."""
+
     name = "ollama"
     path = "/api/chat"
+    parser = NDJSONStreamParser
+    always_says_stream = True
 
-    def build_request(
-        self, req: ChatRequest, blobs: Mapping[str, bytes] | None = None
+    def write_conversation(
+        self, messages: list[Message], blobs: Mapping[str, bytes] | None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if req.model is not None:
-            body["model"] = req.model
-        body["messages"] = wire_messages(req.messages, blobs)
-        if req.tools:
-            body["tools"] = [wire_tool(t) for t in req.tools]
-        body["stream"] = req.stream  # Ollama streams unless told not to
-        body.update(req.params)
-        return body
+        return {"messages": wire_messages(messages, blobs)}
 
-    def parse_request(self, body: dict[str, Any] | bytes | str) -> tuple[ChatRequest, Blobs]:
-        data = request_body(body)
-        blobs: Blobs = {}
-        if "messages" in data or "prompt" not in data:
-            messages = neutral_messages(as_list(data.get("messages")), blobs)
-            skip = ("model", "messages", "tools", "stream")
-        else:  # /api/generate: system + prompt + images
-            wire = []
-            if isinstance(data.get("system"), str):
-                wire.append({"role": "system", "content": data["system"]})
-            wire.append(
-                {"role": "user", "content": data.get("prompt"), "images": data.get("images")}
-            )
-            messages = neutral_messages(wire, blobs)
-            skip = ("model", "prompt", "system", "images", "stream")
-        tools: list[ToolDefinition] = [
-            neutral_tool(t) for t in as_list(data.get("tools")) if isinstance(t, dict)
-        ]
-        model = data.get("model")
-        return (
-            ChatRequest(
-                model=model if isinstance(model, str) else None,
-                messages=messages,
-                tools=tools,
-                params={k: v for k, v in data.items() if k not in skip},
-                stream=data.get("stream", True) is not False,
-            ),
-            blobs,
-        )
+    def write_tool(self, tool: ToolDefinition) -> dict[str, Any]:
+        return wire_tool(tool)
 
-    def parse_response(
-        self, body: bytes | str | dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> ModelResponse:
-        data = decode_body(body)
+    def read_conversation(self, data: dict[str, Any], blobs: Blobs) -> list[Message]:
+        if not is_generate(data):
+            return neutral_messages(as_list(data.get("messages")), blobs)
+        wire = []  # /api/generate: system + prompt + images
+        if isinstance(data.get("system"), str):
+            wire.append({"role": "system", "content": data["system"]})
+        wire.append({"role": "user", "content": data.get("prompt"), "images": data.get("images")})
+        return neutral_messages(wire, blobs)
+
+    def read_tool(self, tool: dict[str, Any]) -> ToolDefinition:
+        return neutral_tool(tool)
+
+    def read_stream_flag(self, data: dict[str, Any]) -> bool:
+        return data.get("stream", True) is not False
+
+    def wire_keys_of(self, data: dict[str, Any]) -> tuple[str, ...]:
+        if is_generate(data):
+            return ("model", "prompt", "system", "images", "tools", "stream")
+        return self.wire_keys
+
+    def read_answer(self, data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
         if isinstance(data, dict) and isinstance(data.get("error"), str):
             raise ValueError(data["error"])
         return parse_answer(data, headers)
 
-    def stream_parser(self, headers: Mapping[str, str] | None = None) -> NDJSONStreamParser:
-        return NDJSONStreamParser(headers)
+
+def is_generate(data: dict[str, Any]) -> bool:
+    return "messages" not in data and "prompt" in data
 
 
 adapter = OllamaAdapter()

@@ -18,7 +18,6 @@ from typing import Any
 
 from ..log.conversation import (
     BlobPart,
-    ChatRequest,
     Message,
     ModelResponse,
     Part,
@@ -42,13 +41,11 @@ from .base import (
     blob,
     blob_base64,
     data_url,
-    decode_body,
     header_request_id,
     int_or_none,
     kept_headers,
     parse_data_url,
     parse_error,
-    request_body,
 )
 from .lines import SSEStream
 
@@ -241,14 +238,8 @@ def neutral_messages(wire: list[Any], blobs: Blobs) -> list[Message]:
             if item.get("refusal"):
                 parts.append(TextPart(content=str(item["refusal"])))
             for call in as_list(item.get("tool_calls")):
-                function = as_dict(call.get("function"))
-                parts.append(
-                    ToolCallPart(
-                        id=call.get("id"),
-                        name=str(function.get("name") or ""),
-                        arguments=str(function.get("arguments") or ""),
-                    )
-                )
+                if isinstance(call, dict):
+                    parts.append(tool_call(call))
             legacy = as_dict(item.get("function_call"))
             if legacy:
                 parts.append(
@@ -261,6 +252,21 @@ def neutral_messages(wire: list[Any], blobs: Blobs) -> list[Message]:
             Message(role=role, parts=parts, name=name if isinstance(name, str) else None)
         )
     return messages
+
+
+def call_body(call: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A tool call's body and the key of its arguments: ``function.arguments`` (JSON text),
+    or ``custom.input`` (free text) for custom tools."""
+    if call.get("type") == "custom" or ("custom" in call and "function" not in call):
+        return as_dict(call.get("custom")), "input"
+    return as_dict(call.get("function")), "arguments"
+
+
+def tool_call(call: dict[str, Any]) -> ToolCallPart:
+    body, field = call_body(call)
+    return ToolCallPart(
+        id=call.get("id"), name=str(body.get("name") or ""), arguments=str(body.get(field) or "")
+    )
 
 
 def tool_content(content: Any) -> Any:
@@ -315,15 +321,7 @@ def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
     if "message" not in choice:
         raise ValueError("the server's answer has no ['choices'][0]['message']")
     message = as_dict(choice.get("message"))
-    calls = [
-        ToolCallPart(
-            id=c.get("id"),
-            name=str(as_dict(c.get("function")).get("name") or ""),
-            arguments=str(as_dict(c.get("function")).get("arguments") or ""),
-        )
-        for c in as_list(message.get("tool_calls"))
-        if isinstance(c, dict)
-    ]
+    calls = [tool_call(c) for c in as_list(message.get("tool_calls")) if isinstance(c, dict)]
     legacy = as_dict(message.get("function_call"))
     if legacy:
         calls.append(
@@ -410,6 +408,8 @@ class ChatStreamParser(StreamParser):
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = as_dict(choice.get("delta"))
+            if "delta" not in choice and isinstance(choice.get("text"), str):
+                delta = {"content": choice["text"]}  # legacy /completions chunks
             if isinstance(delta.get("content"), str) and delta["content"]:
                 self._text.append(delta["content"])
                 deltas.append(delta["content"])
@@ -422,9 +422,9 @@ class ChatStreamParser(StreamParser):
                 if not isinstance(call, dict):
                     continue
                 key = call.get("index", position)
-                function = as_dict(call.get("function"))
+                function, field = call_body(call)
                 self._calls.start(key, id=call.get("id"), name=function.get("name"))
-                arguments = function.get("arguments")
+                arguments = function.get(field)
                 if isinstance(arguments, str):
                     self._calls.add(key, arguments)
             legacy = as_dict(delta.get("function_call"))
@@ -464,53 +464,33 @@ class ChatStreamParser(StreamParser):
 class OpenAIChatAdapter(Adapter):
     name = "openai_chat"
     path = "/chat/completions"
+    wire_keys = ("model", "messages", "tools", "functions", "stream")
+    parser = ChatStreamParser
 
-    def build_request(
-        self, req: ChatRequest, blobs: Mapping[str, bytes] | None = None
+    def write_conversation(
+        self, messages: list[Message], blobs: Mapping[str, bytes] | None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if req.model is not None:
-            body["model"] = req.model
-        body["messages"] = wire_messages(req.messages, blobs)
-        if req.tools:
-            body["tools"] = [wire_tool(t) for t in req.tools]
-        body.update(req.params)
-        if req.stream:
-            body["stream"] = True
-        return body
+        return {"messages": wire_messages(messages, blobs)}
 
-    def parse_request(self, body: dict[str, Any] | bytes | str) -> tuple[ChatRequest, Blobs]:
-        data = request_body(body)
-        blobs: Blobs = {}
-        messages = neutral_messages(as_list(data.get("messages")), blobs)
-        tools = [neutral_tool(t) for t in as_list(data.get("tools")) if isinstance(t, dict)]
-        for fn in as_list(data.get("functions")):  # legacy function definitions
-            if isinstance(fn, dict):
-                tools.append(neutral_tool({"type": "function", "function": fn}))
-        params = {
-            k: v
-            for k, v in data.items()
-            if k not in ("model", "messages", "tools", "functions", "stream")
-        }
-        model = data.get("model")
-        return (
-            ChatRequest(
-                model=model if isinstance(model, str) else None,
-                messages=messages,
-                tools=tools,
-                params=params,
-                stream=bool(data.get("stream")),
-            ),
-            blobs,
-        )
+    def write_tool(self, tool: ToolDefinition) -> dict[str, Any]:
+        return wire_tool(tool)
 
-    def parse_response(
-        self, body: bytes | str | dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> ModelResponse:
-        return parse_chat_response(decode_body(body), headers)
+    def read_conversation(self, data: dict[str, Any], blobs: Blobs) -> list[Message]:
+        return neutral_messages(as_list(data.get("messages")), blobs)
 
-    def stream_parser(self, headers: Mapping[str, str] | None = None) -> ChatStreamParser:
-        return ChatStreamParser(headers)
+    def read_tool(self, tool: dict[str, Any]) -> ToolDefinition:
+        return neutral_tool(tool)
+
+    def read_tools(self, data: dict[str, Any]) -> list[ToolDefinition]:
+        legacy = [  # the legacy function definitions
+            {"type": "function", "function": fn}
+            for fn in as_list(data.get("functions"))
+            if isinstance(fn, dict)
+        ]
+        return [*super().read_tools(data), *map(neutral_tool, legacy)]
+
+    def read_answer(self, data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
+        return parse_chat_response(data, headers)
 
 
 adapter = OpenAIChatAdapter()

@@ -20,7 +20,6 @@ from typing import Any
 
 from ..log.conversation import (
     BlobPart,
-    ChatRequest,
     Message,
     ModelResponse,
     Part,
@@ -45,13 +44,11 @@ from .base import (
     blob,
     blob_base64,
     data_url,
-    decode_body,
     header_request_id,
     int_or_none,
     is_retryable_status,
     kept_headers,
     parse_data_url,
-    request_body,
     shorten,
 )
 from .lines import SSEStream
@@ -490,53 +487,28 @@ class ResponsesStreamParser(StreamParser):
 class OpenAIResponsesAdapter(Adapter):
     name = "openai_responses"
     path = "/responses"
+    wire_keys = ("model", "instructions", "input", "tools", "stream")
+    parser = ResponsesStreamParser
 
-    def build_request(
-        self, req: ChatRequest, blobs: Mapping[str, bytes] | None = None
+    def write_conversation(
+        self, messages: list[Message], blobs: Mapping[str, bytes] | None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if req.model is not None:
-            body["model"] = req.model
-        instructions, items = wire_input(req.messages, blobs)
-        if instructions is not None:
-            body["instructions"] = instructions
+        instructions, items = wire_input(messages, blobs)
+        body: dict[str, Any] = {} if instructions is None else {"instructions": instructions}
         body["input"] = items
-        if req.tools:
-            body["tools"] = [wire_tool(t) for t in req.tools]
-        body.update(req.params)
-        if req.stream:
-            body["stream"] = True
         return body
 
-    def parse_request(self, body: dict[str, Any] | bytes | str) -> tuple[ChatRequest, Blobs]:
-        data = request_body(body)
-        blobs: Blobs = {}
-        messages = neutral_input(data, blobs)
-        tools = [neutral_tool(t) for t in as_list(data.get("tools")) if isinstance(t, dict)]
-        params = {
-            k: v
-            for k, v in data.items()
-            if k not in ("model", "instructions", "input", "tools", "stream")
-        }
-        model = data.get("model")
-        return (
-            ChatRequest(
-                model=model if isinstance(model, str) else None,
-                messages=messages,
-                tools=tools,
-                params=params,
-                stream=bool(data.get("stream")),
-            ),
-            blobs,
-        )
+    def write_tool(self, tool: ToolDefinition) -> dict[str, Any]:
+        return wire_tool(tool)
 
-    def parse_response(
-        self, body: bytes | str | dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> ModelResponse:
-        return parse_output(decode_body(body), headers)
+    def read_conversation(self, data: dict[str, Any], blobs: Blobs) -> list[Message]:
+        return neutral_input(data, blobs)
 
-    def stream_parser(self, headers: Mapping[str, str] | None = None) -> ResponsesStreamParser:
-        return ResponsesStreamParser(headers)
+    def read_tool(self, tool: dict[str, Any]) -> ToolDefinition:
+        return neutral_tool(tool)
+
+    def read_answer(self, data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
+        return parse_output(data, headers)
 
 
 adapter = OpenAIResponsesAdapter()
