@@ -250,7 +250,19 @@ async def _warm(idle: list[Conn], port: int, body: bytes) -> None:
     idle.append(c)
 
 
-async def closed_loop(port: int, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def closed_loop(
+    port: int, body: bytes, concurrency: int, seconds: float, pid: int | None = None
+) -> dict[str, float]:
+    """``concurrency`` clients back to back; with ``pid``, that server's CPU per request
+    (a figure the machine's load distorts less than requests per second)."""
     done = 0
     errors = 0
     stop_at = time.perf_counter() + seconds
@@ -270,10 +282,14 @@ async def closed_loop(port: int, body: bytes, concurrency: int, seconds: float) 
 
     # warm-up
     await asyncio.gather(*(_warm([], port, body) for _ in range(min(concurrency, 8))))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds(pid)
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t0
-    return {"requests": done, "errors": errors, "rps": round(done / elapsed, 1)}
+    elapsed, used = time.perf_counter() - t0, cpu_seconds(pid) - c0
+    out = {"requests": done, "errors": errors, "rps": round(done / elapsed, 1)}
+    if pid is not None and done:
+        out["server_cpu_ms_per_request"] = round(used * 1000 / done, 3)
+        out["server_cpu_share"] = round(used / elapsed, 2)
+    return out
 
 
 def _loop_policy() -> None:
@@ -297,7 +313,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     upstream, up_port = start_upstream()
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg()[0],
+        },
         "rate": args.rate,
     }
     procs = []
@@ -323,9 +343,15 @@ def main() -> None:
             for conc in (1, 64):
                 log(f"throughput {kind} c={conc}")
                 row = {
-                    "direct": asyncio.run(closed_loop(up_port, body, conc, tput_secs)),
-                    "proxy_no_record": asyncio.run(closed_loop(norec_port, body, conc, tput_secs)),
-                    "proxy_record": asyncio.run(closed_loop(rec_port, body, conc, tput_secs)),
+                    "direct": asyncio.run(
+                        closed_loop(up_port, body, conc, tput_secs, upstream.pid)
+                    ),
+                    "proxy_no_record": asyncio.run(
+                        closed_loop(norec_port, body, conc, tput_secs, norec.pid)
+                    ),
+                    "proxy_record": asyncio.run(
+                        closed_loop(rec_port, body, conc, tput_secs, rec.pid)
+                    ),
                 }
                 row["recording_cost"] = round(
                     1 - row["proxy_record"]["rps"] / row["proxy_no_record"]["rps"], 3
@@ -348,10 +374,14 @@ def main() -> None:
                 results["litellm"] = {"skipped": why}
             else:
                 procs.append(proc)
+                lat = asyncio.run(open_loop(port, BODY, args.rate, secs))
+                direct = results["latency"]["plain"]["direct"]
                 results["litellm"] = {
-                    "latency_plain": asyncio.run(open_loop(port, BODY, args.rate, secs)),
-                    "plain_c1": asyncio.run(closed_loop(port, BODY, 1, tput_secs)),
-                    "plain_c64": asyncio.run(closed_loop(port, BODY, 64, tput_secs)),
+                    "latency_plain": lat,
+                    "added_p50_ms": round(lat["p50_ms"] - direct["p50_ms"], 3),
+                    "added_p99_ms": round(lat["p99_ms"] - direct["p99_ms"], 3),
+                    "plain_c1": asyncio.run(closed_loop(port, BODY, 1, tput_secs, proc.pid)),
+                    "plain_c64": asyncio.run(closed_loop(port, BODY, 64, tput_secs, proc.pid)),
                 }
         t = results["throughput"]["plain_c64"]
         lat = results["latency"]["plain"]

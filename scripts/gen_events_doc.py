@@ -87,9 +87,19 @@ TAIL = """## Tables
 | `calls` | one row per logical call: status (`running`, `ok`, `error`), attempts, failures, retries, fallbacks, route, backend, model, tokens, cost, latency, error, previews, `source` (`application`, `replay`, `import`, `proxy`, `transport`: from `call_started.source`, derived for older events) | yes |
 | `prompts` | the seed's PromptDB: one row per answered call (+ `call_id`, `system`, `tool_calls`: the answer's tool calls, one `name(arguments)` a line); `prompts_fts` indexes `text`, `response_text` and `tool_calls`, in batches of 64 answers (at most a second behind once appends pause) | yes |
 | `replay_results` | one row per compared call of a replay run | yes |
+| `replays` | one row per replay run: status, counts per verdict, resumes | yes |
 | `blobs` | inline images and files of conversations, once per `sha256` (`mime_type`, `size`, `data`), written in the transaction of the first event naming them; empty with `configure(store_blobs=False)` | no: events hold only digests |
 | `_meta` | the chain head (`head` = `seq:hash`), and the last `prompts.id` in `prompts_fts` (`prompts_fts_indexed`) | no |
-| `_projections` | each projection's version, and the `seq` its last rebuild reached (projections are applied in the append's own transaction, so a current version means up to date) | yes |
+| `_projections` | each projection's checkpoint: its `version` and `last_seq`, the last event it applied (moved in the same transaction as the rows it wrote) | yes |
+
+How the tables follow the log (store schema 3): an append commits its events and `_meta.head`
+only. Each projection applies the events after its `last_seq`, in batches: on the writing
+process's background thread once appends pause (2 ms; at most 50 ms behind under a steady
+stream), at flush, close and exit, when a process opens the store, and before the library and
+the reading commands read them. So a projection row always belongs to a committed event, a
+crash at any moment leaves every checkpoint true, and after catching up every projection
+equals what `rebuild` derives. `max(events.seq) - min(_projections.last_seq)` is how far the
+tables are behind.
 
 `PRAGMA user_version` is the store schema version; `PRAGMA application_id` is `0x4C4C4D45`.
 """

@@ -30,13 +30,19 @@ def db(tmp_path_factory):
             ["calls", "--since", "99999999999d"],
             "bad --since: '99999999999d' reaches back before the year 1",
         ),
-        (["stats", "--until", "99999999999999w"], "bad --until: '99999999999999w' reaches back"),
+        (
+            ["stats", "--until", "99999999999999w"],
+            "bad --until: '99999999999999w' reaches back",
+        ),
         (
             ["calls", "-n", "99999999999999999999"],
             "bad -n/--limit: 99999999999999999999 is out of range",
         ),
         (["export", "-n", "-1"], "bad -n/--limit: -1 is out of range"),
-        (["search", "hi", "-n", "many"], "bad -n/--limit: 'many' is not a whole number"),
+        (
+            ["search", "hi", "-n", "many"],
+            "bad -n/--limit: 'many' is not a whole number",
+        ),
     ],
 )
 def test_out_of_range_values_are_one_line_and_exit_2(db, args, message):

@@ -312,4 +312,4 @@ def test_secrets_in_messages_are_redacted(db_path):
     ToolCaller().generate(prompt, context_builder=builder)
     (event,) = payloads(db_path, "prompt_built")
     assert key not in json.dumps(event)
-    assert event["messages"][0]["parts"][0]["content"] == "my key is sk-proj-[REDACTED]"
+    assert event["messages"][0]["parts"][0]["content"] == "my key is sk-[REDACTED]"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sqlite3
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +15,7 @@ import replay
 from llm_events import ContextBuilder, client_from_spec, configure, flush
 from llm_events.cli import main
 from tests import helpers
-from tests.helpers import PIXEL_PNG, WEATHER_HISTORY, WEATHER_TOOLS
+from tests.helpers import PIXEL_PNG, WEATHER_HISTORY, WEATHER_TOOLS, read_db
 
 PNG_SHA = hashlib.sha256(PIXEL_PNG).hexdigest()
 
@@ -91,7 +90,7 @@ def test_search_finds_the_call_by_a_tool_argument(db_path, talk):
 
 
 def test_views_list_each_tool_call_with_its_arguments(db_path, talk):
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     assert conn.execute(
         "SELECT call_id, name, tool_call_id, arguments FROM tool_calls"
     ).fetchall() == [
@@ -118,7 +117,7 @@ def test_replay_resends_the_whole_conversation_and_compares_tool_calls(store, db
     assert [t["name"] for t in sent.tools] == ["get_weather", "get_forecast"]
     assert sent.options == {"tool_choice": "auto"}
     # the replayed request's prompt_built is the recorded one, byte for byte in its messages
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     built = [json.loads(p) for (p,) in conn.execute(
         "SELECT payload FROM events WHERE type = 'prompt_built' ORDER BY seq")]  # fmt: skip
     assert len(built) == 2 and built[1]["origin"] == "replay"
@@ -160,7 +159,7 @@ def test_show_prints_a_provider_error_and_a_broken_stream_s_partial_answer(db_pa
     builder = ContextBuilder()
     with pytest.raises(Exception, match="Rate limit reached"):
         Failing().generate(builder.build_prompt("Forecast for Paris?"), context_builder=builder)
-    call_id = sqlite3.connect(db_path).execute("SELECT call_id FROM calls").fetchone()[0]
+    call_id = read_db(db_path).execute("SELECT call_id FROM calls").fetchone()[0]
     out = cli(db_path, "show", call_id, columns=200)
     assert (
         "attempt 1 failed      ProviderFailure (HTTP 429, rate_limit_exceeded, retryable, "
@@ -172,7 +171,7 @@ def test_show_prints_a_provider_error_and_a_broken_stream_s_partial_answer(db_pa
         "  It will be sun",
         '  tool call get_forecast {"city": "Pa (call_9)',
     ]
-    conn = sqlite3.connect(db_path)
+    conn = read_db(db_path)
     assert conn.execute(
         "SELECT error_code, provider_error_type, request_id, retry_after_s, partial_text "
         "FROM events_attempt_failed"
@@ -196,6 +195,6 @@ def test_cost_counts_cache_reads_writes_at_their_prices(db_path):
 
     builder = ContextBuilder()
     Claude("claude-sonnet-4-20250514").generate(builder.build_prompt("q"), context_builder=builder)
-    (cost,) = sqlite3.connect(db_path).execute("SELECT cost FROM calls").fetchone()
+    (cost,) = read_db(db_path).execute("SELECT cost FROM calls").fetchone()
     # input 3.00, cache read 0.30, cache write 3.75, output 15.00 per million
     assert cost == pytest.approx(0.2 * 3.00 + 0.6 * 0.30 + 0.2 * 3.75 + 0.1 * 15.00)

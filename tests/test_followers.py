@@ -212,3 +212,33 @@ def test_readers_see_no_row_before_its_event_and_library_reads_are_current(db_pa
     assert {r["call_id"] for r in db.fetch_logs()} == set(ids)  # read-your-writes
     assert store.lag() == 0
     conn.close()
+
+
+def test_browse_follower_catches_up_while_its_process_lives(tmp_path):
+    from llm_events.log.lag import follow, lag
+
+    path = tmp_path / "browsed.db"
+    store = EventStore(path)
+    store.append(
+        [ev.CallStarted(id=ev.new_id(), ts=ev.now_iso(), call_id=f"c{i}") for i in range(5)]
+    )
+    store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    # as a writer killed before its background thread ran leaves the file
+    conn.execute("UPDATE _projections SET last_seq = 0")
+    conn.execute("DELETE FROM calls")
+    assert lag(conn) == 5
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = follow(path, server.pid, interval_s=0.05)
+    assert child is not None
+    try:
+        deadline = time.monotonic() + 20
+        while lag(conn) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lag(conn) == 0
+        assert conn.execute("SELECT count(*) FROM calls").fetchone() == (5,)
+    finally:
+        server.kill()
+        server.wait()
+    assert os.waitpid(child, 0)[0] == child  # it ends with the process it follows
+    conn.close()

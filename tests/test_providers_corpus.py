@@ -15,6 +15,7 @@ import anthropic
 import msgspec
 import openai
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from llm_events.log.conversation import BlobPart, ReasoningPart, ToolCallPart, ToolCallResponsePart
 from llm_events.providers import adapter_for_path, kept_headers
@@ -67,7 +68,7 @@ def sdk_chat(case):
         request = dict(model="m", messages=[{"role": "user", "content": "x"}])
         if not case.stream:
             return client.chat.completions.create(**request)
-        state = openai.lib.streaming.chat.ChatCompletionStreamState()
+        state = ChatCompletionStreamState()
         for chunk in client.chat.completions.create(**request, stream=True):
             state.handle_chunk(chunk)
         return state.current_completion_snapshot

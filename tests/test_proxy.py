@@ -394,3 +394,22 @@ def test_large_body_is_forwarded_whole_and_recorded_truncated(up, store):
     body = events["attempt_started"][0].params["body"]
     assert body["truncated"] is True and body["size"] > 5000 and len(body["text"]) == 2048
     assert events["prompt_built"][0].user == big
+
+
+def test_plain_client_retry_and_idempotency_key_are_attempts_of_one_call(up, proxy, store):
+    busy = Scripted(status=503, body=b'{"error": {"message": "busy", "type": "server_error"}}')
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    url = proxy.url + "/v1/chat/completions"
+    up.script(busy)
+    assert httpx.post(url, json=body).status_code == 503
+    assert httpx.post(url, json=body).status_code == 200  # curl-style: same body, soon after
+    up.script(busy)
+    key = {"Idempotency-Key": "k-123"}
+    assert httpx.post(url, json=body, headers=key).status_code == 503
+    assert httpx.post(url, json={**body, "n": 1}, headers=key).status_code == 200
+    first, second = finished_calls(store, 2)
+    for call_id in (first, second):
+        events = call_events(store, call_id)
+        assert [e.attempt for e in events["attempt_started"]] == [1, 2]
+        assert events["attempt_failed"][0].status_code == 503
+        assert events["call_finished"][0].status == "ok"

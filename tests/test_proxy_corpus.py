@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from llm_events.capture.server import ProxySettings, ProxyThread, build_app
+from llm_events.providers import adapter_for_path
 
 from . import corpus
 from .proxy_support import OPENAI_KEY, call_events, finished_calls, store_bytes
@@ -38,6 +39,27 @@ def _request_body(case: corpus.Case) -> dict:
     return body
 
 
+def _parsed(case: corpus.Case):
+    """What the provider adapter (checked against the SDKs) makes of the case's answer."""
+    adapter = adapter_for_path(case.path)
+    if not case.stream:
+        return adapter.parse_response(case.body, case.headers())
+    parser = adapter.stream_parser(case.headers())
+    parser.feed(case.body)
+    parser.close()
+    return parser.response()
+
+
+def _stream_error(case: corpus.Case) -> bool:
+    """Whether the case is a 200 stream that reports an error inside (a failed attempt)."""
+    if not case.stream:
+        return False
+    parser = adapter_for_path(case.path).stream_parser(case.headers())
+    parser.feed(case.body)
+    parser.close()
+    return parser.error is not None
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_corpus_case_through_the_proxy(case, store, db_path):
     body = _request_body(case)
@@ -50,17 +72,40 @@ def test_corpus_case_through_the_proxy(case, store, db_path):
         assert json.loads(server.requests[-1]["body"]) == body
     assert via.status_code == direct.status_code == case.status
     assert via.content == direct.content == case.body
-    for name, value in case.headers().items():
-        assert via.headers.get(name) == value, name
+    hop = {"connection", "keep-alive", "transfer-encoding"}
+    assert [h for h in via.headers.multi_items() if h[0] not in hop] == [
+        h for h in direct.headers.multi_items() if h[0] not in hop
+    ]
     (call_id,) = finished_calls(store, 1)
     events = call_events(store, call_id)
     assert events["call_started"][0].source == "proxy"
-    if case.status < 400:
+    if case.status < 400 and not _stream_error(case):
         assert events["call_finished"][0].status == "ok"
-        assert "attempt_succeeded" in events
+        ok = events["attempt_succeeded"][0]
+        want = _parsed(case)
+        assert ok.text == want.text
+        assert [(t.id, t.name, t.arguments) for t in ok.tool_calls] == [
+            (t.id, t.name, t.arguments) for t in want.tool_calls
+        ]
+        assert (ok.finish_reason, ok.refusal, ok.response_id) == (
+            want.finish_reason,
+            want.refusal,
+            want.response_id,
+        )
+        assert (ok.input_tokens, ok.output_tokens, ok.reasoning_tokens) == (
+            want.usage.input_tokens,
+            want.usage.output_tokens,
+            want.usage.reasoning_tokens,
+        )
+        assert [r.content for r in ok.reasoning] == [r.content for r in want.reasoning]
+        built = events["prompt_built"][0]
+        assert built.messages, "the conversation is recorded"
     else:
         failed = events["attempt_failed"][0]
-        assert failed.status_code == case.status
+        if case.status >= 400:
+            assert failed.status_code == case.status
+        else:  # the error event the stream carried
+            assert failed.error_code or failed.provider_error_type
         assert events["call_finished"][0].status == "error"
     store.flush()
     assert OPENAI_KEY.encode() not in store_bytes(db_path)

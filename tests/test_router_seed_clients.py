@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from llm_events import LLMClient, LLMResult, LLMRouter, with_retry
+from tests.helpers import read_db
 
 
 class SeedEcho(LLMClient):
@@ -24,7 +24,7 @@ class SeedEcho(LLMClient):
 
 
 def _calls(db):
-    conn = sqlite3.connect(db)
+    conn = read_db(db)
     try:
         return conn.execute("SELECT status, attempts, fallbacks FROM calls").fetchall()
     finally:

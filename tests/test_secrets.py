@@ -140,11 +140,26 @@ def store_bytes(db: Path) -> bytes:
     )
 
 
-@pytest.fixture
-def recorded(db_path, builder, tmp_path, monkeypatch):
-    """A store that went through every path in with every secret; open while checked."""
-    monkeypatch.setenv("OPENAI_API_KEY", KEY_FIRST)
-    monkeypatch.setenv("MY_SERVICE_TOKEN", KEY_SHORT)
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A store that went through every path in with every secret (made once)."""
+    from llm_events.recording import config
+
+    tmp_path = tmp_path_factory.mktemp("secrets")
+    db_path = tmp_path / "events.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLM_EVENTS_DB", str(db_path))
+        mp.setenv("OPENAI_API_KEY", KEY_FIRST)
+        mp.setenv("MY_SERVICE_TOKEN", KEY_SHORT)
+        config.reset()
+        try:
+            return _record_everything(db_path, tmp_path)
+        finally:
+            config.reset()
+
+
+def _record_everything(db_path, tmp_path):
+    builder = llm_events.ContextBuilder()
     prompt = builder.build_prompt(PROSE, metadata=dict(METADATA), tags=["secrets"])
     Leaky("leaky").generate(prompt, context_builder=builder)
     for message in (

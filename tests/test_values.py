@@ -5,13 +5,13 @@ and ``show`` (real CLI processes on the real file)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 
 import pytest
 
 from llm_events import LLMClient, LLMResult, UnstorableValueError
 from tests.cli_support import console_script
+from tests.helpers import read_db
 
 
 class Returns(LLMClient):
@@ -37,7 +37,7 @@ def assert_store_readable(db):
         out = cli(db, *args)
         assert out.returncode == 0, (args, out.stderr)
         assert "Traceback" not in out.stderr
-    conn = sqlite3.connect(db)
+    conn = read_db(db)
     try:
         running = conn.execute("SELECT count(*) FROM calls WHERE status = 'running'").fetchone()[0]
         starts = conn.execute("SELECT count(*) FROM events WHERE type='call_started'").fetchone()[0]
@@ -68,7 +68,7 @@ def test_exact_conversions_are_coerced(db_path, builder, field, given, recorded)
     )
     assert getattr(result, field) == recorded
     payload = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute("SELECT payload FROM events WHERE type = 'attempt_succeeded'")
         .fetchone()[0]
     )
@@ -93,7 +93,7 @@ def test_mistyped_answers_are_refused_and_the_call_closed(db_path, builder, fiel
         Returns(LLMResult(**{"text": "ok", field: given})).generate(
             builder.build_prompt("q"), context_builder=builder
         )
-    row = sqlite3.connect(db_path).execute("SELECT status, error_type FROM calls").fetchone()
+    row = read_db(db_path).execute("SELECT status, error_type FROM calls").fetchone()
     assert row == ("error", "UnstorableValueError")
     assert_store_readable(db_path)
 
@@ -111,11 +111,11 @@ def test_ten_thousand_deep_parsed_is_refused_and_the_attempt_closed(db_path, bui
 
 def test_mistyped_prompt_fields_are_refused_before_any_write(db_path, builder):
     prompt = builder.build_prompt("q")
-    n = sqlite3.connect(db_path).execute("SELECT count(*) FROM events").fetchone()[0]
+    n = read_db(db_path).execute("SELECT count(*) FROM events").fetchone()[0]
     prompt.vector_confidence = "very"
     with pytest.raises(UnstorableValueError, match="prompt.vector_confidence is 'very'"):
         Returns(LLMResult(text="ok")).generate(prompt, context_builder=builder)
-    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM events").fetchone()[0] == n
+    assert read_db(db_path).execute("SELECT count(*) FROM events").fetchone()[0] == n
     prompt.vector_confidence = "0.5"
     prompt.tags = ["ok", 7]
     Returns(LLMResult(text="ok")).generate(prompt, context_builder=builder)
@@ -154,7 +154,7 @@ def test_a_stored_bad_event_never_stops_rebuild_export_or_listings(db_path, buil
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "warning: event" in rebuilt.stderr and "Traceback" not in rebuilt.stderr
     row = (
-        sqlite3.connect(db_path)
+        read_db(db_path)
         .execute(
             "SELECT status, input_tokens, output_tokens, latency_ms FROM calls WHERE call_id='c-bad'"
         )

@@ -188,13 +188,19 @@ def from_foreign(exc: BaseException, backend: str) -> BaseException:
     if isinstance(status, int):
         response = getattr(exc, "response", None)
         headers = getattr(response, "headers", None) or {}
+        headers = headers if isinstance(headers, Mapping) else {}
+        body = getattr(response, "content", None)
+        # the SDK's response, read as our adapters read one (code, type, request id)
+        details = parse_error(status, body if isinstance(body, bytes) else b"", headers)
         cls = status_error_class(status)
         return cls(
             _shorten(message),
             backend=backend,
             status_code=status,
             retryable=is_retryable_status(status),
-            retry_after=parse_retry_after(headers) if isinstance(headers, Mapping) else None,
+            retry_after=parse_retry_after(headers),
+            error_code=details.code,
+            provider_error=details,
         )
     name = type(exc).__name__.lower()
     if isinstance(exc, TimeoutError) or "timeout" in name:

@@ -16,13 +16,17 @@ are masked wherever they come back (an error body quoting the key).  Bodies over
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
 import json
 import logging
 import re
 import sqlite3
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,10 +36,19 @@ import msgspec
 
 from ..log import events as ev
 from ..log import processes
-from ..log.conversation import ChatRequest, Message, ModelResponse, ProviderError, TextPart
+from ..log.blobs import Blob
+from ..log.conversation import (
+    BlobPart,
+    ChatRequest,
+    Message,
+    ModelResponse,
+    ProviderError,
+    TextPart,
+)
 from ..log.pricing import price_call
 from ..log.redaction import MASK, Redactor, UnstorableValueError, clean
 from ..log.store import EventStore, StoreError
+from ..providers import parse_error
 from . import parsing
 from .retries import OpenCall, OpenCalls, request_keys
 
@@ -266,6 +279,18 @@ class Exchange:
         status = self.status or 0
         if status >= 400:
             return self._failed_status(status)
+        if self.stream is not None and not self.parse_failed:
+            try:
+                self.stream.close()
+            except Exception:
+                log.debug("stream parser failed at the end", exc_info=True)
+                self.parse_failed = True
+            error = getattr(self.stream, "error", None)
+            if isinstance(error, ProviderError):
+                # an error event inside a 200 stream: final (a started stream is not retried)
+                return self._error(
+                    error.status_code, msgspec.structs.replace(error, retryable=False)
+                )
         response = self._response()
         return [self._succeeded(response), *self._finish_call("ok")]
 
@@ -325,9 +350,8 @@ class Exchange:
         return self._clean(value, "text") if isinstance(value, str) else None
 
     def _body_json(self) -> Any:
-        if self.body_over or not self.body or self.decoder is None or not self.decoder.ok:
-            return None
-        return decode_json(self.decoder(bytes(self.body)))
+        data = self._body_bytes() if self.body else None
+        return decode_json(data) if data else None
 
     def _response(self) -> ModelResponse | None:
         if self.adapter is None or self.parse_failed:
@@ -401,27 +425,29 @@ class Exchange:
         except (msgspec.ValidationError, TypeError):
             return []
 
+    def _body_bytes(self) -> bytes | None:
+        if self.body_over or self.decoder is None or not self.decoder.ok:
+            return None
+        return self.decoder(bytes(self.body))
+
     def _failed_status(self, status: int) -> list[ev.Event]:
-        body = self._body_json()
-        error: ProviderError | None = None
-        if self.adapter is not None:
-            try:
-                error = self.adapter.parse_error(status, body, self.headers)
-            except Exception:
-                log.debug("error parser failed", exc_info=True)
-        if error is None:
+        body = self._body_bytes()
+        try:
+            parse = self.adapter.parse_error if self.adapter is not None else parse_error
+            error = parse(status, body, self.headers)
+        except Exception:
+            log.debug("error parser failed", exc_info=True)
             error = ProviderError(
                 status_code=status,
                 headers=parsing.kept_headers(self.headers),
                 retryable=retryable_status(status),
             )
-        message = error.message
-        if not message:
-            message = f"HTTP {status}"
-            if body is None and self.body and not self.body_over:
-                message += ": " + bytes(self.body[:500]).decode("utf-8", "replace")
+        return self._error(status, error)
+
+    def _error(self, status: int | None, error: ProviderError) -> list[ev.Event]:
+        message = error.message or f"HTTP {status}"
         return self._attempt_failed(
-            error_type=_status_error_type(status),
+            error_type=_status_error_type(status or 500),
             message=message,
             retryable=error.retryable,
             status_code=status,
@@ -499,6 +525,7 @@ class ExchangeRecorder:
         scrub = secret_scrubber(list(secrets))
         self.redactor = Redactor(include_defaults=False, callables=[base, scrub]) if scrub else base
         self.max_body_bytes = max_body_bytes
+        self.store_blobs = settings().store_blobs
         self.open_calls = OpenCalls()
         self.process = processes.current()
         self._closed = False
@@ -562,6 +589,8 @@ class ExchangeRecorder:
                 built = self._prompt_built(chat, note, exchange)
                 events.append(built)
                 prompt_id = built.prompt_id
+                if blobs and self.store_blobs:
+                    self.store.attach_blobs(built.id, blob_rows(built.messages, blobs))
             events.append(
                 exchange._event(
                     ev.CallStarted,
@@ -581,7 +610,7 @@ class ExchangeRecorder:
             http["provider_path"] = request.provider_path
         params: dict[str, Any] = {"http": http}
         if retried is None and chat is not None:
-            params["body"] = self._recorded_body(request.body, body_json)
+            params["body"] = self._recorded_body(request.body, body_json, blobs)
         events.append(
             exchange._event(
                 ev.AttemptStarted,
@@ -592,18 +621,18 @@ class ExchangeRecorder:
             )
         )
         exchange.start_events = events
-        exchange.blobs = blobs  # type: ignore[attr-defined]
         return exchange
 
-    def _recorded_body(self, body: bytes, parsed: Any) -> Any:
-        """The request body as recorded: its JSON, its text, or a truncated prefix."""
+    def _recorded_body(self, body: bytes, parsed: Any, blobs: dict[str, bytes]) -> Any:
+        """The request body as recorded: its JSON (inline bytes the blobs table holds
+        replaced by their digest, see :func:`blob_refs`), its text, or a truncated prefix."""
         if not body:
             return None
-        if len(body) > self.max_body_bytes:
+        if len(body) > self.max_body_bytes and not blobs:
             head = body[: self.max_body_bytes].decode("utf-8", "replace")
             return {"truncated": True, "size": len(body), "text": head}
         if parsed is not None:
-            return parsed
+            return blob_refs(parsed, blobs) if blobs else parsed
         text = body.decode("utf-8", "replace")
         return {"text": text, "size": len(body)}
 
@@ -665,15 +694,11 @@ class ExchangeRecorder:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def write(self, events: Sequence[ev.Event], blobs: dict[str, bytes] | None = None) -> bool:
+    def write(self, events: Sequence[ev.Event]) -> bool:
         """Commit ``events`` (blocking); False, after a logged error, if the store failed."""
         if self.store is None or not events:
             return True
         try:
-            if blobs:
-                put = getattr(self.store, "put_blobs", None)
-                if put is not None:
-                    put(blobs)
             self.store.append(events)
             return True
         except (StoreError, sqlite3.Error, OSError, ValueError) as e:
@@ -681,18 +706,47 @@ class ExchangeRecorder:
             log.error("llm-events: could not record %d events: %s", len(events), e)
             return False
 
-    def start_expiry(self, interval_s: float = 1.0) -> None:
+    def hold(self, events: Sequence[ev.Event]) -> None:
+        """Hold an outcome for the next commit (the next request's write-ahead shares its
+        transaction) or the flush :meth:`start_expiry` runs every ``interval_s``: the
+        client already has its answer, and one commit per request instead of two is what
+        lets the proxy keep up with many concurrent clients.  Cheap: no I/O (called on the
+        proxy's event loop)."""
+        if self.store is None or not events:
+            return
+        try:
+            self.store.defer(events)
+        except (StoreError, sqlite3.Error, OSError, ValueError) as e:
+            self.lost += len(events)
+            log.error("llm-events: could not record %d events: %s", len(events), e)
+
+    def start_expiry(self, interval_s: float = 0.2) -> None:
         """Finish calls whose retry never came, on a daemon thread."""
         if self._expiry is not None or self.store is None:
             return
 
-        def loop() -> None:
-            while not self._wake.wait(interval_s):
-                if len(self.open_calls):
-                    self.write(self.expired_events())
+        ref, wake = weakref.ref(self), self._wake
+
+        def loop() -> None:  # holds the recorder weakly: a dropped client lets it go
+            while not wake.wait(interval_s):
+                recorder = ref()
+                if recorder is None:
+                    return
+                if len(recorder.open_calls):
+                    recorder.write(recorder.expired_events())
+                recorder.flush_held()
+                del recorder
 
         self._expiry = threading.Thread(target=loop, name="llm-events-retries", daemon=True)
         self._expiry.start()
+
+    def flush_held(self) -> None:
+        store = self.store
+        if store is not None and getattr(store, "_deferred", True):
+            try:
+                store.flush()
+            except (StoreError, sqlite3.Error, OSError, ValueError) as e:
+                log.error("llm-events: could not record held events: %s", e)
 
     def close(self) -> None:
         """Finish every call still waiting for a retry, and flush the store."""
@@ -704,6 +758,56 @@ class ExchangeRecorder:
             self.write(self.expired_events(everything=True))
             with contextlib.suppress(StoreError, sqlite3.Error, OSError):
                 self.store.flush()
+
+
+#: What an inline payload the blobs table holds becomes in a recorded request body.
+BLOB_REF = "llm-events-blob:sha256:"
+_MIN_INLINE = 64
+
+
+def blob_refs(value: Any, blobs: dict[str, bytes]) -> Any:
+    """``value`` with each base64 payload (bare or in a ``data:`` URL) whose bytes are in
+    ``blobs`` replaced by ``llm-events-blob:sha256:<digest>``: a large image is stored once,
+    and :func:`resolve_blob_refs` puts the bytes back for an exact re-send."""
+    if isinstance(value, dict):
+        return {k: blob_refs(v, blobs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [blob_refs(v, blobs) for v in value]
+    if isinstance(value, str) and len(value) >= _MIN_INLINE:
+        prefix, payload = "", value
+        if value.startswith("data:"):
+            head, comma, payload = value.partition(",")
+            if not comma:
+                return value
+            prefix = head + ","
+        try:
+            digest = hashlib.sha256(base64.b64decode(payload, validate=True)).hexdigest()
+        except (binascii.Error, ValueError):
+            return value
+        if digest in blobs:
+            return prefix + BLOB_REF + digest
+    return value
+
+
+def resolve_blob_refs(value: Any, read: Any) -> Any:
+    """The inverse of :func:`blob_refs`: ``read(sha256) -> bytes | None``."""
+    if isinstance(value, dict):
+        return {k: resolve_blob_refs(v, read) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_blob_refs(v, read) for v in value]
+    if isinstance(value, str) and BLOB_REF in value:
+        prefix, _, digest = value.partition(BLOB_REF)
+        data = read(digest)
+        if data is None:
+            raise ValueError(f"the bytes of blob {digest} are not in the store")
+        return prefix + base64.b64encode(data).decode("ascii")
+    return value
+
+
+def blob_rows(messages: Sequence[Message], blobs: dict[str, bytes]) -> list[Blob]:
+    """The blobs to store, with the media type their parts name."""
+    mime = {p.sha256: p.mime_type for m in messages for p in m.parts if isinstance(p, BlobPart)}
+    return [Blob(digest, mime.get(digest), data) for digest, data in blobs.items()]
 
 
 def _texts(message: Message) -> str:

@@ -231,7 +231,7 @@ class ProxyApp:
         )
         exchange = self.recorder.begin(request)
         if self.recorder.recording and not await in_thread(
-            self.recorder.write, exchange.start_events, getattr(exchange, "blobs", None)
+            self.recorder.write, exchange.start_events
         ):
             message = "llm-events proxy: the request could not be recorded, so it was not sent"
             await self._reply(send, 503, error_body(route, 503, message, "recording_failed"))
@@ -311,7 +311,7 @@ class ProxyApp:
             with contextlib.suppress(Exception):
                 await asyncio.shield(response.aclose())
             if events:
-                await asyncio.shield(self._record(events))
+                self.recorder.hold(events)
 
     async def _record(self, events: list) -> None:
         if self.recorder.recording and events:

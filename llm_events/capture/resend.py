@@ -18,10 +18,12 @@ import httpx
 
 from ..interface.client import LLMClient
 from ..interface.prompt import LLMResult, Prompt
+from ..log import blobs
 from ..log import events as ev
 from ..log.store import EventStore
 from ..recording.recorder import current_call
 from . import parsing
+from .exchange import resolve_blob_refs
 from .routing import join
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -50,6 +52,7 @@ def recorded_request(store: EventStore, call_id: str) -> tuple[str, Any]:
             raise ResendError(f"call {call_id}: its recorded body was truncated (over the limit)")
         if isinstance(body, dict) and "unstorable" in body:
             raise ResendError(f"call {call_id}: its recorded body could not be stored as JSON")
+        body = resolve_blob_refs(body, lambda digest: blobs.read(store.conn(), digest))
         return http.get("provider_path") or http.get("path") or "/", body
     raise ResendError(f"call {call_id} was not captured by the proxy or transport (no body)")
 

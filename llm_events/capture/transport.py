@@ -18,6 +18,7 @@ import functools
 import importlib
 import os
 import sys
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
@@ -57,8 +58,18 @@ def _recorder(
         )
     recorder = ExchangeRecorder(target, source="transport", max_body_bytes=max_body_bytes)
     recorder.start_expiry()
-    atexit.register(recorder.close)
+    _live.add(recorder)
     return recorder
+
+
+#: Recorders of clients still alive: at exit, their calls waiting for a retry are finished.
+_live: weakref.WeakSet[ExchangeRecorder] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for recorder in list(_live):
+        recorder.close()
 
 
 def _begin(recorder: ExchangeRecorder, request: Any, body: bytes) -> Exchange:
@@ -172,7 +183,7 @@ class RecordingTransport:
     def handle_request(self, request: Any) -> Any:
         mod = _module(request)
         exchange = _begin(self.recorder, request, request.read())
-        self.recorder.write(exchange.start_events, getattr(exchange, "blobs", None))
+        self.recorder.write(exchange.start_events)
         try:
             response = self.transport.handle_request(request)
         except mod.HTTPError as e:
@@ -216,9 +227,7 @@ class AsyncRecordingTransport:
     async def handle_async_request(self, request: Any) -> Any:
         mod = _module(request)
         exchange = _begin(self.recorder, request, await request.aread())
-        await in_thread(
-            self.recorder.write, exchange.start_events, getattr(exchange, "blobs", None)
-        )
+        await in_thread(self.recorder.write, exchange.start_events)
         try:
             response = await self.transport.handle_async_request(request)
         except mod.HTTPError as e:

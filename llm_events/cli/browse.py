@@ -91,5 +91,10 @@ def browse_command(db: Path | None, port: int, open_browser: bool, print_command
     )
     sys.stderr.flush()
     sys.stdout.flush()
+    from ..log.lag import follow
+
+    # projections and the search index follow the log while Datasette serves (a child that
+    # exits with this process): rows of writers killed before catching up appear
+    follow(path, os.getpid())
     # become Datasette: one process, so Ctrl-C and kill reach the server directly
     os.execv(cmd[0], cmd)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..log.redaction import UnstorableValueError
 from ..recording.recorder import CallScope, StoreSpec, call_scope
+from ..recording.values import check_result
 from .prompt import BUILDER_ORIGINS, LLMResult, Prompt
 from .signatures import accepted_kwargs
 
@@ -351,6 +352,11 @@ def record_success(
     t0: float,
 ) -> LLMResult:
     """Finish a successful attempt: latency, parsing, token counts, then ``attempt_succeeded``."""
+    try:
+        check_result(result)  # a mistyped answer: coerced, or refused with the attempt closed
+    except UnstorableValueError as exc:
+        scope.attempt_failed(attempt, exc, backend, None)
+        raise
     if result.latency_ms is None:
         result.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
     if parse_fn is not None:

@@ -6,7 +6,9 @@ when (as almost always) the projections are at the head of the log.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,3 +50,42 @@ def lag_note(behind: int) -> str:
         "behind the log and this store could not be written to bring them up to date; "
         "the next process that writes to it does)"
     )
+
+
+def follow(path: str | Path, parent_pid: int, interval_s: float = 1.0) -> int | None:
+    """Keep the projections and search index of ``path`` caught up while process
+    ``parent_pid`` lives (``browse``: Datasette only reads, and the writers of a store may
+    have been killed before their background thread caught up).
+
+    Forks a small child that polls every ``interval_s``; returns its pid in the parent (None
+    where there is no ``fork``).  The child never returns.
+    """
+    if not hasattr(os, "fork"):
+        return None
+    pid = os.fork()
+    if pid:
+        return pid
+    try:  # the child: quiet, detached from the terminal's signals
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        from .fts import catch_up as index_pending
+
+        while True:
+            time.sleep(interval_s)
+            try:
+                os.kill(parent_pid, 0)
+            except OSError:
+                break
+            try:
+                conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+                try:
+                    bring_up_to_date(path, conn)
+                finally:
+                    conn.close()
+                index_pending(path)
+            except Exception:  # noqa: BLE001,S110 - best effort: try again next round
+                pass
+    finally:
+        os._exit(0)

@@ -30,6 +30,22 @@ DEFAULT_SENSITIVE_KEYS = (
 )
 
 
+class _KeyMatcher:
+    """``pattern.match(key)``, remembered per key: the same few keys recur in every call."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = re.compile(pattern)
+        self.seen: dict[str, bool] = {}
+
+    def match(self, key: str) -> bool:
+        hit = self.seen.get(key)
+        if hit is None:
+            hit = self.pattern.match(key) is not None
+            if len(self.seen) < 10_000:
+                self.seen[key] = hit
+        return hit
+
+
 class Redactor:
     """Masks secrets in strings: the default finder (:mod:`.secrets`: gitleaks' rules,
     credentials of traffic, configured keys), then regex patterns, then callables."""
@@ -43,7 +59,7 @@ class Redactor:
         sensitive_keys: str | None = DEFAULT_SENSITIVE_KEYS,
     ) -> None:
         self.sensitive_keys = (
-            re.compile(sensitive_keys) if sensitive_keys and include_defaults else None
+            _KeyMatcher(sensitive_keys) if sensitive_keys and include_defaults else None
         )
         self.finder = SecretFinder() if include_defaults else None
         self.patterns = [p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns or ()]

@@ -142,8 +142,12 @@ TRAFFIC_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 @lru_cache(maxsize=1)
-def _traffic() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
-    return tuple((re.compile(p), hints) for p, hints in TRAFFIC_RULES)
+def _traffic() -> tuple[tuple[tuple[re.Pattern[str], tuple[str, ...]], ...], re.Pattern[str]]:
+    """The compiled rules, and one regex finding any of their hints (most strings have none:
+    one scan instead of a test per hint)."""
+    rules = tuple((re.compile(p), hints) for p, hints in TRAFFIC_RULES)
+    hints = sorted({h for _p, hs in TRAFFIC_RULES for h in hs}, key=len, reverse=True)
+    return rules, re.compile("|".join(map(re.escape, hints)))
 
 
 # --- configured keys -----------------------------------------------------------------------
@@ -153,15 +157,27 @@ SECRET_ENV = re.compile(r"(?i)(?:^|_)(?:api_?key|key|token|secret|password|passw
 _MIN_SECRET = 8
 _registered: set[str] = set()
 _lock = threading.Lock()
-_env_cache: tuple[int, tuple[str, ...]] = (-1, ())
 
 
 def register_secret(value: str | None) -> None:
     """Scrub ``value`` (and its masked echo) from everything recorded from now on: backends
     call this with the keys they are given."""
-    if isinstance(value, str) and len(value) >= _MIN_SECRET:
+    if isinstance(value, str) and len(value) >= _MIN_SECRET and value not in _registered:
         with _lock:
             _registered.add(value)
+            _state.names_for = -1  # recompute
+
+
+class _State:
+    """The configured keys as last computed, and what they were computed from."""
+
+    names_for = -1  # len(os.environ) when ``names`` was computed
+    names: tuple[str, ...] = ()
+    values: tuple[str | None, ...] = ()
+    forms: tuple[str, ...] = ()
+
+
+_state = _State()
 
 
 def echo_form(key: str) -> str:
@@ -173,16 +189,39 @@ def echo_form(key: str) -> str:
 
 
 def configured_secrets() -> tuple[str, ...]:
-    """The configured keys and their echo forms, longest first (recomputed when the
-    environment changes size; values re-read on each call)."""
-    global _env_cache
-    size = len(os.environ)
-    if _env_cache[0] != size:
-        _env_cache = (size, tuple(k for k in os.environ if SECRET_ENV.search(k)))
-    values = {v for k in _env_cache[1] if len(v := os.environ.get(k, "")) >= _MIN_SECRET}
-    values |= _registered
-    forms = values | {echo_form(v) for v in values}
-    return tuple(sorted(forms, key=len, reverse=True))
+    """The configured keys and their echo forms, longest first.
+
+    Called for every recorded string, so it costs two C-level reads of the environment's
+    own dict: the names of the secret-holding variables are found again only when the
+    environment changes size, the forms only when one of their values changed.
+    """
+    st = _state
+    data = _ENV_DATA if _ENV_DATA is not None else os.environ
+    if st.names_for != len(data):
+        st.names = tuple(
+            k
+            for k in data
+            if SECRET_ENV.search(k if isinstance(k, str) else k.decode("utf-8", "replace"))
+        )
+        st.names_for = len(data)
+        st.values = ()
+    values = tuple(map(data.get, st.names))
+    if values != st.values:
+        st.values = values
+        found = {
+            v if isinstance(v, str) else os.fsdecode(v)
+            for v in values
+            if v is not None and len(v) >= _MIN_SECRET
+        } | _registered
+        forms = found | {echo_form(v) for v in found}
+        st.forms = tuple(sorted(forms, key=len, reverse=True))
+        _cached.cache_clear()  # what was remembered was cleaned of other keys
+    return st.forms
+
+
+#: ``os.environ``'s own mapping (encoded keys and values on POSIX), read without the
+#: encoding ``os.environ.get`` does per call; ``os.environ`` itself where there is none.
+_ENV_DATA: dict | None = getattr(os.environ, "_data", None)
 
 
 # --- the finder ----------------------------------------------------------------------------
@@ -194,17 +233,18 @@ class SecretFinder:
     def __call__(self, text: str) -> str:
         secrets = configured_secrets()
         if len(text) <= _CACHED_CHARS:  # model names, roles, ids, system prompts repeat
-            return _cached(text, secrets)
+            return _cached(text)
         return _find(text, secrets)
 
 
-#: Strings up to this long are remembered with what they became (per set of configured keys).
+#: Strings up to this long are remembered with what they became (forgotten when the
+#: configured keys change).
 _CACHED_CHARS = 256
 
 
 @lru_cache(maxsize=8192)
-def _cached(text: str, secrets: tuple[str, ...]) -> str:
-    return _find(text, secrets)
+def _cached(text: str) -> str:
+    return _find(text, _state.forms)
 
 
 def _find(text: str, secrets: tuple[str, ...]) -> str:
@@ -214,9 +254,13 @@ def _find(text: str, secrets: tuple[str, ...]) -> str:
     if len(text) < 16:
         return text
     lowered = text.lower()
-    for pattern, hints in _traffic():
-        if any(h in lowered for h in hints):
-            text = _sub_labelled(pattern, text)
+    traffic, any_hint = _traffic()
+    if any_hint.search(lowered) is not None:
+        for pattern, hints in traffic:
+            for h in hints:
+                if h in lowered:
+                    text = _sub_labelled(pattern, text)
+                    break
     if _RUN.search(text) is None:
         return text
     candidates = _candidates(text)
@@ -232,7 +276,7 @@ _ASSIGNED = re.compile(r"""[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)[`'"\s=]{0,
 def _candidates(text: str) -> list[Rule]:
     """The gitleaks rules whose keywords occur in a token-like run of ``text`` or, for a run
     that is assigned (``name = run``), in the name before it."""
-    index = _keyword_index()
+    finder, by_keyword = _keyword_finder()
     seen: dict[str, Rule] = {}
     lowered = text.lower()
     for m in _RUN.finditer(lowered):
@@ -240,25 +284,35 @@ def _candidates(text: str) -> list[Rule]:
         # the keyword of a context rule is just before the run (``-----BEGIN ... KEY-----``)
         # or, for an assigned run, anywhere in the name it is assigned to
         reach = _CONTEXT if _ASSIGNED.search(lowered, max(0, start - 9), start) else _NEAR
-        start = max(0, start - reach)
-        window = lowered[start : m.end()]
-        for bigram in {window[i : i + 2] for i in range(len(window) - 1)} & index.keys():
-            for kw, rules in index[bigram]:
-                if kw in window:
-                    for rule in rules:
-                        seen[rule.id] = rule
+        for found in finder.finditer(lowered, max(0, start - reach), m.end()):
+            word = found.group(1)
+            # a keyword that is a prefix of the one found occurs too (``sk`` in ``sk_live``)
+            for n in range(2, len(word) + 1):
+                for rule in by_keyword.get(word[:n], ()):
+                    seen[rule.id] = rule
     return list(seen.values())
 
 
 @lru_cache(maxsize=1)
-def _keyword_index() -> dict[str, tuple[tuple[str, tuple[Rule, ...]], ...]]:
-    """Keywords by their first two characters: a window is searched only for the keywords
-    that can start at one of its character pairs."""
+def _keyword_finder() -> tuple[re.Pattern[str], dict[str, tuple[Rule, ...]]]:
+    """One regex finding every keyword at every position (a trie of them in a lookahead:
+    each position costs a few character tests, however many keywords there are)."""
     _rules, by_keyword = gitleaks_rules()
-    index: dict[str, list[tuple[str, tuple[Rule, ...]]]] = {}
-    for kw, rules in by_keyword.items():
-        index.setdefault(kw[:2], []).append((kw, rules))
-    return {k: tuple(v) for k, v in index.items()}
+    trie: dict = {}
+    for kw in by_keyword:
+        node = trie
+        for ch in kw:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        alts = [re.escape(ch) + build(sub) for ch, sub in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return re.compile("(?=(" + build(trie) + "))"), by_keyword
 
 
 def _sub_labelled(pattern: re.Pattern[str], text: str) -> str:

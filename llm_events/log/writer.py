@@ -162,8 +162,12 @@ SAFETY_AUTOCHECKPOINT_PAGES = 4000
 #: Checkpoint after this many appended events, or after this many seconds.
 CHECKPOINT_EVERY_EVENTS = 64
 CHECKPOINT_INTERVAL_S = 0.5
-#: Projections catch up this long after an append (appends meanwhile join the batch).
-PROJECT_DELAY_S = 0.003
+#: Projections catch up once appends pause this long, or at the latest this long after the
+#: first append they lack: under a steady stream of appends they catch up in batches (a
+#: catch-up's fixed cost, a transaction and a few queries, is then paid once per batch
+#: instead of once per append, and the callers meet the lock less often).
+PROJECT_DELAY_S = 0.002
+PROJECT_MAX_DELAY_S = 0.05
 #: Appends paused this long: the search index is brought up to date.
 IDLE_S = 0.3
 
@@ -192,17 +196,30 @@ class Background:
         self._last_commit = time.monotonic()
         self._pending = 0
         self._unprojected = False
+        self._first_unprojected = 0.0
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="llm-events-background", daemon=True)
         self._thread.start()
 
     def committed(self, events: int) -> None:
-        self._last_commit = time.monotonic()
+        now = self._last_commit = time.monotonic()
         self._pending += events
-        if self.catch_up is not None:
+        if self.catch_up is not None and not self._unprojected:
+            self._first_unprojected = now
             self._unprojected = True
-        self._wake.set()
+            self._wake.set()  # (waking costs the caller: only at the start of a batch)
+        elif self._pending >= CHECKPOINT_EVERY_EVENTS and not self._wake.is_set():
+            self._wake.set()
+
+    def _wait_for_a_pause(self) -> None:
+        while not self._stopping:
+            now = time.monotonic()
+            quiet = now - self._last_commit
+            left = min(PROJECT_DELAY_S - quiet, self._first_unprojected + PROJECT_MAX_DELAY_S - now)
+            if left <= 0:
+                return
+            time.sleep(left)
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -213,7 +230,7 @@ class Background:
                 if self._stopping:
                     break
                 if self._unprojected:
-                    time.sleep(PROJECT_DELAY_S)  # let the appends of this moment join
+                    self._wait_for_a_pause()  # let the appends of this moment join
                     self._unprojected = False
                     with contextlib.suppress(Exception):
                         self.catch_up()  # type: ignore[misc]

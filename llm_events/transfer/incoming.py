@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from ..log import events as ev
-from ..log.redaction import Redactor, UnstorableValueError, clean
+from ..log.redaction import MASK, Redactor, UnstorableValueError, clean
 
 #: Values of the fields that projections group and count by.
 STATUSES = frozenset({"ok", "error", "interrupted"})
@@ -65,7 +65,13 @@ def check(loose: Any, redactor: Redactor) -> tuple[ev.Event, bytes]:
     except (ValueError, OverflowError):
         raise Rejected(f"event {event_id}: ts {ts!r} is not an ISO-8601 timestamp") from None
     try:
-        cleaned = clean(loose, redactor, f"event {event_id}")
+        # field by field, as the recorder cleans them: the same depth limit applies
+        cleaned = {
+            k: MASK
+            if isinstance(v, str) and redactor.sensitive_keys and redactor.sensitive_keys.match(k)
+            else clean(v, redactor, f"event {event_id}: {k}")
+            for k, v in loose.items()
+        }
     except UnstorableValueError as e:
         raise Rejected(str(e)) from None
     except RecursionError:
