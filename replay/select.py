@@ -133,7 +133,9 @@ def _where(sel: Selection, exclude_replay_id: str | None) -> tuple[list[str], li
         until=sel.until,
         model=sel.model,
         backend=sel.backend,
-        status=sel.status,
+        # calls named by id are replayed whatever their status (the default ok is for
+        # selections by filter)
+        status=None if sel.ids else sel.status,
         tags=list(sel.tags),
     )
     base, args = listing.where("calls")

@@ -219,6 +219,31 @@ def test_dashboard_draws_its_charts_offline(server, page, tmp_path):
     assert "CALLS\n14" in page.locator(".le-facts").inner_text().upper()
 
 
+def test_tables_and_queries_fit_1400px(server, page):
+    """The tables people open first and every canned query, without sideways scrolling
+    (the events_<type> views, one column per field, are wider by nature)."""
+    browse, sample = server
+    for path in (
+        f"/{DB}/calls",
+        f"/{DB}/prompts",
+        f"/{DB}/events",
+        f"/{DB}/replays",
+        f"/{DB}/replay_results",
+        f"/{DB}/failed_calls",
+        f"/{DB}/retried_calls",
+        f"/{DB}/fallback_calls",
+        f"/{DB}/slowest_calls",
+        f"/{DB}/cost_per_model_per_day",
+        f"/{DB}/call_timeline?call_id={sample.agent_call_id}",
+        f"/{DB}/replay_regressions?replay_id={sample.replay_id}",
+        f"/{DB}/search_answers?q=refund",
+    ):
+        page.goto(browse.base + path)
+        page.wait_for_load_state("load")
+        assert page.locator("table.rows-and-columns tbody tr").count() > 0, path
+        no_horizontal_scroll(page)
+
+
 def test_fallbacks_are_one_query_away(server, page):
     browse, sample = server
     page.goto(f"{browse.base}/{DB}")

@@ -219,6 +219,14 @@ def test_replay_leaves_calls_that_failed_when_recorded_out_by_default(replay_sto
         cli("replay", "--against", "echo", "--status", "all", "--json", db=replay_store).stdout
     )
     assert every["selection"]["status"] is None and every["total"] == 10
+    # a call named by id is replayed whatever its status
+    conn = sqlite3.connect(replay_store)
+    (failed,) = conn.execute("SELECT call_id FROM calls WHERE status = 'error'").fetchone()
+    conn.close()
+    named = json.loads(
+        cli("replay", "--against", "echo", "--id", failed, "--json", db=replay_store).stdout
+    )
+    assert named["total"] == 1 and named["results"][0]["source_call_id"] == failed
 
 
 def test_replay_takes_m_and_n_like_the_other_commands(replay_store):

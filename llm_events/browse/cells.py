@@ -21,7 +21,7 @@ TIME_COLUMNS = frozenset({"started_at", "finished_at", "ts", "timestamp"})
 BADGE_COLUMNS = frozenset({"status", "verdict"})
 LIST_COLUMNS = frozenset({"tags", "outcome_tags", "candidates"})
 #: JSON shown in a cell is cut to this many characters; the rest is one click away.
-JSON_CAP = 90
+JSON_CAP = 60
 #: The unfolded JSON is cut here (a raw response can be megabytes; the row page has it all).
 JSON_FULL_CAP = 20_000
 #: Text longer than this is one clipped line in tables (the whole text on hover and on the

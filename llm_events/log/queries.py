@@ -103,8 +103,10 @@ def parse_time(value: str, *, now: datetime | None = None) -> str:
 def replay_call_sql(alias: str = "c") -> str:
     """SQL that is true for a call a replay made (replay traffic, kept apart by default).
 
-    Until ``calls`` has a ``source`` column, a replay's call is the one with a
-    ``parent_call_id`` (the recorded call it re-ran); every replay call has one.
+    A replay's call is the one with a ``parent_call_id`` (the recorded call it re-ran): every
+    replay call has one, and ``calls.source`` says ``replay`` for the same calls.  The parent
+    is what every store has: a store read without being migrated (read-only, older schema)
+    may predate ``calls.source``.
     """
     return f"{alias}.parent_call_id IS NOT NULL"
 

@@ -39,6 +39,45 @@ CALLS_COLUMNS = (
     "tags",
 )
 
+#: What ``prompts`` shows first: ``prompt`` repeats ``text`` (the seed's column), the raw
+#: completion and the vector scores are for the row page.
+PROMPTS_COLUMNS = (
+    "timestamp",
+    "model",
+    "text",
+    "response_text",
+    "latency_ms",
+    "cost",
+    "call_id",
+)
+
+#: Tables that open on a few columns (every column: "View and edit SQL", or ``?_nocol=``).
+DEFAULT_COLUMNS = {
+    "calls": CALLS_COLUMNS,
+    "prompts": PROMPTS_COLUMNS,
+    "events": ("type", "call_id", "ts", "payload"),
+    "replays": (
+        "started_at",
+        "status",
+        "against",
+        "compare",
+        "total",
+        "same",
+        "changed",
+        "error",
+        "skipped",
+    ),
+    "replay_results": (
+        "replay_id",
+        "verdict",
+        "score",
+        "reason",
+        "source_call_id",
+        "replay_call_id",
+        "ts",
+    ),
+}
+
 _STATIC = "llm-events"
 
 
@@ -138,11 +177,12 @@ def redirect_for(path: str, query: str, databases: set[str]) -> str | None:
     db, table = parts
     args = parse_qsl(query, keep_blank_values=True)
     names = {k for k, _ in args}
-    if table == "calls" and not names & {"_col", "_nocol"}:
-        return f"/{db}/calls?" + urlencode([*args, *(("_col", c) for c in CALLS_COLUMNS)])
     if table == "prompts" and "_search" in names and not names & {"_sort", "_sort_desc"}:
         q = next(v for k, v in args if k == "_search")
         return f"/{db}/search_answers?" + urlencode({"q": q})
+    columns = DEFAULT_COLUMNS.get(table)
+    if columns and not names & {"_col", "_nocol", "_search"}:
+        return f"/{db}/{table}?" + urlencode([*args, *(("_col", c) for c in columns)])
     return None
 
 
