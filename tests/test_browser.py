@@ -216,6 +216,8 @@ def test_dashboard_draws_its_charts_offline(server, page, tmp_path):
     no_horizontal_scroll(page)
     shot(page, tmp_path, "dashboard")
     page.get_by_role("link", name="include replay calls").click()
+    page.wait_for_url("**replays=1**")
+    page.wait_for_load_state("load")
     assert "CALLS\n14" in page.locator(".le-facts").inner_text().upper()
 
 
