@@ -137,12 +137,12 @@ class ProxyApp:
                     import h2  # noqa: F401
                 except ImportError:
                     http2 = False
-            from .netbackend import asyncio_transport
+            from .netbackend import SHARDS, asyncio_transport
 
             limits = httpx.Limits(max_connections=1000, max_keepalive_connections=256)
             self.client = httpx.AsyncClient(
                 timeout=self.timeout,
-                transport=asyncio_transport(http2=http2, limits=limits),
+                transport=asyncio_transport(http2=http2, limits=limits, shards=SHARDS),
                 trust_env=False,
                 follow_redirects=False,
             )
