@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from ..recording.workers import in_thread
+from .commits import Committer
 from .exchange import ANNOTATION_PREFIX, Exchange, ExchangeRecorder, Request
 from .routing import Route, Router
 
@@ -126,6 +127,7 @@ class ProxyApp:
         self.http2 = http2
         self.client = client
         self.in_flight = 0
+        self.committer = Committer(recorder)
 
     # --- lifespan --------------------------------------------------------------------------
 
@@ -230,9 +232,7 @@ class ProxyApp:
             client=f"{client[0]}" if client else "",
         )
         exchange = self.recorder.begin(request)
-        if self.recorder.recording and not await in_thread(
-            self.recorder.write, exchange.start_events
-        ):
+        if self.recorder.recording and not await self.committer.write(exchange.start_events):
             message = "llm-events proxy: the request could not be recorded, so it was not sent"
             await self._reply(send, 503, error_body(route, 503, message, "recording_failed"))
             self._log(method, path, route, 503, t0, exchange, "not recorded")
@@ -315,7 +315,7 @@ class ProxyApp:
 
     async def _record(self, events: list) -> None:
         if self.recorder.recording and events:
-            await in_thread(self.recorder.write, events)
+            await self.committer.write(events)
 
     async def _unrouted(
         self, method: str, path: str, headers: dict[str, str], body: bytes, send: Send, t0: float
