@@ -127,7 +127,7 @@ def _clean(value: Any, redact: Redactor, where: str, path: tuple[str | int, ...]
     # formatting a location for every one of them was most of the cost of cleaning.
     if value is None or value is True or value is False:
         return value
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         if not value.isascii():
             check_text(value, _where(where, path))
         return redact(value)
@@ -162,7 +162,15 @@ def _clean(value: Any, redact: Redactor, where: str, path: tuple[str | int, ...]
                     check_text(v, _where(where, (*path, k)))
                 out[k] = MASK
                 continue
-            out[_clean(k, redact, where, path)] = _clean(v, redact, where, (*path, k))
+            if type(v) is str:  # most values: cleaned here, without a call and a path
+                if not v.isascii():
+                    check_text(v, _where(where, (*path, k)))
+                v = redact(v)
+            else:
+                v = _clean(v, redact, where, (*path, k))
+            if not k.isascii():
+                check_text(k, _where(where, path))
+            out[redact(k)] = v
         return out
     if isinstance(value, (list, tuple)):
         return [_clean(v, redact, where, (*path, i)) for i, v in enumerate(value)]

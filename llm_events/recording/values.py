@@ -112,12 +112,15 @@ def text(value: Any, where: str, *, optional: bool) -> str | None:
 def check_result(result: Any) -> None:
     """Coerce an :class:`~llm_events.LLMResult`'s typed fields in place, or refuse it."""
     d = result.__dict__
+    # the common case (exact types, in range) is tested inline: this runs twice per call
     for name in _COUNTS:
-        if d.get(name) is not None:
-            d[name] = count(d[name], f"result.{name}")
+        value = d.get(name)
+        if value is not None and not (type(value) is int and 0 <= value <= INT_MAX):
+            d[name] = count(value, f"result.{name}")
     for name in _AMOUNTS:
-        if d.get(name) is not None:
-            d[name] = amount(d[name], f"result.{name}")
+        value = d.get(name)
+        if value is not None and not (type(value) is float and math.isfinite(value)):
+            d[name] = amount(value, f"result.{name}")
     if not isinstance(d.get("text"), str):
         d["text"] = text(d.get("text"), "result.text", optional=False)
     for name in _OPTIONAL_TEXT:
@@ -127,6 +130,8 @@ def check_result(result: Any) -> None:
         value = d.get(name)
         if value is None:
             d[name] = []
+        elif not value:
+            continue
         elif not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
             raise UnstorableValueError(
                 f"result.{name} is {_shown(value)}: expected a list of dicts"
