@@ -89,6 +89,13 @@ def test_search_finds_the_call_by_a_tool_argument(db_path, talk):
     assert '"units": "metric"})' in table
 
 
+def test_calls_preview_of_an_answer_that_is_only_tool_calls_names_them(db_path, talk):
+    conn = read_db(db_path)
+    assert conn.execute("SELECT response_preview FROM calls").fetchall() == [
+        ('get_forecast({"city": "Paris", "day": "saturday", "units": "metric"})',)
+    ]
+
+
 def test_views_list_each_tool_call_with_its_arguments(db_path, talk):
     conn = read_db(db_path)
     assert conn.execute(

@@ -34,6 +34,16 @@ def dumps(value: Any) -> str:
     return _json.encode(value).decode()
 
 
+def _answer_preview(e: ev.AttemptSucceeded) -> str | None:
+    """What a person scanning ``calls`` should see of an answer: its text, else the tools it
+    called (an agent's turn is often only tool calls), else its refusal."""
+    if e.text or not (e.tool_calls or e.refusal):
+        return _preview(e.text)
+    if e.tool_calls:
+        return _preview("; ".join(f"{c.name}({c.arguments})" for c in e.tool_calls))
+    return _preview(f"refused: {e.refusal}")
+
+
 def _preview(text: str | None) -> str | None:
     if text is None:
         return None
@@ -172,7 +182,8 @@ class CallsProjection(Projection):
 
     name = "calls"
     # 2: ``source`` (application / replay / import / proxy / transport)
-    version = 2
+    # 3: ``response_preview`` names the tool calls (or the refusal) of an answer with no text
+    version = 3
     tables = ("calls",)
 
     def __init__(self) -> None:
@@ -377,7 +388,7 @@ class CallsProjection(Projection):
         row["output_tokens"] = e.output_tokens
         row["tokens_estimated"] = int(e.tokens_estimated)
         row["cost"] = price_call(e, row["backend"], row["model"], self.prices)
-        row["response_preview"] = _preview(e.text)
+        row["response_preview"] = _answer_preview(e)
 
     def _call_finished(
         self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.CallFinished
