@@ -310,6 +310,24 @@ def stop_details(choice: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def choice_fields(
+    data: dict[str, Any], choice: dict[str, Any], headers: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """The ModelResponse fields every OpenAI-shaped answer has, whatever its choice holds
+    (chat completions and legacy completions alike)."""
+    return {
+        "finish_reason": choice.get("finish_reason"),
+        "stop_details": stop_details(choice),
+        "usage": usage(data.get("usage")),
+        "response_id": data.get("id"),
+        "response_model": data.get("model"),
+        "request_id": header_request_id(headers),
+        "headers": kept_headers(headers),
+        "logprobs": choice.get("logprobs"),
+        "raw": data,
+    }
+
+
 def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
     if (
         not isinstance(data, dict)
@@ -336,15 +354,7 @@ def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
         tool_calls=calls,
         refusal=message.get("refusal") if isinstance(message.get("refusal"), str) else None,
         reasoning=[ReasoningPart(content=thinking)] if thinking else [],
-        finish_reason=choice.get("finish_reason"),
-        stop_details=stop_details(choice),
-        usage=usage(data.get("usage")),
-        response_id=data.get("id"),
-        response_model=data.get("model"),
-        request_id=header_request_id(headers),
-        headers=kept_headers(headers),
-        logprobs=choice.get("logprobs"),
-        raw=data,
+        **choice_fields(data, choice, headers),
     )
 
 

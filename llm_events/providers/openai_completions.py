@@ -12,14 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..log.conversation import Message, ModelResponse, TextPart, ToolDefinition
-from .base import (
-    Adapter,
-    Blobs,
-    as_dict,
-    header_request_id,
-    kept_headers,
-)
-from .openai_chat import ChatStreamParser, stop_details, text_of, usage
+from .base import Adapter, Blobs, as_dict
+from .openai_chat import ChatStreamParser, choice_fields, text_of
 
 
 def parse_text_response(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
@@ -33,15 +27,7 @@ def parse_text_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
     text = choice.get("text")
     return ModelResponse(
         text=text if isinstance(text, str) else "",
-        finish_reason=choice.get("finish_reason"),
-        stop_details=stop_details(choice),
-        usage=usage(data.get("usage")),
-        response_id=data.get("id"),
-        response_model=data.get("model"),
-        request_id=header_request_id(headers),
-        headers=kept_headers(headers),
-        logprobs=choice.get("logprobs"),
-        raw=data,
+        **choice_fields(data, choice, headers),
     )
 
 
