@@ -744,10 +744,12 @@ class ExchangeRecorder:
         self._expiry.start()
 
     def flush_held(self) -> None:
+        """Commit the held outcomes (only that: projections follow on their own schedule;
+        a full ``flush`` here caught them up on this thread every interval)."""
         store = self.store
         if store is not None and getattr(store, "_deferred", True):
             try:
-                store.flush()
+                store.flush_events()
             except (StoreError, sqlite3.Error, OSError, ValueError) as e:
                 log.error("llm-events: could not record held events: %s", e)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -92,7 +93,13 @@ class _QuietCut(logging.Filter):
         return not isinstance(exc, UpstreamCut)
 
 
-def uvicorn_server(app: ProxyApp, *, workers_log_level: str = "warning") -> Any:
+def uvicorn_server(
+    app: ProxyApp, *, workers_log_level: str = "warning", supervised: bool = False
+) -> Any:
+    """uvicorn serving ``app``.  ``supervised`` (a worker of ``--workers N``): a first
+    SIGINT is the terminal's Ctrl-C reaching the whole process group, and is left to the
+    supervisor, which stops each worker with SIGTERM (uvicorn would take the SIGINT that
+    follows as a second one, and cut in-flight answers off)."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -105,6 +112,8 @@ def uvicorn_server(app: ProxyApp, *, workers_log_level: str = "warning") -> Any:
                 self.on_started()
 
         def handle_exit(self, sig: int, frame: Any) -> None:
+            if supervised and sig == signal.SIGINT and not self.should_exit:
+                return
             super().handle_exit(sig, frame)
             # uvicorn raises the signal again once it has shut down; a proxy stopped
             # gracefully has done its work: exit status 0
@@ -127,13 +136,16 @@ def uvicorn_server(app: ProxyApp, *, workers_log_level: str = "warning") -> Any:
     return Server(config)
 
 
-def startup_line(settings: ProxySettings, port: int, db: str | None, upstreams: dict) -> str:
+def startup_line(
+    settings: ProxySettings, port: int, db: str | None, upstreams: dict, workers: int = 1
+) -> str:
     url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
     where = f"recording to {db}" if db and settings.record else "not recording"
     ups = " ".join(f"{k}={v}" for k, v in upstreams.items())
     token = "; clients must send X-LLM-Events-Token" if settings.token else ""
+    procs = f" ({workers} worker processes)" if workers > 1 else ""
     return (
-        f"llm-events proxy listening on {url}, {where}; upstreams: {ups}{token}\n"
+        f"llm-events proxy listening on {url}{procs}, {where}; upstreams: {ups}{token}\n"
         f"  OPENAI_BASE_URL={url}/v1  ANTHROPIC_BASE_URL={url}  /NAME/... for --upstream NAME"
     )
 
@@ -188,23 +200,75 @@ class ProxyThread:
         self.sock.close()
 
 
-def run(settings: ProxySettings, store: EventStore | None, out: IO[str] = sys.stdout) -> None:
-    """Serve until SIGTERM or SIGINT (graceful: in-flight requests finish first)."""
+def run(
+    settings: ProxySettings,
+    store: EventStore | None,
+    out: IO[str] = sys.stdout,
+    *,
+    workers: int = 1,
+    quiet: bool = False,
+) -> None:
+    """Serve until SIGTERM or SIGINT (graceful: in-flight requests finish first).
+
+    ``workers`` > 1: that many worker processes on one listening socket, each recording
+    into the same store (:mod:`.workers`); this process supervises them.
+    """
     settings.check()
     sock = bind(settings.host, settings.port)
-    app = build_app(settings, store)
-    configure_access_log()
-    server = uvicorn_server(app)
+    if workers > 1:
+        from .workers import Supervisor
+
+        try:
+            lost = Supervisor(settings, store, sock, workers, out, quiet=quiet).run()
+        finally:
+            sock.close()
+    else:
+        configure_access_log()
+        app = serve(settings, store, sock, startup_line_printer(settings, sock, store, out))
+        lost = app.recorder.lost
+    lost_note = f"; {lost} events could not be recorded" if lost else ""
+    print(f"llm-events proxy stopped{lost_note}", file=sys.stderr, flush=True)
+
+
+def startup_line_printer(
+    settings: ProxySettings,
+    sock: socket.socket,
+    store: EventStore | None,
+    out: IO[str],
+    workers: int = 1,
+) -> Any:
     line = startup_line(
-        settings, sock.getsockname()[1], store.path if store else None, app.router.upstreams
+        settings,
+        sock.getsockname()[1],
+        store.path if store else None,
+        Router(settings.upstreams).upstreams,
+        workers,
     )
-    server.on_started = lambda: print(line, file=out, flush=True)
+    return lambda: print(line, file=out, flush=True)
+
+
+def serve(
+    settings: ProxySettings,
+    store: EventStore | None,
+    sock: socket.socket,
+    on_started: Any,
+    *,
+    supervised: bool = False,
+    server_ready: Any = None,
+) -> ProxyApp:
+    """Serve ``sock`` in this process until told to stop; returns the app (its recorder
+    counts what could not be recorded).  ``server_ready(server)``: called with the uvicorn
+    server before it runs (a worker stops it when its supervisor goes away)."""
+    app = build_app(settings, store)
+    server = uvicorn_server(app, supervised=supervised)
+    server.on_started = on_started
+    if server_ready is not None:
+        server_ready(server)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
-    lost = f"; {app.recorder.lost} events could not be recorded" if app.recorder.lost else ""
-    print(f"llm-events proxy stopped{lost}", file=sys.stderr, flush=True)
+    return app
 
 
 def parse_pairs(specs: Sequence[str], what: str) -> list[tuple[str, str]]:

@@ -51,6 +51,15 @@ from .common import db_option, friendly_errors, open_cli_store
     show_default=True,
     help="Bodies larger than this are forwarded whole and recorded truncated (marked).",
 )
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Worker processes serving the port, all recording into the same store (one "
+    "process carries a few hundred recorded requests a second); 0: one per CPU.",
+)
 @click.option("--no-record", is_flag=True, help="Forward only, record nothing (to measure).")
 @click.option("--quiet", "-q", is_flag=True, help="No access log lines.")
 @friendly_errors
@@ -62,6 +71,7 @@ def proxy_command(
     token: str | None,
     inject: tuple[str, ...],
     max_body_bytes: int,
+    workers: int,
     no_record: bool,
     quiet: bool,
 ) -> None:
@@ -81,6 +91,7 @@ def proxy_command(
       llm-events proxy --upstream vllm=http://gpu-box:8000/v1
       OPENAI_BASE_URL=http://127.0.0.1:8787/vllm/v1 python app.py
       llm-events proxy --inject-key openai=OPENAI_API_KEY
+      llm-events proxy --workers 2
     """
     from ..capture.routing import UpstreamError, parse_upstream
     from ..capture.server import ProxyConfigError, ProxySettings, parse_pairs, run
@@ -123,8 +134,12 @@ def proxy_command(
                 f"closed {len(closed)} call(s) left running by an ended process as Interrupted",
                 err=True,
             )
+    if workers == 0:
+        from ..capture.workers import default_workers
+
+        workers = default_workers()
     try:
-        run(settings, store)
+        run(settings, store, workers=workers, quiet=quiet)
     except ProxyConfigError as e:
         raise click.ClickException(str(e)) from None
     finally:

@@ -102,6 +102,12 @@ class EventStore:
     :class:`StoreLockedError`.
     """
 
+    #: Projections catch up on this process's background thread shortly after its appends.
+    #: A process that only appends while another follows the log for it (the proxy's
+    #: workers, see ``capture/workers.py``) sets it False before its first append; open,
+    #: flush, close and exit still catch up.
+    follow_in_background = True
+
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
@@ -237,7 +243,8 @@ class EventStore:
         if self._wconn is None:
             self._wconn = self._connect(for_writes=True)
             if self.path != ":memory:" and self._background is None:
-                self._background = Background(self.path, self._catch_up_behind, self._idle_work)
+                behind = self._catch_up_behind if self.follow_in_background else None
+                self._background = Background(self.path, behind, self._idle_work)
         return self._wconn
 
     @contextlib.contextmanager
@@ -439,9 +446,10 @@ class EventStore:
         """Events committed that some projection has not applied yet (0: up to date)."""
         return catchup.lag(self.conn(), [p.name for p in self.projections])
 
-    def catch_up(self, wait_ms: int | None = None) -> int:
+    def catch_up(self, wait_ms: int | None = None, chunk: int = catchup.CATCH_UP_CHUNK) -> int:
         """Bring every projection up to the log's head now (read-your-writes); returns the
-        events applied.  A read-only store applies nothing (see :meth:`lag`)."""
+        events applied, ``chunk`` events per transaction.  A read-only store applies nothing
+        (see :meth:`lag`)."""
         if self.readonly or self._closed:
             return 0
         if self._deferred or (self.batch and self._queue):
@@ -450,7 +458,7 @@ class EventStore:
         while True:
             with self._write_transaction(wait_ms) as conn:
                 try:
-                    n = catchup.apply_pending(conn, self.projections)
+                    n = catchup.apply_pending(conn, self.projections, chunk)
                 except BaseException:
                     catchup.forget(self.projections)
                     raise
