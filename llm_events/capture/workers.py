@@ -117,7 +117,7 @@ class Supervisor:
     def start(self) -> None:
         fresh = [self.start_one() for _ in range(self.n)]
         self.workers = fresh
-        if not all([self.wait_ready(w) for w in fresh]):
+        if not all([self.wait_ready(w) for w in fresh]) and not self.stopping:
             self.stop_all()
             raise ProxyConfigError("a proxy worker process failed to start (see above)")
 
@@ -160,7 +160,7 @@ class Supervisor:
                 raise ProxyConfigError("proxy workers keep ending at start; stopping")
             fresh = self.start_one()
             self.workers[i] = fresh
-            if not self.wait_ready(fresh):
+            if not self.wait_ready(fresh) and not self.stopping:
                 fresh.proc.wait()
                 self._collect(fresh)
                 raise ProxyConfigError("a proxy worker process failed to start (see above)")
@@ -217,12 +217,13 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; returns the events the workers could not record."""
-        self.start()
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
         try:
-            startup_line_printer(self.settings, self.sock, self.store, self.out, self.n)()
+            self.start()
+            if not self.stopping:
+                startup_line_printer(self.settings, self.sock, self.store, self.out, self.n)()
             while not self.stopping:
                 self.wake.wait(TICK_S)
                 if self.stopping:

@@ -38,7 +38,9 @@ def _read(path: str) -> str | None:
 
 
 def start_time(pid: int) -> str | None:
-    """The start time of process ``pid`` in clock ticks since boot (Linux ``/proc``), or None."""
+    """The start time of process ``pid`` in clock ticks since boot (Linux ``/proc``), or None
+    (no such process, or one that has ended: a zombie nobody reaped, as a killed proxy
+    worker stays where the container's init does not reap orphans)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -47,6 +49,8 @@ def start_time(pid: int) -> str | None:
     # "pid (comm) state ppid ...": comm may hold spaces and parentheses; starttime is the
     # 22nd field, the 20th after the last ")"
     fields = stat[stat.rfind(b")") + 2 :].split()
+    if fields and fields[0] in (b"Z", b"X"):
+        return None
     return fields[19].decode() if len(fields) > 19 else None
 
 
