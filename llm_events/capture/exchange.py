@@ -48,6 +48,7 @@ from ..log.conversation import (
 )
 from ..log.pricing import price_call
 from ..log.redaction import MASK, Redactor, UnstorableValueError, clean
+from ..log.secrets import configured_secrets
 from ..log.store import EventStore, StoreError
 from ..providers import parse_error
 from . import parsing
@@ -63,6 +64,8 @@ CREDENTIAL_HEADERS = frozenset(
 ANNOTATION_PREFIX = "x-llm-events-"
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+_UNSET: Any = object()
 
 _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
 
@@ -123,11 +126,55 @@ def secret_scrubber(values: Sequence[str]) -> Any:
         if len(s) > 12:
             patterns.append(re.escape(s[:8]) + r"[*.\u2022x]{3,}" + re.escape(s[-4:]))
     rx = re.compile("|".join(patterns))
+    # a secret holding another ("Bearer sk-...") is found by the inner one's head
+    inner = [s for s in secrets if not any(o != s and o in s for o in secrets)]
+    heads = tuple({s[:6] for s in inner})
+    if len(heads) == 1:  # the common case (one client key): one substring test per string
+        (head,) = heads
 
-    def scrub(text: str) -> str:
-        return rx.sub(MASK, text) if any(s[:6] in text for s in secrets) else text
+        def scrub(text: str) -> str:
+            return rx.sub(MASK, text) if head in text else text
 
-    return scrub
+        return scrub
+
+    def scrub_any(text: str) -> str:
+        for head in heads:
+            if head in text:
+                return rx.sub(MASK, text)
+        return text
+
+    return scrub_any
+
+
+#: Strings up to this long are remembered with what redaction made of them, across exchanges
+#: (model names, roles, JSON keys, system prompts and tool schemas recur in every call)...
+MEMO_CHARS = 1024
+MEMO_ENTRIES = 4096
+
+
+class ExchangeRedactor(Redactor):
+    """The recorder's redactor, then this request's credential scrubber, each string
+    redacted once per exchange: a request's texts appear twice (the conversation in
+    ``prompt_built``, the wire body in ``params.body``), and short ones in every call.
+    ``memo`` (shared by the recorder's exchanges) remembers the base redactor's answer for
+    short strings; longer ones are remembered for this exchange only."""
+
+    def __init__(self, base: Redactor, memo: dict[str, str], scrub: Any = None) -> None:
+        self.sensitive_keys = base.sensitive_keys
+        self.finder, self.patterns, self.callables = None, [], [base]
+        self.base, self.memo, self.scrub = base, memo, scrub
+        self.long: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        memo = self.memo if len(text) <= MEMO_CHARS else self.long
+        done = memo.get(text)
+        if done is None:
+            done = self.base(text)
+            if len(memo) >= MEMO_ENTRIES:
+                memo.clear()
+            memo[text] = done
+        scrub = self.scrub
+        return done if scrub is None else scrub(done)
 
 
 def _credential_values(headers: dict[str, str]) -> list[str]:
@@ -222,6 +269,7 @@ class Exchange:
         self.bytes_out = 0
         self.decoder: _Decoder | None = None
         self.done = False
+        self._json: Any = _UNSET
 
     @property
     def call_id(self) -> str:
@@ -353,8 +401,11 @@ class Exchange:
         return self._clean(value, "text") if isinstance(value, str) else None
 
     def _body_json(self) -> Any:
-        data = self._body_bytes() if self.body else None
-        return decode_json(data) if data else None
+        """The answer's JSON (decoded once: the parser and ``raw`` both read it)."""
+        if self._json is _UNSET:
+            data = self._body_bytes() if self.body else None
+            self._json = decode_json(data) if data else None
+        return self._json
 
     def _response(self) -> ModelResponse | None:
         if self.adapter is None or self.parse_failed:
@@ -526,7 +577,10 @@ class ExchangeRecorder:
         self.source = source
         base = redactor if redactor is not None else settings().redactor
         scrub = secret_scrubber(list(secrets))
-        self.redactor = Redactor(include_defaults=False, callables=[base, scrub]) if scrub else base
+        self.redactor = base
+        if scrub is not None:
+            self.redactor = Redactor(include_defaults=False, callables=[base, scrub])
+            self.redactor.sensitive_keys = base.sensitive_keys  # credential keys stay masked
         self.max_body_bytes = max_body_bytes
         self.store_blobs = settings().store_blobs
         self.open_calls = OpenCalls()
@@ -535,10 +589,33 @@ class ExchangeRecorder:
         self._expiry: threading.Thread | None = None
         self._wake = threading.Event()
         self.lost = 0
+        self._memo_forms: tuple[str, ...] | None = None
+        self._memo_dict: dict[str, str] = {}
+        self._scrubbers: dict[tuple[str, ...], Any] = {}
 
     @property
     def recording(self) -> bool:
         return self.store is not None
+
+    def _memo(self) -> dict[str, str]:
+        """The shared memo of redacted strings, emptied when the configured keys change."""
+        forms = configured_secrets()
+        if forms is not self._memo_forms:
+            self._memo_forms = forms
+            self._memo_dict = {}
+        return self._memo_dict
+
+    def _scrubber(self, headers: dict[str, str]) -> Any:
+        """Masks this request's own credentials (remembered per set of credentials)."""
+        creds = tuple(_credential_values(headers))
+        if not creds:
+            return None
+        scrub = self._scrubbers.get(creds)
+        if scrub is None:
+            if len(self._scrubbers) >= 256:
+                self._scrubbers.clear()
+            scrub = self._scrubbers[creds] = secret_scrubber(creds)
+        return scrub
 
     # --- the request -----------------------------------------------------------------------
 
@@ -546,12 +623,7 @@ class ExchangeRecorder:
         """The exchange for ``request``; its ``start_events`` are to be committed before
         the request goes upstream."""
         headers = request.headers
-        creds = _credential_values(headers)
-        redactor = self.redactor
-        if creds:
-            scrub = secret_scrubber(creds)
-            if scrub is not None:
-                redactor = Redactor(include_defaults=False, callables=[self.redactor, scrub])
+        redactor = ExchangeRedactor(self.redactor, self._memo(), self._scrubber(headers))
         adapter = parsing.adapter_for_path(request.provider_path or request.path)
         body_json = decode_json(request.body) if adapter is not None and request.body else None
         chat: ChatRequest | None = None
