@@ -3,7 +3,8 @@
 uvicorn (already installed with Datasette) serves it: a well-kept ASGI server with
 graceful shutdown on SIGTERM/SIGINT (in-flight streams finish, then the app's shutdown
 finishes calls waiting for a retry and flushes the store).  :class:`ProxyThread` runs the
-same server on a thread of the calling process (tests, benchmarks).
+same server on a thread of the calling process (tests, benchmarks).  ``llm-events proxy``
+serves it from worker processes under a supervisor (:func:`run`, :mod:`.workers`).
 """
 
 from __future__ import annotations
@@ -210,22 +211,18 @@ def run(
 ) -> None:
     """Serve until SIGTERM or SIGINT (graceful: in-flight requests finish first).
 
-    ``workers`` > 1: that many worker processes on one listening socket, each recording
-    into the same store (:mod:`.workers`); this process supervises them.
+    ``workers`` processes serve one listening socket, each recording into the same store
+    (:mod:`.workers`); this process supervises them and follows the log for them, so the
+    processes that serve never spend time on projections (also with one worker).
     """
+    from .workers import Supervisor
+
     settings.check()
     sock = bind(settings.host, settings.port)
-    if workers > 1:
-        from .workers import Supervisor
-
-        try:
-            lost = Supervisor(settings, store, sock, workers, out, quiet=quiet).run()
-        finally:
-            sock.close()
-    else:
-        configure_access_log()
-        app = serve(settings, store, sock, startup_line_printer(settings, sock, store, out))
-        lost = app.recorder.lost
+    try:
+        lost = Supervisor(settings, store, sock, max(1, workers), out, quiet=quiet).run()
+    finally:
+        sock.close()
     lost_note = f"; {lost} events could not be recorded" if lost else ""
     print(f"llm-events proxy stopped{lost_note}", file=sys.stderr, flush=True)
 

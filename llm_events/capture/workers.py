@@ -1,8 +1,10 @@
-"""``llm-events proxy --workers N``: N worker processes serving one listening socket.
+"""``llm-events proxy [--workers N]``: N worker processes (default 1) serving one socket.
 
 One Python process tops out at about one core (the GIL), and a recorded request costs the
 proxy a millisecond or two of CPU, so one process carries a few hundred requests a second.
-Here this process binds the socket and starts N workers (:mod:`.worker`, fresh
+And keeping projections up to date costs the process that does it CPU and the GIL per
+request (a catch-up after nearly every request when they come one by one).  So this
+process binds the socket and starts N workers (:mod:`.worker`, fresh
 interpreters, not forks of one with threads running), each serving the inherited socket
 (the kernel hands each new connection to one of them) and recording into the same store,
 which takes many writer processes.  This process:
