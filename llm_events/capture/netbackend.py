@@ -117,8 +117,10 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-#: Pools a proxy's upstream connections are spread over (see :class:`ShardedPool`).
-SHARDS = 8
+#: Pools a proxy's upstream connections are spread over (see :class:`ShardedPool`): 32
+#: cost 1.21 ms of CPU per forwarded request at 64 in flight, 8 cost 1.52 (interleaved A/B,
+#: same upstream); 64 were no better.
+SHARDS = 32
 
 
 class _CountedStream:
