@@ -149,7 +149,7 @@ class ShardedPool:
 
     httpcore's pool walks all its connections, and for each idle one all of them again,
     every time a request starts or ends: with 64 requests in flight that walk was most of
-    the proxy's CPU time per request.  Eight pools of a few connections each walk little.
+    the proxy's CPU time per request.  Many pools of a few connections each walk little.
     """
 
     def __init__(self, pools: list[httpcore.AsyncConnectionPool]) -> None:
