@@ -41,8 +41,11 @@ from .server import ProxyConfigError, ProxySettings, startup_line_printer
 CATCH_UP_IDLE_S = 0.3
 #: ...or at the latest this long after the last catch-up.
 CATCH_UP_MAX_S = 2.0
-#: Events per catch-up transaction: the workers' commits wait for the lock meanwhile.
-CATCH_UP_CHUNK = 200
+#: Events per catch-up transaction (the workers' commits wait for the lock meanwhile), and
+#: the pause between two, in which they take it: back to back, the chunks of a catch-up
+#: kept a worker's write-ahead waiting for all of them (a p99 of 85 ms at 200 requests/s).
+CATCH_UP_CHUNK = 100
+CATCH_UP_PAUSE_S = 0.005
 #: A worker that ends within this long of its start, more than this many times in a row,
 #: is not started again (a proxy that cannot serve stops with an error).
 QUICK_DEATH_S = 5.0
@@ -203,7 +206,7 @@ class Supervisor:
             if now or quiet or due:
                 self.last_catch_up = t
                 if store.lag():
-                    store.catch_up(wait_ms=1000, chunk=CATCH_UP_CHUNK)
+                    store.catch_up(wait_ms=1000, chunk=CATCH_UP_CHUNK, pause_s=CATCH_UP_PAUSE_S)
         except StoreError:
             pass  # busy or failing: the next round, a reader or the next open catches up
 

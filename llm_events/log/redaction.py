@@ -166,14 +166,24 @@ def _clean(value: Any, redact: Redactor, where: str, path: tuple[str | int, ...]
                 if not v.isascii():
                     check_text(v, _where(where, (*path, k)))
                 v = redact(v)
-            else:
+            elif not (v is None or v is True or v is False or type(v) is int):
                 v = _clean(v, redact, where, (*path, k))
             if not k.isascii():
                 check_text(k, _where(where, path))
             out[redact(k)] = v
         return out
     if isinstance(value, (list, tuple)):
-        return [_clean(v, redact, where, (*path, i)) for i, v in enumerate(value)]
+        items = []
+        for i, v in enumerate(value):
+            if type(v) is str:
+                if not v.isascii():
+                    check_text(v, _where(where, (*path, i)))
+                items.append(redact(v))
+            elif v is None or v is True or v is False or type(v) is int:
+                items.append(v)
+            else:
+                items.append(_clean(v, redact, where, (*path, i)))
+        return items
     raise UnstorableValueError(
         f"{_where(where, path)} holds a {type(value).__module__}.{type(value).__qualname__} "
         "object, which cannot be recorded as JSON; convert it to str, dict or list first"

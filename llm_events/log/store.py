@@ -446,9 +446,15 @@ class EventStore:
         """Events committed that some projection has not applied yet (0: up to date)."""
         return catchup.lag(self.conn(), [p.name for p in self.projections])
 
-    def catch_up(self, wait_ms: int | None = None, chunk: int = catchup.CATCH_UP_CHUNK) -> int:
+    def catch_up(
+        self,
+        wait_ms: int | None = None,
+        chunk: int = catchup.CATCH_UP_CHUNK,
+        pause_s: float = 0.0,
+    ) -> int:
         """Bring every projection up to the log's head now (read-your-writes); returns the
-        events applied, ``chunk`` events per transaction.  A read-only store applies nothing
+        events applied, ``chunk`` events per transaction, ``pause_s`` between them (other
+        processes' appends get the write lock meanwhile).  A read-only store applies nothing
         (see :meth:`lag`)."""
         if self.readonly or self._closed:
             return 0
@@ -465,6 +471,8 @@ class EventStore:
             if not n:
                 return applied
             applied += n
+            if pause_s:
+                time.sleep(pause_s)
 
     def _catch_up_behind(self) -> None:
         """The background thread's catch-up: in small transactions, each started only when
