@@ -1,0 +1,107 @@
+"""What every projection shares: the base class, batched writes, small caches, previews."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from .. import events as ev
+from .. import salvage
+
+_json = msgspec.json.Encoder()
+
+PREVIEW_CHARS = 200
+_CACHE_MAX = 20_000
+
+
+def dumps(value: Any) -> str:
+    return _json.encode(value).decode()
+
+
+def _preview(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = " ".join(text[: 4 * PREVIEW_CHARS].split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+class _Cache(dict):
+    """A small insertion-ordered cache: bounded memory during rebuilds of huge stores."""
+
+    def put(self, key: str, value: Any) -> None:
+        if len(self) >= _CACHE_MAX:
+            for old in list(self)[: _CACHE_MAX // 4]:
+                del self[old]
+        self[key] = value
+
+
+class Projection:
+    name: str = ""
+    version: int = 1
+    tables: tuple[str, ...] = ()
+    #: the checkpoint this process last left the projection at (``None``: unknown); its
+    #: caches are valid only while the stored checkpoint is still this (see ``catchup``)
+    applied_upto: int | None = None
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        raise NotImplementedError
+
+    def drop(self, conn: sqlite3.Connection) -> None:
+        for table in self.tables:
+            conn.execute(f"DROP TABLE IF EXISTS [{table}]")
+
+    def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
+        raise NotImplementedError
+
+    def reset_caches(self) -> None:
+        """Forget cached state (called before a rebuild)."""
+
+    def pending(self) -> bool:
+        """True when :meth:`apply` left work for later (see :meth:`settle`)."""
+        return False
+
+    def settle(self, conn: sqlite3.Connection) -> None:
+        """Do the work :meth:`apply` left for later, inside the caller's write transaction.
+
+        The store calls it at flush, close and exit, once appends pause, and at the end of
+        a rebuild.
+        """
+
+
+_INT_RANGE = range(-(2**63), 2**63)
+
+
+def executemany(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple]) -> None:
+    """``conn.executemany``; a count past SQLite's 64-bit integers (an event written with
+    ``2**70`` tokens) is stored as NULL instead of stopping the projection."""
+    try:
+        conn.executemany(sql, rows)
+    except OverflowError:
+        salvage.report("", "a count past 2**63-1 was projected as NULL")
+        clipped = [
+            tuple(
+                None if type(v) is int and v not in _INT_RANGE else v  # noqa: E721
+                for v in row
+            )
+            for row in rows
+        ]
+        conn.executemany(sql, clipped)
+
+
+def _load_prompt(conn: sqlite3.Connection, cache: _Cache, prompt_id: str | None) -> Any:
+    if not prompt_id:
+        return None
+    hit = cache.get(prompt_id)
+    if hit is not None:
+        return hit
+    row = conn.execute(
+        "SELECT payload FROM events WHERE id = ? AND type = 'prompt_built'", (prompt_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    prompt = ev.decode(row[0], "prompt_built")
+    cache.put(prompt_id, prompt)
+    return prompt
