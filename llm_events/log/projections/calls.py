@@ -10,7 +10,16 @@ from typing import Any
 from .. import events as ev
 from .. import salvage
 from ..pricing import price_call, price_table
-from .base import Projection, _Cache, _load_prompt, _preview, dumps, executemany
+from .base import (
+    CALL_TYPES,
+    PROMPT_TYPES,
+    Projection,
+    _Cache,
+    _load_prompt,
+    _preview,
+    dumps,
+    executemany,
+)
 
 
 def _answer_preview(e: ev.AttemptSucceeded) -> str | None:
@@ -78,6 +87,7 @@ class CallsProjection(Projection):
     # 3: ``response_preview`` names the tool calls (or the refusal) of an answer with no text
     version = 3
     tables = ("calls",)
+    types = CALL_TYPES | {"prompt_built"}
 
     def __init__(self) -> None:
         self.prompts = _Cache()
@@ -130,7 +140,7 @@ class CallsProjection(Projection):
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         todo: list[tuple[int, Any, str]] = []
         for seq, event in batch:
-            if isinstance(event, ev.PromptBuilt):
+            if isinstance(event, PROMPT_TYPES):
                 self.prompts.put(event.prompt_id, event)
                 continue
             call_id = getattr(event, "call_id", None)

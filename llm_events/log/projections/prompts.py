@@ -9,7 +9,7 @@ from typing import Any
 from .. import events as ev
 from .. import fts, salvage
 from ..pricing import price_call, price_table
-from .base import Projection, _Cache, _load_prompt, dumps, executemany
+from .base import PROMPT_TYPES, Projection, _Cache, _load_prompt, dumps, executemany
 
 PROMPT_COLUMNS = (
     "call_id",
@@ -53,6 +53,7 @@ class PromptsProjection(Projection):
     # 4: ``tool_calls`` (the answer's tool calls, ``name(arguments)``), indexed for search
     version = 4
     tables = ("prompts",)
+    types = frozenset({"prompt_built", "call_started", "attempt_succeeded", "call_finished"})
 
     def __init__(self) -> None:
         self.prompts = _Cache()
@@ -114,7 +115,7 @@ class PromptsProjection(Projection):
         rows = []
         self.prices = price_table()  # one snapshot per batch, not one per answer
         for _seq, e in batch:
-            if isinstance(e, ev.PromptBuilt):
+            if isinstance(e, PROMPT_TYPES):
                 self.prompts.put(e.prompt_id, e)
             elif isinstance(e, ev.CallStarted):
                 self.calls.put(e.call_id, e)
@@ -167,13 +168,14 @@ class PromptsProjection(Projection):
             )
         else:
             values = (None, None, None, "[]", None, "[]", "[]")
+        parsed = dumps(success.parsed)
         return (
             done.call_id,
             *values,
             dumps(success.raw),
-            dumps(success.parsed),
+            parsed,
             success.text,
-            dumps(success.parsed),
+            parsed,
             model,
             done.ts,
             success.input_tokens,

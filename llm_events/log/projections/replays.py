@@ -33,6 +33,7 @@ class ReplayResultsProjection(Projection):
     name = "replay_results"
     version = 1
     tables = ("replay_results",)
+    types = frozenset({"replay_compared"})
 
     def create(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -83,6 +84,7 @@ class ReplaysProjection(Projection):
     name = "replays"
     version = 1
     tables = ("replays",)
+    types = frozenset({"replay_started", "replay_finished"})
 
     def create(self, conn: sqlite3.Connection) -> None:
         conn.execute(

@@ -45,6 +45,7 @@ class ToolCallsProjection(Projection):
     # 1: a table (it was a view over ``events``; a store that has the view gets the table)
     version = 1
     tables = ("tool_calls",)
+    types = frozenset({"attempt_succeeded"})
 
     def create(self, conn: sqlite3.Connection) -> None:
         if _kind(conn) == "view":
