@@ -86,3 +86,34 @@ def test_rebuilding_one_projection_equals_what_catching_up_made(db_path):
         assert after == before, name
     store.close()
     conn.close()
+
+
+def test_a_rebuild_indexes_every_answer_for_search_in_transactions_of_settle_rows(
+    db_path, monkeypatch
+):
+    from llm_events.log import store as store_module
+
+    store = EventStore(db_path)
+    for i in range(12):
+        _call(store, _prompt(user=f"refund question {i}"), text=f"answer {i}")
+    store.flush()
+    monkeypatch.setattr(store_module, "SETTLE_ROWS", 5)
+    commits = []
+    real = store._write_transaction
+
+    def counted(*args, **kwargs):
+        commits.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_write_transaction", counted)
+    store.rebuild(chunk=1000)
+    # reset, one chunk of events (then an empty read), then 12 rows indexed 5 at a time
+    assert len(commits) == 1 + 2 + 3
+    conn = read_db(db_path)
+    hits = conn.execute("SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH 'refund'").fetchall()
+    assert len(hits) == 12
+    assert conn.execute("SELECT value FROM _meta WHERE key = 'prompts_fts_indexed'").fetchone() == (
+        str(conn.execute("SELECT max(id) FROM prompts").fetchone()[0]),
+    )
+    conn.close()
+    store.close()

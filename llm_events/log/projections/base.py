@@ -102,12 +102,17 @@ class Projection:
         """True when :meth:`apply` left work for later (see :meth:`settle`)."""
         return False
 
-    def settle(self, conn: sqlite3.Connection) -> None:
-        """Do the work :meth:`apply` left for later, inside the caller's write transaction.
+    def settle(self, conn: sqlite3.Connection, limit: int | None = None) -> bool:
+        """Do the work :meth:`apply` left for later (at most ``limit`` rows of it), inside
+        the caller's write transaction; returns True when some is left.
 
         The store calls it at flush, close and exit, once appends pause, and at the end of
-        a rebuild.
+        a rebuild (in transactions of ``limit`` rows, so writers wait little).
         """
+        return False
+
+    def bulk(self, on: bool) -> None:
+        """A rebuild begins (``on``) or ends: leave to :meth:`settle` what batches it best."""
 
 
 _INT_RANGE = range(-(2**63), 2**63)

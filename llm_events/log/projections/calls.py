@@ -139,12 +139,18 @@ class CallsProjection(Projection):
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         todo: list[tuple[int, Any, str]] = []
+        folds = _CALL_FOLDS
         for seq, event in batch:
-            if isinstance(event, PROMPT_TYPES):
+            if type(event) in folds:  # the common case: one exact type check
+                call_id = event.call_id
+            elif isinstance(event, PROMPT_TYPES):
                 self.prompts.put(event.prompt_id, event)
                 continue
-            call_id = getattr(event, "call_id", None)
-            if call_id is None or not isinstance(event, ev.Event):
+            else:
+                call_id = getattr(event, "call_id", None)
+                if not isinstance(event, ev.Event):
+                    continue
+            if call_id is None:
                 continue
             todo.append((seq, event, call_id))
         if not todo:
