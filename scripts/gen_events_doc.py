@@ -86,6 +86,7 @@ TAIL = """## Tables
 | `events` | the log: `seq` (commit order), `id`, `type`, `call_id` (the call or replay the event belongs to), `ts`, `payload` (JSON), `prev_hash`, `hash` | never: it is the truth |
 | `calls` | one row per logical call: status (`running`, `ok`, `error`), attempts, failures, retries, fallbacks, route, backend, model, tokens, cost, latency, error, previews, `source` (`application`, `replay`, `import`, `proxy`, `transport`: from `call_started.source`, derived for older events) | yes |
 | `prompts` | the seed's PromptDB: one row per answered call (+ `call_id`, `system`, `tool_calls`: the answer's tool calls, one `name(arguments)` a line); `prompts_fts` indexes `text`, `response_text` and `tool_calls`, in batches of 64 answers (at most a second behind once appends pause) | yes |
+| `tool_calls` | one row per tool call of an answer (`attempt_succeeded` with `tool_calls`): `seq`, `ts`, `call_id`, `attempt`, `position`, `tool_call_id`, `name`, `arguments` as sent; a table since it replaced a view of the same name (a store that has the view gets the table when a writer opens it) | yes |
 | `replay_results` | one row per compared call of a replay run | yes |
 | `replays` | one row per replay run: status, counts per verdict, resumes | yes |
 | `blobs` | inline images and files of conversations, once per `sha256` (`mime_type`, `size`, `data`), written in the transaction of the first event naming them; empty with `configure(store_blobs=False)` | no: events hold only digests |

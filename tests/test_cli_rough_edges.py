@@ -161,12 +161,14 @@ def test_rebuild_only_help_and_error_name_the_same_projections(sample):
 
     assert list(PROJECTIONS) == [p.name for p in default_projections()]
     help_text = cli("rebuild", "--help").stdout
-    assert "projection (calls, prompts, replay_results, replays)" in " ".join(help_text.split())
+    assert "projection (calls, prompts, tool_calls, replay_results, replays)" in " ".join(
+        help_text.split()
+    )
     bad = cli("rebuild", "--only", "call", db=sample.path)
     assert bad.exit_code == 2
     assert bad.stderr == (
         "Error: bad --only: 'call' is not a projection; the projections are calls, prompts, "
-        "replay_results, replays\n"
+        "tool_calls, replay_results, replays\n"
     )
 
 

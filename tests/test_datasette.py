@@ -171,6 +171,34 @@ def test_newest_first_and_facets(server, sample):
     assert [r["call_id"] for r in errors["rows"]] == [sample.failed_call_id]
 
 
+def test_dense_event_views_open_uncounted_and_count_on_request(server, sample):
+    """Counting a view of a type every call writes reads the whole log (seconds on 1M
+    events), so its page opens with ``_nocount=1``; ``?_count=1`` counts; sparse views are
+    counted through their index as usual."""
+    import http.client
+
+    with sqlite3.connect(sample.path) as conn:
+        counts = dict(conn.execute("SELECT type, count(*) FROM events GROUP BY type"))
+    link = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    link.request("GET", f"/{DB}/events_prompt_built?user__contains=a")
+    answer = link.getresponse()
+    answer.read()
+    link.close()
+    assert answer.status == 302
+    assert answer.getheader("location") == (
+        f"/{DB}/events_prompt_built?user__contains=a&_nocount=1"
+    )
+    n = counts["prompt_built"]
+    status, page = server.get(f"/{DB}/events_prompt_built")
+    assert status == 200 and "<td" in page
+    assert f"<h3>{n} rows" not in page and "add ?_count=1 to count" in html.unescape(page)
+    status, page = server.get(f"/{DB}/events_prompt_built?_count=1")
+    assert status == 200 and f"<h3>{n} rows" in page
+    status, page = server.get(f"/{DB}/events_attempt_failed")
+    failed = counts["attempt_failed"]
+    assert status == 200 and f"<h3>{failed} row{'s' if failed != 1 else ''}" in page
+
+
 def canned(server, name: str, **params: str) -> list[dict]:
     from urllib.parse import urlencode
 

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
     "calls": "call_id",
     "prompts": "call_id",
+    "tool_calls": "seq, position",
     "replay_results": "replay_id, source_call_id",
     "replays": "replay_id",
 }

@@ -68,7 +68,7 @@ def verify_command(db: Path | None, expect_head: str | None, quiet: bool) -> Non
 
 #: The projections ``rebuild --only`` takes (``default_projections()``' names; a test keeps
 #: them equal), spelled out here so that ``--help`` needs no import of the store.
-PROJECTIONS = ("calls", "prompts", "replay_results", "replays")
+PROJECTIONS = ("calls", "prompts", "tool_calls", "replay_results", "replays")
 
 
 def _parse_only(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple:

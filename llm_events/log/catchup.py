@@ -22,9 +22,12 @@ import gc
 import sqlite3
 from collections.abc import Iterator, Sequence
 
+import msgspec
+
 from . import events as ev
 from .lag import lag
 from .projections import Projection
+from .projections.base import PromptFields
 
 __all__ = ["apply_pending", "covered", "forget", "lag", "reset"]
 
@@ -55,13 +58,22 @@ def apply_pending(
         return 0
     start = min(marks[p.name] for p in active)
     rows = conn.execute(
-        "SELECT seq, type, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (start, limit)
+        # as bytes: msgspec decodes them directly, with no str made of each payload first
+        "SELECT seq, type, CAST(payload AS BLOB) FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        (start, limit),
     ).fetchall()
     if not rows:
         return 0
-    batch = [(seq, _decode(payload, type_)) for seq, type_, payload in rows]
+    # decode only the types some projection reads (an upgrade rebuilding ``tool_calls``
+    # decodes the answers, not the whole log)
+    wanted = [p.types for p in active if marks[p.name] < rows[-1][0]]
+    need = None if any(t is None for t in wanted) else frozenset().union(*wanted)
+    batch = [
+        (seq, type_, _decode(payload, type_) if need is None or type_ in need else None)
+        for seq, type_, payload in rows
+    ]
     last = batch[-1][0]
-    seqs = [s for s, _e in batch] if any(marks[p.name] != start for p in active) else None
+    seqs = [s for s, _t, _e in batch] if any(marks[p.name] != start for p in active) else None
     moved = []
     for p in active:
         mark = marks[p.name]
@@ -71,17 +83,30 @@ def apply_pending(
             p.reset_caches()
         p.applied_upto = None  # until this batch is applied
         part = batch if seqs is None else batch[bisect.bisect_right(seqs, mark) :]
-        p.apply(conn, part)
+        types = p.types
+        mine = [(s, e) for s, t, e in part if types is None or t in types]
+        if mine:
+            p.apply(conn, mine)
         p.applied_upto = last
         moved.append((last, p.name))
     conn.executemany("UPDATE _projections SET last_seq = ? WHERE name = ?", moved)
     return len(rows)
 
 
-def _decode(payload: str, type_: str) -> ev.Event | ev.UnknownEvent:
+_prompt_fields = msgspec.json.Decoder(PromptFields)
+
+
+def _decode(payload: bytes, type_: str) -> ev.Event | ev.UnknownEvent | PromptFields:
     """The event, or (a row no version of ours could have written) an ``UnknownEvent``
-    that projections skip: one unreadable row must not stop every later one."""
+    that projections skip: one unreadable row must not stop every later one.  A prompt
+    is decoded only in the fields projections read (:class:`PromptFields`); one that does
+    not match them is read as the whole event, leniently (salvage), as any other."""
     try:
+        if type_ == "prompt_built":
+            try:
+                return _prompt_fields.decode(payload)
+            except msgspec.ValidationError:
+                pass
         return ev.decode(payload, type_)
     except (ValueError, TypeError):  # msgspec's DecodeError and ValidationError
         return ev.UnknownEvent(type=type_, id="", ts="", payload={})

@@ -39,6 +39,12 @@ def _top(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT max(id) FROM prompts").fetchone()[0] or 0
 
 
+def behind(conn: sqlite3.Connection) -> bool:
+    """Whether some ``prompts`` row is not in the index yet."""
+    last = indexed_upto(conn)
+    return last is not None and _top(conn) > last
+
+
 def unindexed(conn: sqlite3.Connection) -> int:
     """How many ``prompts`` rows the index does not hold yet."""
     last = indexed_upto(conn)
@@ -47,12 +53,15 @@ def unindexed(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM prompts WHERE id > ?", (last,)).fetchone()[0]
 
 
-def index_pending(conn: sqlite3.Connection) -> int:
-    """Index the rows added since the last batch; inside the caller's write transaction."""
+def index_pending(conn: sqlite3.Connection, limit: int | None = None) -> int:
+    """Index the rows added since the last batch (the next ``limit`` of them); inside the
+    caller's write transaction."""
     last = indexed_upto(conn)
     top = _top(conn)
     if last is None or top <= last:
         return 0
+    if limit is not None:
+        top = min(top, last + limit)
     added = conn.execute(
         "INSERT INTO prompts_fts(rowid, text, response_text, tool_calls) "
         "SELECT id, text, response_text, tool_calls FROM prompts WHERE id > ? AND id <= ?",

@@ -79,6 +79,9 @@ DEFER_MAX = 1000
 SETTLE_WAIT_MS = 1000
 #: Events per transaction of a rebuild: the write lock is released between them.
 REBUILD_CHUNK = 2000
+#: Rows per transaction of the work a rebuild leaves for its end (the search index: about
+#: 0.25 s of write lock each).
+SETTLE_ROWS = 20_000
 #: Events per transaction of the background catch-up, and how long it lets this process's
 #: appends go first before it takes the lock anyway.
 BACKGROUND_CHUNK = 500
@@ -422,6 +425,16 @@ class EventStore:
         each once (:func:`llm_events.log.blobs.attach`)."""
         blobs.attach(event_id, found)
 
+    def write_blobs(self, found: Sequence[blobs.Blob]) -> None:
+        """Store inline bytes now, each once, in a transaction of their own (an import of
+        blobs whose events the store already has)."""
+        if not found:
+            return
+        if self.readonly:
+            raise StoreError(f"event store {self.path} is open read-only")
+        with self._write_transaction() as conn:
+            blobs.write(conn, found)
+
     @staticmethod
     def _insert(conn: sqlite3.Connection, encoded: list[tuple[ev.Event, bytes]]) -> None:
         """Chain and insert encoded events (inside the caller's write transaction)."""
@@ -548,13 +561,13 @@ class EventStore:
             with self._write_transaction() as conn:
                 catchup.reset(conn, targets)
             stack.enter_context(catchup.collector_paused())
+            for p in targets:
+                p.bulk(True)
+                stack.callback(p.bulk, False)
             while True:
                 with self._write_transaction() as conn:
                     try:
                         n = catchup.apply_pending(conn, targets, chunk)
-                        if not n:
-                            for p in targets:
-                                p.settle(conn)
                     except BaseException:
                         catchup.forget(targets)
                         raise
@@ -562,6 +575,10 @@ class EventStore:
                     break
                 if progress is not None:
                     progress(n)
+            left = True
+            while left:  # what the projections left for the end (the search index)
+                with self._write_transaction() as conn:
+                    left = any([p.settle(conn, SETTLE_ROWS) for p in targets])
         # (another process may have applied some chunks: count what is covered)
         return catchup.covered(self.conn(), [p.name for p in targets])
 

@@ -168,18 +168,6 @@ VIEWS: dict[str, tuple[str, str]] = {
             ],
         ),
     ),
-    "tool_calls": (
-        "attempt_succeeded",
-        "CREATE VIEW IF NOT EXISTS tool_calls AS SELECT\n    "
-        "e.seq, e.ts, e.call_id,\n    "
-        "json_extract(e.payload, '$.attempt') AS attempt,\n    "
-        "c.key AS position,\n    "
-        "json_extract(c.value, '$.id') AS tool_call_id,\n    "
-        "json_extract(c.value, '$.name') AS name,\n    "
-        "json_extract(c.value, '$.arguments') AS arguments\n"
-        "FROM events e, json_each(e.payload, '$.tool_calls') c\n"
-        "WHERE e.type = 'attempt_succeeded'",
-    ),
 }
 
 #: The statements the store runs when it creates its schema.
