@@ -27,6 +27,7 @@ from ..recording.workers import in_thread
 from .commits import Committer
 from .exchange import ANNOTATION_PREFIX, Exchange, ExchangeRecorder, Request
 from .routing import Route, Router
+from .upstream import UpstreamSender
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -71,11 +72,15 @@ def forwarded_request_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[byte
     return out
 
 
-def forwarded_response_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+def forwarded_response_headers(
+    raw: list[tuple[bytes, bytes]], headers: dict[str, str]
+) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers as they go to the client: less hop-by-hop ones
+    (``headers``: the same, names lower-cased, for the ``Connection`` header)."""
     connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
     return [
         (k, v)
-        for k, v in headers.raw
+        for k, v in raw
         if (name := k.decode("latin-1").lower()) not in HOP_BY_HOP and name not in connection
     ]
 
@@ -128,6 +133,7 @@ class ProxyApp:
         self.client = client
         self.in_flight = 0
         self.committer = Committer(recorder)
+        self.sender: UpstreamSender | None = None
 
     # --- lifespan --------------------------------------------------------------------------
 
@@ -142,13 +148,30 @@ class ProxyApp:
             from .netbackend import SHARDS, asyncio_transport
 
             limits = httpx.Limits(max_connections=1000, max_keepalive_connections=256)
+            transport = asyncio_transport(http2=http2, limits=limits, shards=SHARDS)
             self.client = httpx.AsyncClient(
                 timeout=self.timeout,
-                transport=asyncio_transport(http2=http2, limits=limits, shards=SHARDS),
+                transport=transport,
                 trust_env=False,
                 follow_redirects=False,
             )
+            pool = getattr(transport, "_pool", None)
+            if pool is not None and hasattr(pool, "handle_async_request"):
+                self.sender = UpstreamSender(pool, self.timeout)  # the client owns the pool
         return self.client
+
+    async def _send(
+        self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Any:
+        """The upstream's answer, its body still streaming: through the pool directly
+        (:mod:`.upstream`), or through httpx's client when it was given one."""
+        client = self._client()
+        if self.sender is not None:
+            return await self.sender.send(method, url, headers, body)
+        response = await client.send(
+            httpx.Request(method, url, headers=headers, content=body), stream=True
+        )
+        return _HttpxAnswer(response)
 
     async def startup(self) -> None:
         self._client()
@@ -237,21 +260,19 @@ class ProxyApp:
             await self._reply(send, 503, error_body(route, 503, message, "recording_failed"))
             self._log(method, path, route, 503, t0, exchange, "not recorded")
             return
-        await self._forward(
-            httpx.Request(method, url, headers=fwd, content=body), exchange, route, receive, send
-        )
+        await self._forward((method, url, fwd, body), exchange, route, receive, send)
         self._log(method, path, route, exchange.status, t0, exchange, self._outcome(exchange))
 
     async def _forward(
         self,
-        upstream_request: httpx.Request,
+        upstream_request: tuple[str, str, list[tuple[bytes, bytes]], bytes],
         exchange: Exchange,
         route: Route,
         receive: Receive,
         send: Send,
     ) -> None:
         try:
-            response = await self._client().send(upstream_request, stream=True)
+            response = await self._send(*upstream_request)
         except httpx.HTTPError as e:
             exchange.status = 502
             exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
@@ -276,15 +297,13 @@ class ProxyApp:
         watcher.add_done_callback(watch_done)
         events: list = []
         try:
-            exchange.response_started(
-                response.status_code,
-                {k.lower(): v for k, v in response.headers.items()},
-            )
+            headers = response.headers()
+            exchange.response_started(response.status_code, headers)
             await send(
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": forwarded_response_headers(response.headers),
+                    "headers": forwarded_response_headers(response.headers_raw, headers),
                 }
             )
             try:
@@ -381,6 +400,24 @@ class ProxyApp:
             "outcome": outcome,
         }
         access_log.info(" ".join(f"{k}={_logfmt(v)}" for k, v in fields.items()))
+
+
+class _HttpxAnswer:
+    """An ``httpx.Response`` read as an :class:`~.upstream.UpstreamResponse`."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.status_code = response.status_code
+        self.headers_raw = response.headers.raw
+
+    def headers(self) -> dict[str, str]:
+        return {k.lower(): v for k, v in self.response.headers.items()}
+
+    def aiter_raw(self) -> Any:
+        return self.response.aiter_raw()
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
 
 
 def _logfmt(value: Any) -> str:
