@@ -75,5 +75,21 @@ def main() -> None:
     print(f"lost {lost}", flush=True)
 
 
+def run() -> None:
+    """``main`` with the CLI's manners: an expected failure is one line and status 1."""
+    try:
+        main()
+    except (OSError, ValueError, ImportError) as e:
+        print(f"Error: proxy worker {os.getpid()}: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except Exception as e:
+        from ..log.store import StoreError
+
+        if not isinstance(e, StoreError):
+            raise
+        print(f"Error: proxy worker {os.getpid()}: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    main()
+    run()
