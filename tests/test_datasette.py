@@ -130,6 +130,18 @@ def test_metadata_is_renamed_for_the_store_file():
     assert metadata_for("/x/events.db")["databases"].keys() == {"events"}
 
 
+def test_a_large_store_opens_events_without_the_type_facet(sample, monkeypatch):
+    """Counting the types of 1M events reads the whole log: Datasette's facet only timed
+    out, costing every page of ``events`` its time limit."""
+    from llm_events.browse import datasette as ds
+
+    small = metadata_for(sample.path)["databases"][DB]["tables"]["events"]
+    assert small["facets"] == ["type"]
+    monkeypatch.setattr(ds, "TYPE_FACET_MAX_EVENTS", 10)
+    large = metadata_for(sample.path)["databases"][DB]["tables"]["events"]
+    assert "facets" not in large and "?_facet=type counts anyway" in large["description"]
+
+
 def test_browse_command_is_read_only_on_localhost(tmp_path):
     cmd = datasette_command(tmp_path / "x.db", tmp_path / "m.json", port=9999)
     assert cmd[1:5] == ["-P", "-m", "datasette", "serve"]

@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import llm_events
 from llm_events import ContextBuilder
-from llm_events.cli import main
+from tests.test_cli_transfer import rows, run
 from tests.test_conversation import HISTORY, PNG, PNG_SHA, ToolCaller
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.fixture
