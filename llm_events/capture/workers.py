@@ -206,7 +206,9 @@ class Supervisor:
             if now or quiet or due:
                 self.last_catch_up = t
                 if store.lag():
-                    store.catch_up(wait_ms=1000, chunk=CATCH_UP_CHUNK, pause_s=CATCH_UP_PAUSE_S)
+                    # pauses only while requests come: idle or at exit, nobody waits
+                    pause = 0.0 if now or quiet else CATCH_UP_PAUSE_S
+                    store.catch_up(wait_ms=1000, chunk=CATCH_UP_CHUNK, pause_s=pause)
         except StoreError:
             pass  # busy or failing: the next round, a reader or the next open catches up
 
