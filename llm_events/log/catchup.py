@@ -68,12 +68,13 @@ def apply_pending(
     # decodes the answers, not the whole log)
     wanted = [p.types for p in active if marks[p.name] < rows[-1][0]]
     need = None if any(t is None for t in wanted) else frozenset().union(*wanted)
+    present = {type_ for _seq, type_, _payload in rows}
     batch = [
-        (seq, type_, _decode(payload, type_) if need is None or type_ in need else None)
+        (seq, _decode(payload, type_) if need is None or type_ in need else None)
         for seq, type_, payload in rows
     ]
     last = batch[-1][0]
-    seqs = [s for s, _t, _e in batch] if any(marks[p.name] != start for p in active) else None
+    seqs = [s for s, _e in batch] if any(marks[p.name] != start for p in active) else None
     moved = []
     for p in active:
         mark = marks[p.name]
@@ -82,9 +83,15 @@ def apply_pending(
         if p.applied_upto != mark:
             p.reset_caches()
         p.applied_upto = None  # until this batch is applied
-        part = batch if seqs is None else batch[bisect.bisect_right(seqs, mark) :]
+        first = 0 if seqs is None else bisect.bisect_right(seqs, mark)
         types = p.types
-        mine = [(s, e) for s, t, e in part if types is None or t in types]
+        if types is None or present <= types:
+            mine = batch if not first else batch[first:]
+        elif present.isdisjoint(types):
+            mine = []
+        else:
+            tail = zip(batch[first:], rows[first:], strict=True)
+            mine = [pair for pair, row in tail if row[1] in types]
         if mine:
             p.apply(conn, mine)
         p.applied_upto = last
