@@ -475,6 +475,8 @@ class EventStore:
                 while self._group.busy() and time.monotonic() < deadline:
                     time.sleep(0.0005)
                 with self._write_transaction(SETTLE_WAIT_MS) as conn:
+                    if self._rebuilding:  # one began while this waited for the lock
+                        break
                     try:
                         n = catchup.apply_pending(conn, self.projections, BACKGROUND_CHUNK)
                     except BaseException:
