@@ -25,8 +25,10 @@ What is measured, and why this way:
   recorder uses) and flushed; events are built before the clock starts (building them is the
   caller's work), projections are applied as always.
 * ``rebuild``: a 1,000,000-event store (generated in batch mode and cached under /tmp keyed
-  by a version string, so reruns skip generation), rebuilt from seq 0; then, on it, one call's
-  events (``EventStore.call_events``) and the 50 newest calls from ``calls``.
+  by a version string, so reruns skip generation), rebuilt from seq 0, then ``tool_calls``
+  alone (an upgrade's cost); then, on it, one call's events (``EventStore.call_events``)
+  and the 50 newest calls from ``calls``, and the floor (:func:`rebuild_floor`: reading,
+  decoding, writing the same rows, indexing them, each alone).
 """
 
 from __future__ import annotations
