@@ -179,9 +179,7 @@ def test_a_recorded_conversation_is_sent_as_recorded(case):
         for part in m["parts"]:
             if part["type"] == "blob":
                 part["content"] = base64.b64encode(blobs[part["sha256"]]).decode()
-    system = [m for m in messages if m["role"] == "system"]
     p = Prompt(
-        system="".join(x["content"] for m in system for x in m["parts"] if x["type"] == "text"),
         user=next(
             (
                 x["content"]
@@ -192,7 +190,7 @@ def test_a_recorded_conversation_is_sent_as_recorded(case):
             ),
             "",
         ),
-        messages=[m for m in messages if m["role"] != "system"],
+        messages=messages,  # the system turns too: their caching marks are sent again
         tools=msgspec.to_builtins(req.tools),
         origin="context_builder",
     )

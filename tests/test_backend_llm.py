@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -57,6 +58,31 @@ def test_echo_sends_system_and_context_and_reports_usage(builder, db_path):
     assert echoed["system"] == "Be exact.\n\nContext:\nParis is in France."
     ok = events(db_path, "attempt_succeeded")[0]
     assert ok["tokens_estimated"] is False and ok["input_tokens"] is not None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls_an_llm_model_makes_are_recorded(builder, db_path, stream):
+    asked = json.dumps(
+        {
+            "prompt": "weather?",
+            "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+        }
+    )
+    client = client_from_spec("llm:echo")
+    prompt = builder.build_prompt(asked)
+    if stream:
+
+        async def collect() -> list[str]:
+            return [p async for p in client.async_generate(prompt, context_builder=builder)]
+
+        asyncio.run(collect())
+    else:
+        (call,) = client.generate(prompt, context_builder=builder).tool_calls
+        assert (call["name"], json.loads(call["arguments"])) == ("get_weather", {"city": "Paris"})
+    ok = events(db_path, "attempt_succeeded")[0]
+    (recorded,) = ok["tool_calls"]
+    assert recorded["name"] == "get_weather" and recorded["id"]  # llm gives each call an id
+    assert json.loads(recorded["arguments"]) == {"city": "Paris"}
 
 
 def test_unknown_model_and_options_are_refused_early():

@@ -28,6 +28,18 @@ def test_path_follows_the_resolution_order(tmp_path, monkeypatch):
     assert invoke("path").output == f"{tmp_path / 'home' / 'events.db'}\n"
 
 
+def test_db_before_the_command_works_like_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_EVENTS_DB", str(tmp_path / "env.db"))
+    assert invoke("--db", str(tmp_path / "g.db"), "path").output == f"{tmp_path / 'g.db'}\n"
+    mine = invoke("--db", str(tmp_path / "g.db"), "path", "--db", str(tmp_path / "x.db"))
+    assert mine.output == f"{tmp_path / 'x.db'}\n"  # the command's own --db wins
+    assert invoke("path").output == f"{tmp_path / 'env.db'}\n"  # nothing left behind
+    assert invoke("--db", str(tmp_path / "g.db"), "demo").exit_code == 0
+    listed = invoke("--db", str(tmp_path / "g.db"), "calls", "-n", "50")
+    assert listed.exit_code == 0 and len(listed.output.splitlines()) == 1 + 9
+    assert not (tmp_path / "env.db").exists()
+
+
 def test_demo_records_retry_fallback_and_failure(db_path):
     result = invoke("demo")
     assert result.exit_code == 0

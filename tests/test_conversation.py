@@ -313,3 +313,29 @@ def test_secrets_in_messages_are_redacted(db_path):
     (event,) = payloads(db_path, "prompt_built")
     assert key not in json.dumps(event)
     assert event["messages"][0]["parts"][0]["content"] == "my key is sk-[REDACTED]"
+
+
+def test_a_caching_mark_written_the_anthropic_way_is_kept_on_the_part(db_path):
+    prompt = Prompt(
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "A long manual",
+                        "cache_control": {"type": "ephemeral"},
+                    },
+                    {"type": "text", "text": "What does it say?"},
+                ],
+            }
+        ],
+        origin="context_builder",
+    )
+    assert prompt.messages[0]["parts"] == [
+        {"type": "text", "content": "A long manual", "extra": {"cache_control": {"type": "ephemeral"}}},
+        {"type": "text", "content": "What does it say?"},
+    ]  # fmt: skip
+    ToolCaller().generate(prompt, context_builder=None)
+    (event,) = payloads(db_path, "prompt_built")
+    assert event["messages"][0]["parts"][0]["extra"] == {"cache_control": {"type": "ephemeral"}}

@@ -130,6 +130,18 @@ def test_metadata_is_renamed_for_the_store_file():
     assert metadata_for("/x/events.db")["databases"].keys() == {"events"}
 
 
+def test_a_large_store_opens_events_without_the_type_facet(sample, monkeypatch):
+    """Counting the types of 1M events reads the whole log: Datasette's facet only timed
+    out, costing every page of ``events`` its time limit."""
+    from llm_events.browse import datasette as ds
+
+    small = metadata_for(sample.path)["databases"][DB]["tables"]["events"]
+    assert small["facets"] == ["type"]
+    monkeypatch.setattr(ds, "TYPE_FACET_MAX_EVENTS", 10)
+    large = metadata_for(sample.path)["databases"][DB]["tables"]["events"]
+    assert "facets" not in large and "?_facet=type counts anyway" in large["description"]
+
+
 def test_browse_command_is_read_only_on_localhost(tmp_path):
     cmd = datasette_command(tmp_path / "x.db", tmp_path / "m.json", port=9999)
     assert cmd[1:5] == ["-P", "-m", "datasette", "serve"]
@@ -169,6 +181,34 @@ def test_newest_first_and_facets(server, sample):
     assert {"fallback_taken", "retry_scheduled", "attempt_failed"} <= types
     errors = server.json(f"/{DB}/calls.json?_shape=objects&status=error")
     assert [r["call_id"] for r in errors["rows"]] == [sample.failed_call_id]
+
+
+def test_dense_event_views_open_uncounted_and_count_on_request(server, sample):
+    """Counting a view of a type every call writes reads the whole log (seconds on 1M
+    events), so its page opens with ``_nocount=1``; ``?_count=1`` counts; sparse views are
+    counted through their index as usual."""
+    import http.client
+
+    with sqlite3.connect(sample.path) as conn:
+        counts = dict(conn.execute("SELECT type, count(*) FROM events GROUP BY type"))
+    link = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    link.request("GET", f"/{DB}/events_prompt_built?user__contains=a")
+    answer = link.getresponse()
+    answer.read()
+    link.close()
+    assert answer.status == 302
+    assert answer.getheader("location") == (
+        f"/{DB}/events_prompt_built?user__contains=a&_nocount=1"
+    )
+    n = counts["prompt_built"]
+    status, page = server.get(f"/{DB}/events_prompt_built")
+    assert status == 200 and "<td" in page
+    assert f"<h3>{n} rows" not in page and "add ?_count=1 to count" in html.unescape(page)
+    status, page = server.get(f"/{DB}/events_prompt_built?_count=1")
+    assert status == 200 and f"<h3>{n} rows" in page
+    status, page = server.get(f"/{DB}/events_attempt_failed")
+    failed = counts["attempt_failed"]
+    assert status == 200 and f"<h3>{failed} row{'s' if failed != 1 else ''}" in page
 
 
 def canned(server, name: str, **params: str) -> list[dict]:

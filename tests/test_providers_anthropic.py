@@ -127,6 +127,56 @@ def test_build_request_round_trips_the_wire_body():
     assert messages.build_request(req, blobs) == WIRE
 
 
+def test_caching_marks_and_citations_are_kept_and_sent_again():
+    """Prompt caching (``cache_control``) and a document's citations, title and context are
+    part of what was sent: kept on the part as ``extra``, written back as they came."""
+    from tests.corpus import case
+
+    real = case("anthropic/usage_cache_read").request  # a real request, cached system
+    req, blobs = messages.parse_request(real)
+    (system,) = [m for m in req.messages if m.role == "system"]
+    assert system.parts[0].extra == {"cache_control": {"type": "ephemeral"}}
+    assert messages.build_request(req, blobs)["system"] == real["system"]
+    wire = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "application/pdf",
+                            "data": base64.b64encode(b"%PDF-1.4 grass is green").decode(),
+                        },
+                        "title": "Lawn care",
+                        "context": "From the manual",
+                        "citations": {"enabled": True},
+                        "cache_control": {"type": "ephemeral"},
+                    },
+                    {
+                        "type": "text",
+                        "text": "Colour of grass?",
+                        "cache_control": {"type": "ephemeral"},
+                    },
+                ],
+            }
+        ],
+    }
+    req, blobs = messages.parse_request(wire)
+    document, question = req.messages[0].parts
+    assert document.extra == {
+        "cache_control": {"type": "ephemeral"},
+        "citations": {"enabled": True},
+        "title": "Lawn care",
+        "context": "From the manual",
+    }
+    assert question.extra == {"cache_control": {"type": "ephemeral"}}
+    assert messages.build_request(req, blobs) == wire
+
+
 def test_an_openai_style_conversation_becomes_a_valid_messages_body():
     """Tool turns (one per result) merge into one user turn; system goes top level."""
     req = ChatRequest(

@@ -62,7 +62,7 @@ def test_to_url_resends_the_exact_recorded_body(store, db_path):
         )
         assert r.returncode == 0, r.stderr
         report = json.loads(r.stdout)
-        assert report["same"] == 1 and report["against"].startswith("resend")
+        assert report["same"] == 1 and report["against"].startswith("resend"), report
         (sent,) = staging.seen
     assert sent["path"] == "/v1/chat/completions"
     assert (

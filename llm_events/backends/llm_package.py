@@ -11,6 +11,7 @@ Nothing is written to ``llm``'s own logs.db.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,6 +120,43 @@ class LLMPackageBackend(LLMClient):
         return raw
 
     @staticmethod
+    def _answer_fields(response: Any) -> dict[str, Any]:
+        """What an ``llm`` response says beyond its text: the tool calls it made, the model
+        the server named, the response id and why it stopped (when the plugin keeps them)."""
+        fields: dict[str, Any] = {}
+        try:
+            calls = response.tool_calls() if hasattr(response, "tool_calls") else []
+        except Exception:  # noqa: BLE001 - a plugin without tool support
+            calls = []
+        if calls:
+            fields["tool_calls"] = [
+                {
+                    "type": "tool_call",
+                    "id": getattr(c, "tool_call_id", None),
+                    "name": str(getattr(c, "name", "")),
+                    "arguments": json.dumps(getattr(c, "arguments", {}) or {}),
+                }
+                for c in calls
+            ]
+        resolved = getattr(response, "resolved_model", None)
+        if isinstance(resolved, str) and resolved:
+            fields["response_model"] = resolved
+        body = getattr(response, "response_json", None)
+        if isinstance(body, dict):
+            if isinstance(body.get("id"), str):
+                fields["response_id"] = body["id"]
+            if isinstance(body.get("model"), str) and "response_model" not in fields:
+                fields["response_model"] = body["model"]
+            choices = body.get("choices")
+            first = choices[0] if isinstance(choices, list) and choices else None
+            finish = body.get("finish_reason") or (
+                first.get("finish_reason") if isinstance(first, dict) else None
+            )
+            if isinstance(finish, str):
+                fields["finish_reason"] = finish
+        return fields
+
+    @staticmethod
     def _usage(response: Any) -> tuple[int | None, int | None, dict[str, Any]]:
         try:
             usage = response.usage()
@@ -139,6 +177,7 @@ class LLMPackageBackend(LLMClient):
             text=text,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            **self._answer_fields(response),
         )
         return attach_details(result, **detail_tokens(details))
 
@@ -151,10 +190,12 @@ class LLMPackageBackend(LLMClient):
             input_tokens, output_tokens, details = self._usage(response)
         except Exception as e:
             raise from_foreign(e, self.backend_label()) from e
+        fields = self._answer_fields(response)
         yield StreamChunk(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             raw=self._raw(response),
-            finish_reason="stop",
+            finish_reason=fields.pop("finish_reason", "stop"),
+            details=fields,
             **detail_tokens(details),
         )

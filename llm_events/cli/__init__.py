@@ -35,9 +35,29 @@ COMMANDS: dict[str, str] = {
     cls=LazyGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
 )
 @click.version_option(package_name="llm-events", prog_name="llm-events")
-def main() -> None:
+@click.option(
+    "--db",
+    "db",
+    metavar="FILE",
+    default=None,
+    help="The event store for the command that follows (same as its own --db).",
+)
+def main(db: str | None) -> None:
     """Record LLM traffic as an immutable event log, replay it, browse it.
 
     Every command takes --db PATH (or the LLM_EVENTS_DB environment variable); the default
-    store is the file `llm-events path` prints.
+    store is the file `llm-events path` prints. `llm-events --db FILE COMMAND` works too.
     """
+    if db is not None:  # read by the command's own --db (its envvar) unless it is given
+        import os
+
+        before = os.environ.get("LLM_EVENTS_DB")
+        os.environ["LLM_EVENTS_DB"] = db
+
+        def restore() -> None:  # for callers that run commands in-process
+            if before is None:
+                os.environ.pop("LLM_EVENTS_DB", None)
+            else:
+                os.environ["LLM_EVENTS_DB"] = before
+
+        click.get_current_context().call_on_close(restore)

@@ -65,6 +65,7 @@ def browse_command(db: Path | None, port: int, open_browser: bool, print_command
         write_metadata,
     )
     from ..log.fts import catch_up
+    from ..log.lag import upgrade_note
 
     path = db_path(db).resolve()
     store = open_cli_store(db, readonly=True)  # one clear error for a missing or foreign file
@@ -73,6 +74,13 @@ def browse_command(db: Path | None, port: int, open_browser: bool, print_command
     added = ensure_views(path)
     if added:
         click.echo(f"brought views {', '.join(added)} up to date in {path}", err=True)
+    old = _stale(path)
+    if old and not print_command:
+        click.echo(
+            f"{upgrade_note(path, old)}: in the background, while Datasette serves "
+            "(those tables fill in as it runs)",
+            err=True,
+        )
     if port == 0:
         port = _free_port()
     elif not print_command and _port_in_use(port):
@@ -98,3 +106,15 @@ def browse_command(db: Path | None, port: int, open_browser: bool, print_command
     follow(path, os.getpid())
     # become Datasette: one process, so Ctrl-C and kill reach the server directly
     os.execv(cmd[0], cmd)
+
+
+def _stale(path: Path) -> list[str]:
+    import sqlite3
+
+    from ..log.lag import stale
+
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        return stale(conn)
+    finally:
+        conn.close()

@@ -52,8 +52,11 @@ def open_read(db: Path | None) -> Any:
         conn = open_readonly(path)
     except QueryError as e:
         raise click.ClickException(str(e)) from None
-    from ..log.lag import bring_up_to_date, lag_note
+    from ..log.lag import bring_up_to_date, lag_note, stale, upgrade_note
 
+    old = stale(conn)
+    if old:
+        click.echo(upgrade_note(path, old), err=True)
     behind = bring_up_to_date(path, conn)  # projections follow the log (llm_events.log.lag)
     if behind:
         click.echo(lag_note(behind), err=True)

@@ -1,7 +1,9 @@
 """Moving events between stores: ``export`` (JSON Lines) and ``import`` (idempotent merge).
 
 An exported line is exactly the stored event JSON (``type``, global ``id``, ``ts`` and the
-fields), so an import re-creates the same events with the same ids.  Import skips ids the
+fields), so an import re-creates the same events with the same ids; the bytes of images and
+files the events refer to come once each, on a ``{"blob": ...}`` line before the first event
+that needs them (:mod:`llm_events.transfer.blob_lines`).  Import skips ids the
 store already has, so importing a file twice, or files that overlap, adds nothing twice.
 Several files are merged by timestamp (each file is in its source's commit order), so
 stores from several hosts combine into one log ordered as the calls happened.
@@ -33,12 +35,22 @@ IMPORT_CHUNK = 5000
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of stdout.",
 )
+@click.option(
+    "--no-blobs",
+    "no_blobs",
+    is_flag=True,
+    help="Leave out the bytes of images and files (the events keep their sha256).",
+)
 @friendly_errors
-def export_command(db: Path | None, limit: int | None, output: Path | None, **filters: Any) -> None:
+def export_command(
+    db: Path | None, limit: int | None, output: Path | None, no_blobs: bool, **filters: Any
+) -> None:
     """Write events as JSON Lines (one event per line, in commit order).
 
     Without filters every event is written.  With filters (or -n), the selected calls are
-    written whole: all their events plus the prompts they sent.
+    written whole: all their events plus the prompts they sent.  The bytes of images and
+    files in conversations come once each, as a {"blob": ...} line before the first event
+    that refers to them (--no-blobs: events only).
 
     \b
     Examples:
@@ -46,19 +58,23 @@ def export_command(db: Path | None, limit: int | None, output: Path | None, **fi
       llm-events export --since 1d --status error > failures.jsonl
     """
     from ..log.queries import export_payloads
+    from ..transfer.blob_lines import with_blob_lines
     from .listing import open_read
 
     flt = build_filter(**filters)
     conn = open_read(db)
-    count = 0
+    count = blob_count = 0
     try:
         out: IO[str]
         out = sys.stdout if output is None else open(output, "w", encoding="utf-8")  # noqa: SIM115
         try:
-            for payload in export_payloads(conn, flt, limit=limit or None):
+            lines = export_payloads(conn, flt, limit=limit or None)
+            for payload in lines if no_blobs else with_blob_lines(conn, lines):
                 out.write(payload)
                 out.write("\n")
                 count += 1
+                if payload.startswith('{"blob"'):
+                    blob_count += 1
         finally:
             if output is not None:
                 out.close()
@@ -67,7 +83,10 @@ def export_command(db: Path | None, limit: int | None, output: Path | None, **fi
     finally:
         conn.close()
     if output is not None:
-        click.echo(f"exported {count} events to {output}", err=True)
+        files = ""
+        if blob_count:
+            files = f" and {blob_count} blob{'s' if blob_count != 1 else ''} (image or file bytes)"
+        click.echo(f"exported {count - blob_count} events{files} to {output}", err=True)
 
 
 class _BadLine(Exception):
@@ -75,21 +94,32 @@ class _BadLine(Exception):
 
 
 def _read_events(path: str, index: int, redactor: Any) -> Iterator[tuple[str, int, int, Any]]:
-    """``(ts, file index, line number, (event, payload))`` for each line of one JSONL file,
-    checked and redacted (:mod:`llm_events.transfer.incoming`)."""
+    """``(ts, file index, line number, (event, payload, blobs))`` for each event of one JSONL
+    file, checked and redacted (:mod:`llm_events.transfer.incoming`), with the blobs read
+    since the event before it (blobs after the last event come with ``event`` None)."""
+    from ..transfer.blob_lines import BadBlob, is_blob_line, parse_blob
     from ..transfer.incoming import Rejected, check, parse_line
 
     handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
     name = "<stdin>" if path == "-" else path
+    blobs: list[Any] = []
+    lineno = 0
     try:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
-                event, payload = check(parse_line(line), redactor)
-            except Rejected as e:
+                loose = parse_line(line)
+                if is_blob_line(loose):
+                    blobs.append(parse_blob(loose))
+                    continue
+                event, payload = check(loose, redactor)
+            except (Rejected, BadBlob) as e:
                 raise _BadLine(f"{name} line {lineno} is not an llm-events event: {e}") from None
-            yield event.ts, index, lineno, (event, payload)
+            yield event.ts, index, lineno, (event, payload, blobs)
+            blobs = []
+        if blobs:
+            yield "\uffff", index, lineno, (None, b"", blobs)
     except UnicodeDecodeError:
         raise _BadLine(f"{name} is not a text file (expected JSON Lines from `export`)") from None
     finally:
@@ -161,13 +191,19 @@ class _Importer:
     def __init__(self, store: Any) -> None:
         self.store = store
         self.chunk: list[tuple[Any, bytes]] = []
+        self.blobs: list[Any] = []
         self.seen: dict[str, bytes] = {}
         self.conflicts: list[str] = []
         self.same = 0
 
-    def add(self, event: Any, payload: bytes) -> None:
+    def add(self, event: Any, payload: bytes, blobs: list[Any]) -> None:
+        from ..recording.config import settings
         from ..transfer.incoming import same_content
 
+        if blobs and settings().store_blobs:
+            self.blobs.extend(blobs)
+        if event is None:
+            return
         earlier = self.seen.get(event.id)
         if earlier is not None:
             if same_content(earlier, payload):
@@ -184,8 +220,11 @@ class _Importer:
         from ..transfer.incoming import same_content
 
         if not self.chunk:
+            self.store.write_blobs(self.blobs)
+            self.blobs = []
             return
         chunk, self.chunk = self.chunk, []
+        held, self.blobs = self.blobs, []
         conn = self.store.conn()
         stored: dict[str, str] = {}
         ids = [e.id for e, _ in chunk]
@@ -205,6 +244,10 @@ class _Importer:
                 self.same += 1
             else:
                 self.conflicts.append(event.id)
+        if held and fresh:  # written in the transaction of the first new event
+            self.store.attach_blobs(fresh[0][0].id, held)
+        elif held:  # the events are stored already (an export made without blobs?)
+            self.store.write_blobs(held)
         # ignore_existing: another writer may have stored the same ids meanwhile
         self.store.append_encoded(fresh, ignore_existing=True)
 
@@ -222,8 +265,8 @@ def _import_jsonl(store: Any, files: tuple[str, ...], quiet: bool) -> None:
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda t: t[:3])
     importer = _Importer(store)
     try:
-        for _ts, _i, _line, (event, payload) in merged:
-            importer.add(event, payload)
+        for _ts, _i, _line, (event, payload, blobs) in merged:
+            importer.add(event, payload, blobs)
         importer.commit()
     except _BadLine as e:
         importer.commit()  # keep what was read before the bad line, as the message says

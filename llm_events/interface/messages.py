@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 
-from ..log.conversation import Message, ToolDefinition
+from ..log.conversation import Message, ToolDefinition, part_extra
 
 ROLES = ("system", "user", "assistant", "tool")
 #: Other names for the roles (OpenAI's ``developer`` is a system message).
@@ -192,7 +192,11 @@ def _part(p: Any, where: str) -> dict[str, Any]:
         raise MessageError(
             f"{where} has type {kind!r}; expected one of {', '.join(sorted(_PARTS))}"
         )
-    return convert(p, where)
+    part = convert(p, where)
+    extra = {**(p.get("extra") or {}), **part_extra(dict(p))}
+    if extra:  # cache_control, citations, ...: kept for the provider
+        part["extra"] = extra
+    return part
 
 
 def _text(p: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -344,7 +348,9 @@ def _anthropic_media(p: Mapping[str, Any], where: str) -> dict[str, Any]:
         )
     if source.get("type") == "url":
         return _uri_or_blob(source.get("url"), where, modality=modality)
-    raise MessageError(f"{where}: source type {source.get('type')!r} is not base64 or url")
+    if source.get("type") == "text" and isinstance(source.get("data"), str):
+        return {"type": "text", "content": source["data"]}  # a plain-text document
+    raise MessageError(f"{where}: source type {source.get('type')!r} is not base64, url or text")
 
 
 _PARTS = {

@@ -25,9 +25,34 @@ from typing import Any
 
 import msgspec
 
+#: Keys of a provider's content block kept on its part as ``extra`` (Anthropic's prompt
+#: caching marks and a document's citations, title and context), so that an audit sees them
+#: and a replay to the same provider sends them again.
+PART_EXTRA_KEYS = ("cache_control", "citations", "title", "context")
+
 
 class _Part(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
-    pass
+    #: provider-specific keys of the block (:data:`PART_EXTRA_KEYS`), sent back as they came
+    extra: dict[str, Any] = {}
+
+
+def part_extra(block: Any) -> dict[str, Any]:
+    """The :data:`PART_EXTRA_KEYS` of a provider's content block (``{}``: none).
+
+    A document given as plain text becomes a text part, which can carry only the caching
+    mark (a text block with a ``title`` would be refused by the provider).
+    """
+    if not isinstance(block, dict):
+        return {}
+    keys = PART_EXTRA_KEYS
+    source = block.get("source")
+    if (
+        block.get("type") == "document"
+        and isinstance(source, dict)
+        and source.get("type") == "text"
+    ):
+        keys = ("cache_control",)
+    return {k: block[k] for k in keys if block.get(k) is not None}
 
 
 class TextPart(_Part, tag="text"):

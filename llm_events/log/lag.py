@@ -29,11 +29,26 @@ def lag(conn: sqlite3.Connection, names: Sequence[str] | None = None) -> int:
     return max(0, head - (slowest if slowest is not None else head))
 
 
+def stale(conn: sqlite3.Connection) -> list[str]:
+    """The projections this version lays out differently from the file (or that the file
+    lacks): they are rebuilt by the next process that can write to it."""
+    from .versions import VERSIONS
+
+    try:
+        have = dict(conn.execute("SELECT name, version FROM _projections").fetchall())
+    except sqlite3.OperationalError:  # not a store (yet), or an older layout
+        return []
+    if not have:
+        return []
+    return [name for name, version in VERSIONS.items() if have.get(name) != version]
+
+
 def bring_up_to_date(path: str | Path, conn: sqlite3.Connection) -> int:
-    """Catch the projections of the store at ``path`` up (if they lag and the file can be
-    written); returns the events still not applied (0: up to date)."""
+    """Catch the projections of the store at ``path`` up, and rebuild those an older
+    version laid out (if the file can be written); returns the events still not applied
+    (0: up to date)."""
     behind = lag(conn)
-    if not behind:
+    if not behind and not stale(conn):
         return 0
     try:
         from .store import EventStore
@@ -42,6 +57,14 @@ def bring_up_to_date(path: str | Path, conn: sqlite3.Connection) -> int:
     except Exception:  # noqa: BLE001 - a reader that cannot write reports the lag instead
         pass
     return lag(conn)
+
+
+def upgrade_note(path: str | Path, names: Sequence[str]) -> str:
+    return (
+        f"note: upgrading the {', '.join(names)} table{'s' if len(names) > 1 else ''} of "
+        f"{path} to this version of llm-events (once; rebuilt from the log, which is "
+        "untouched)"
+    )
 
 
 def lag_note(behind: int) -> str:

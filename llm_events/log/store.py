@@ -420,6 +420,16 @@ class EventStore:
         each once (:func:`llm_events.log.blobs.attach`)."""
         blobs.attach(event_id, found)
 
+    def write_blobs(self, found: Sequence[blobs.Blob]) -> None:
+        """Store inline bytes now, each once, in a transaction of their own (an import of
+        blobs whose events the store already has)."""
+        if not found:
+            return
+        if self.readonly:
+            raise StoreError(f"event store {self.path} is open read-only")
+        with self._write_transaction() as conn:
+            blobs.write(conn, found)
+
     @staticmethod
     def _insert(conn: sqlite3.Connection, encoded: list[tuple[ev.Event, bytes]]) -> None:
         """Chain and insert encoded events (inside the caller's write transaction)."""

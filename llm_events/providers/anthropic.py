@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from ..log.conversation import (
     BlobPart,
     Message,
@@ -30,6 +32,7 @@ from ..log.conversation import (
     ToolDefinition,
     UriPart,
     Usage,
+    part_extra,
 )
 from .base import (
     Adapter,
@@ -69,6 +72,13 @@ STREAM_ERROR_STATUS = {
 
 
 def wire_block(part: Part, blobs: Mapping[str, bytes] | None) -> dict[str, Any] | None:
+    block = _wire_block(part, blobs)
+    if block is not None and part.extra:
+        block.update(part.extra)  # cache_control, citations, ...: as the request had them
+    return block
+
+
+def _wire_block(part: Part, blobs: Mapping[str, bytes] | None) -> dict[str, Any] | None:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.content}
     if isinstance(part, UriPart):
@@ -113,18 +123,12 @@ def wire_block(part: Part, blobs: Mapping[str, bytes] | None) -> dict[str, Any] 
 
 
 def wire_system(messages: list[Message]) -> str | list[dict[str, Any]] | None:
-    texts = [
-        p.content
-        for m in messages
-        if m.role == "system"
-        for p in m.parts
-        if isinstance(p, TextPart)
-    ]
-    if not texts:
+    parts = [p for m in messages if m.role == "system" for p in m.parts if isinstance(p, TextPart)]
+    if not parts:
         return None
-    if len(texts) == 1:
-        return texts[0]
-    return [{"type": "text", "text": t} for t in texts]
+    if len(parts) == 1 and not parts[0].extra:
+        return parts[0].content
+    return [{"type": "text", "text": p.content, **p.extra} for p in parts]
 
 
 def wire_messages(
@@ -151,7 +155,7 @@ def wire_messages(
             role == "user"
             and message.role != "tool"
             and len(blocks) == 1
-            and blocks[0]["type"] == "text"
+            and blocks[0].keys() == {"type", "text"}
         ):
             out.append({"role": role, "content": blocks[0]["text"]})
         else:
@@ -206,6 +210,12 @@ def neutral_source(block: dict[str, Any], blobs: Blobs) -> Part | None:
 
 
 def neutral_block(block: Any, blobs: Blobs) -> Part | None:
+    part = _neutral_block(block, blobs)
+    extra = part_extra(block)
+    return msgspec.structs.replace(part, extra=extra) if part is not None and extra else part
+
+
+def _neutral_block(block: Any, blobs: Blobs) -> Part | None:
     if isinstance(block, str):
         return TextPart(content=block)
     if not isinstance(block, dict):

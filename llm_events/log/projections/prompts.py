@@ -9,6 +9,7 @@ from typing import Any
 from .. import events as ev
 from .. import fts, salvage
 from ..pricing import price_call, price_table
+from ..versions import VERSIONS
 from .base import PROMPT_TYPES, Projection, _Cache, _load_prompt, dumps, executemany
 
 PROMPT_COLUMNS = (
@@ -51,7 +52,7 @@ class PromptsProjection(Projection):
     # 2: ``prompt`` holds the user text, as the original's did (was JSON)
     # 3: ``prompts_fts`` is filled in batches (llm_events.log.fts), not by a trigger per row
     # 4: ``tool_calls`` (the answer's tool calls, ``name(arguments)``), indexed for search
-    version = 4
+    version = VERSIONS["prompts"]
     tables = ("prompts",)
     types = frozenset({"prompt_built", "call_started", "attempt_succeeded", "call_finished"})
 
@@ -96,6 +97,7 @@ class PromptsProjection(Projection):
             )"""
         )
         conn.execute("CREATE INDEX IF NOT EXISTS prompts_model ON prompts(model)")
+        conn.execute("CREATE INDEX IF NOT EXISTS prompts_backend ON prompts(backend)")
         conn.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS prompts_fts USING fts5("
             "text, response_text, tool_calls, content='prompts', content_rowid='id')"

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import events as ev
 from .. import salvage
+from ..versions import VERSIONS
 from .base import Projection, dumps, executemany
 
 REPLAY_COLUMNS = (
@@ -31,7 +32,7 @@ class ReplayResultsProjection(Projection):
     """``replay_results``: one row per compared call of a replay run."""
 
     name = "replay_results"
-    version = 1
+    version = VERSIONS["replay_results"]
     tables = ("replay_results",)
     types = frozenset({"replay_compared"})
 
@@ -82,7 +83,7 @@ class ReplaysProjection(Projection):
     """
 
     name = "replays"
-    version = 1
+    version = VERSIONS["replays"]
     tables = ("replays",)
     types = frozenset({"replay_started", "replay_finished"})
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import events as ev
+from ..versions import VERSIONS
 from .base import Projection, executemany
 
 #: The columns, as the view had them.
@@ -43,7 +44,7 @@ class ToolCallsProjection(Projection):
 
     name = "tool_calls"
     # 1: a table (it was a view over ``events``; a store that has the view gets the table)
-    version = 1
+    version = VERSIONS["tool_calls"]
     tables = ("tool_calls",)
     types = frozenset({"attempt_succeeded"})
 
