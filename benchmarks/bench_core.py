@@ -25,8 +25,10 @@ What is measured, and why this way:
   recorder uses) and flushed; events are built before the clock starts (building them is the
   caller's work), projections are applied as always.
 * ``rebuild``: a 1,000,000-event store (generated in batch mode and cached under /tmp keyed
-  by a version string, so reruns skip generation), rebuilt from seq 0; then, on it, one call's
-  events (``EventStore.call_events``) and the 50 newest calls from ``calls``.
+  by a version string, so reruns skip generation), rebuilt from seq 0, then ``tool_calls``
+  alone (an upgrade's cost); then, on it, one call's events (``EventStore.call_events``)
+  and the 50 newest calls from ``calls``, and the floor (:func:`rebuild_floor`: reading,
+  decoding, writing the same rows, indexing them, each alone).
 """
 
 from __future__ import annotations
@@ -690,6 +692,7 @@ def bench_batch(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
 
     log(f"batch: {reps} reps x {calls} calls ({calls * 5} events)")
     rates, cpu_rates, raw_rates, import_rates, ratios, import_ratios = [], [], [], [], [], []
+    bare_ratios, bare_cpu_rates = [], []
     for rep in range(reps):
         groups = [
             g for call in synthetic_calls(calls, start_ms=1_700_000_000_000, salt=rep) for g in call
@@ -712,6 +715,17 @@ def bench_batch(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
         raw_dt = _raw_events_file(tmp / f"raw-{rep}.db", rows, store.batch_max)
         raw_rates.append(n_events / raw_dt)
         ratios.append(raw_dt / dt)
+        # the same appends with no projection at all: what committing alone costs
+        bare = EventStore(tmp / f"bare-{rep}.db", batch=True, projections=[])
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        for g in groups:
+            bare.append(g)
+        bare.flush()
+        bare_ratios.append(raw_dt / (time.perf_counter() - t0))
+        bare_cpu_rates.append(n_events / (time.process_time() - c0))
+        bare.close()
+        _unlink_db(tmp / f"bare-{rep}.db")
         # import: what `llm-events import` does with a JSONL file's events
         ipath = tmp / f"import-{rep}.db"
         istore = EventStore(ipath)
@@ -743,6 +757,8 @@ def bench_batch(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
         "events_per_s_all": [round(r) for r in rates],
         "events_per_cpu_s": round(median(cpu_rates)),
         "raw_executemany_events_per_s": round(median(raw_rates)),
+        "no_projections_vs_raw_executemany": round(median(bare_ratios), 2),
+        "no_projections_events_per_cpu_s": round(median(bare_cpu_rates)),
         "vs_raw_executemany": round(ratio, 2),
         "import_events_per_s": round(median(import_rates)),
         "import_vs_raw_executemany": round(import_ratio, 2),

@@ -5,6 +5,8 @@ projection equals the rows catching up made."""
 
 from __future__ import annotations
 
+import pytest
+
 from llm_events import EventStore
 from llm_events.log import events as ev
 from llm_events.log import salvage
@@ -98,17 +100,18 @@ def test_a_rebuild_indexes_every_answer_for_search_in_transactions_of_settle_row
         _call(store, _prompt(user=f"refund question {i}"), text=f"answer {i}")
     store.flush()
     monkeypatch.setattr(store_module, "SETTLE_ROWS", 5)
-    commits = []
-    real = store._write_transaction
+    from llm_events.log import fts
 
-    def counted(*args, **kwargs):
-        commits.append(1)
-        return real(*args, **kwargs)
+    batches = []
+    real = fts.index_pending
 
-    monkeypatch.setattr(store, "_write_transaction", counted)
+    def counted(conn, limit=None):
+        batches.append(real(conn, limit))
+        return batches[-1]
+
+    monkeypatch.setattr(fts, "index_pending", counted)
     store.rebuild(chunk=1000)
-    # reset, one chunk of events (then an empty read), then 12 rows indexed 5 at a time
-    assert len(commits) == 1 + 2 + 3
+    assert batches == [5, 5, 2]  # at the end, SETTLE_ROWS per transaction
     conn = read_db(db_path)
     hits = conn.execute("SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH 'refund'").fetchall()
     assert len(hits) == 12
@@ -117,3 +120,43 @@ def test_a_rebuild_indexes_every_answer_for_search_in_transactions_of_settle_row
     )
     conn.close()
     store.close()
+
+
+INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY 1"
+
+
+def test_a_rebuild_makes_the_indexes_after_the_rows_even_when_it_fails_or_is_killed(
+    db_path, monkeypatch
+):
+    from llm_events.log.projections import CallsProjection
+
+    store = EventStore(db_path)
+    for i in range(6):
+        _call(store, _prompt(user=f"q {i}"))
+    store.flush()
+    conn = read_db(db_path)
+    indexes = conn.execute(INDEXES).fetchall()
+    assert ("calls_model",) in indexes and ("tool_calls_name",) in indexes
+    during = []
+    store.rebuild(chunk=10, progress=lambda n: during.append(conn.execute(INDEXES).fetchall()))
+    assert ("calls_model",) not in during[0] and ("events_call_id",) in during[0]
+    assert conn.execute(INDEXES).fetchall() == indexes
+
+    real = CallsProjection.apply
+    monkeypatch.setattr(CallsProjection, "apply", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        store.rebuild()
+    monkeypatch.setattr(CallsProjection, "apply", real)
+    assert conn.execute(INDEXES).fetchall() == indexes  # made again as the rebuild failed
+
+    # killed half-way: the next process to open the file makes them
+    from llm_events.log import catchup
+
+    with store._write_transaction() as w:
+        catchup.defer_indexes(w, store.projections[:1])
+    assert ("calls_model",) not in conn.execute(INDEXES).fetchall()
+    store.close()
+    EventStore(db_path).close()
+    assert conn.execute(INDEXES).fetchall() == indexes
+    assert conn.execute("SELECT * FROM _meta WHERE key = 'deferred_indexes'").fetchall() == []
+    conn.close()

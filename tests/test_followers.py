@@ -4,6 +4,7 @@ commit, bounded lock waits."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -20,6 +21,7 @@ from llm_events.log import events as ev
 from llm_events.log.store import StoreLockedError
 
 ROOT = Path(__file__).resolve().parent.parent
+CALL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TABLES = {
     "calls": "call_id",
     "prompts": "call_id",
@@ -79,9 +81,13 @@ def test_eight_processes_killed_at_random_catch_up_to_what_a_rebuild_gives(tmp_p
         os.kill(p.pid, signal.SIGKILL)
     for p in procs:
         out, err = p.communicate(timeout=300)
-        # only whole lines: a kill can land in the middle of a write of acknowledged ids
+        # only whole ids: a kill can land in the middle of a write of acknowledged ids, and
+        # communicate() reads the pipe itself, after what readline() above had buffered
+        # (the rest of a chunk that may end mid-line: its next line starts torn)
         acknowledged |= {
-            line.strip() for line in out.splitlines(keepends=True) if line.endswith("\n")
+            line.strip()
+            for line in out.splitlines(keepends=True)
+            if line.endswith("\n") and CALL_ID.fullmatch(line.strip())
         }
         if p.returncode != -signal.SIGKILL:
             assert p.returncode == 0, err

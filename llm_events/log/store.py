@@ -296,6 +296,8 @@ class EventStore:
                 self._migrate()
             elif catchup.lag(conn):
                 self._catch_up_quietly()
+            if version >= STORE_SCHEMA_VERSION and catchup.deferred(conn):
+                self._restore_indexes()  # a rebuild killed before its end left them
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open event store {self.path or ''}: {e}") from None
 
@@ -499,6 +501,8 @@ class EventStore:
                 while self._group.busy() and time.monotonic() < deadline:
                     time.sleep(0.0005)
                 with self._write_transaction(SETTLE_WAIT_MS) as conn:
+                    if self._rebuilding:  # one began while this waited for the lock
+                        break
                     try:
                         n = catchup.apply_pending(conn, self.projections, BACKGROUND_CHUNK)
                     except BaseException:
@@ -515,6 +519,13 @@ class EventStore:
     def _end_rebuild(self) -> None:
         self._rebuilding -= 1
 
+    def _restore_indexes(self) -> None:
+        """Make the indexes a rebuild left for its end, one per transaction."""
+        while True:
+            with self._write_transaction() as conn:
+                if not catchup.restore_index(conn):
+                    return
+
     def _catch_up_quietly(self) -> None:
         """Catch up where failing must not stop anyone (open, background, flush, exit): a
         busy file is left to the next writer; other errors are kept in ``projection_error``."""
@@ -529,6 +540,8 @@ class EventStore:
             self.projection_error = e
 
     def _idle_work(self) -> None:
+        if self._rebuilding:  # a rebuild indexes at its end, in large batches
+            return
         if self._settle_pending() and not self._closed:
             self._settle(wait_ms=SETTLE_WAIT_MS)
 
@@ -560,6 +573,8 @@ class EventStore:
             stack.callback(self._end_rebuild)
             with self._write_transaction() as conn:
                 catchup.reset(conn, targets)
+                catchup.defer_indexes(conn, targets)
+            stack.callback(self._restore_indexes)  # at the end, or if the rebuild fails
             stack.enter_context(catchup.collector_paused())
             for p in targets:
                 p.bulk(True)
