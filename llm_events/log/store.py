@@ -497,6 +497,8 @@ class EventStore:
             return
         try:
             while not self._closed:
+                if not catchup.lag(self.conn()):  # another process caught up: no lock taken
+                    break
                 deadline = time.monotonic() + BACKGROUND_YIELD_S
                 while self._group.busy() and time.monotonic() < deadline:
                     time.sleep(0.0005)
