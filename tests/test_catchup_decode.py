@@ -93,7 +93,7 @@ def test_rebuilding_one_projection_equals_what_catching_up_made(db_path):
 def test_a_rebuild_indexes_every_answer_for_search_in_transactions_of_settle_rows(
     db_path, monkeypatch
 ):
-    from llm_events.log import store as store_module
+    from llm_events.log import following as store_module
 
     store = EventStore(db_path)
     for i in range(12):

@@ -3,8 +3,9 @@
 One file holds the ``events`` table (the truth) and the projections derived from it.  This
 module is the store's face (:class:`EventStore`: connections, appends, reads); its parts live
 beside it: :mod:`.schema` (layout, migrations), :mod:`.chain` (hashes, ``verify``),
-:mod:`.writer` (lock waits, group commit, the background thread) and :mod:`.catchup`
-(projections catching up from their checkpoints).
+:mod:`.writer` (lock waits, group commit, the background thread), :mod:`.catchup`
+(projections catching up from their checkpoints), :mod:`.following` (the store's catch-up,
+background share and ``rebuild``) and :mod:`.reading` (its reads).
 
 * ``seq`` is the global commit order; triggers make ``events`` append-only; every row's
   ``hash`` covers its content and the previous row's hash, and ``_meta.head`` names the last
@@ -27,15 +28,20 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import blobs, catchup
 from . import events as ev
 from .chain import VerifyResult, row_hash
 from .chain import verify as verify_chain
+from .following import (
+    SETTLE_WAIT_MS,
+    ProjectionFollowing,
+)
 from .projections import Projection, default_projections
+from .reading import EventReading, StoredEvent
 from .readonly import connect_readonly
 from .schema import (
     APPLICATION_ID,
@@ -74,26 +80,9 @@ __all__ = [
 
 #: Events held by :meth:`EventStore.defer` before they are written on their own.
 DEFER_MAX = 1000
-#: How long flush, close, exit and the background thread wait for the write lock to do
-#: derived work (projections, the search index) themselves; past it, the next writer does.
-SETTLE_WAIT_MS = 1000
-#: Events per transaction of a rebuild: the write lock is released between them.
-REBUILD_CHUNK = 2000
-#: Rows per transaction of the work a rebuild leaves for its end (the search index: about
-#: 0.25 s of write lock each).
-SETTLE_ROWS = 20_000
-#: Events per transaction of the background catch-up, and how long it lets this process's
-#: appends go first before it takes the lock anyway.
-BACKGROUND_CHUNK = 500
-BACKGROUND_YIELD_S = 0.05
 
 
-class StoredEvent(NamedTuple):
-    seq: int
-    event: ev.Event | ev.UnknownEvent
-
-
-class EventStore:
+class EventStore(EventReading, ProjectionFollowing):
     """An append-only event log in one SQLite file, with projections kept beside it.
 
     ``EventStore(path)`` opens (creating or migrating) a file and brings its projections up
@@ -455,150 +444,6 @@ class EventStore:
             conn.execute("UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",))
             blobs.write_attached(conn, encoded)  # inline bytes of these events, once
 
-    # --- projections following the log ------------------------------------------------------
-
-    def lag(self) -> int:
-        """Events committed that some projection has not applied yet (0: up to date)."""
-        return catchup.lag(self.conn(), [p.name for p in self.projections])
-
-    def catch_up(
-        self,
-        wait_ms: int | None = None,
-        chunk: int = catchup.CATCH_UP_CHUNK,
-        pause_s: float = 0.0,
-    ) -> int:
-        """Bring every projection up to the log's head now (read-your-writes); returns the
-        events applied, ``chunk`` events per transaction, ``pause_s`` between them (other
-        processes' appends get the write lock meanwhile).  A read-only store applies nothing
-        (see :meth:`lag`)."""
-        if self.readonly or self._closed:
-            return 0
-        if self._deferred or (self.batch and self._queue):
-            self.flush_events()
-        applied = 0
-        while True:
-            with self._write_transaction(wait_ms) as conn:
-                try:
-                    n = catchup.apply_pending(conn, self.projections, chunk)
-                except BaseException:
-                    catchup.forget(self.projections)
-                    raise
-            if not n:
-                return applied
-            applied += n
-            if pause_s:
-                time.sleep(pause_s)
-
-    def _catch_up_behind(self) -> None:
-        """The background thread's catch-up: in small transactions, each started only when
-        no append of this process is waiting or under way (appends go first; the lock is
-        never held long by derived work)."""
-        if self._rebuilding or self.readonly or self._closed:
-            return
-        try:
-            while not self._closed:
-                if not catchup.lag(self.conn()):  # another process caught up: no lock taken
-                    break
-                deadline = time.monotonic() + BACKGROUND_YIELD_S
-                while self._group.busy() and time.monotonic() < deadline:
-                    time.sleep(0.0005)
-                with self._write_transaction(SETTLE_WAIT_MS) as conn:
-                    if self._rebuilding:  # one began while this waited for the lock
-                        break
-                    try:
-                        n = catchup.apply_pending(conn, self.projections, BACKGROUND_CHUNK)
-                    except BaseException:
-                        catchup.forget(self.projections)
-                        raise
-                if not n:
-                    break
-            self.projection_error = None
-        except StoreLockedError:
-            pass
-        except Exception as e:  # noqa: BLE001 - derived data: reported through lag()
-            self.projection_error = e
-
-    def _end_rebuild(self) -> None:
-        self._rebuilding -= 1
-
-    def _restore_indexes(self) -> None:
-        """Make the indexes a rebuild left for its end, one per transaction."""
-        while True:
-            with self._write_transaction() as conn:
-                if not catchup.restore_index(conn):
-                    return
-
-    def _catch_up_quietly(self) -> None:
-        """Catch up where failing must not stop anyone (open, background, flush, exit): a
-        busy file is left to the next writer; other errors are kept in ``projection_error``."""
-        if self._rebuilding:
-            return
-        try:
-            self.catch_up(wait_ms=SETTLE_WAIT_MS)
-            self.projection_error = None
-        except StoreLockedError:
-            pass
-        except Exception as e:  # noqa: BLE001 - derived data: reported through lag()
-            self.projection_error = e
-
-    def _idle_work(self) -> None:
-        if self._rebuilding:  # a rebuild indexes at its end, in large batches
-            return
-        if self._settle_pending() and not self._closed:
-            self._settle(wait_ms=SETTLE_WAIT_MS)
-
-    def _settle_pending(self) -> bool:
-        return not self.readonly and any(p.pending() for p in self.projections)
-
-    def _settle(self, wait_ms: int | None = None) -> None:
-        """Do the work projections left for later (the search index), in one transaction."""
-        with self._write_transaction(wait_ms) as conn:
-            for projection in self.projections:
-                projection.settle(conn)
-
-    def rebuild(
-        self,
-        only: Iterable[str] | None = None,
-        progress: Callable[[int], None] | None = None,
-        chunk: int = REBUILD_CHUNK,
-    ) -> int:
-        """Drop and re-derive projections from every event; returns the events they cover.
-
-        The tables are emptied in one transaction, then filled ``chunk`` events per
-        transaction, so writers wait at most one chunk for the write lock; meanwhile
-        readers see the projections behind (``lag``).
-        """
-        names = set(only) if only is not None else None
-        targets = [p for p in self.projections if names is None or p.name in names]
-        self._rebuilding += 1  # the background thread leaves the work to this loop
-        with contextlib.ExitStack() as stack:
-            stack.callback(self._end_rebuild)
-            with self._write_transaction() as conn:
-                catchup.reset(conn, targets)
-                catchup.defer_indexes(conn, targets)
-            stack.callback(self._restore_indexes)  # at the end, or if the rebuild fails
-            stack.enter_context(catchup.collector_paused())
-            for p in targets:
-                p.bulk(True)
-                stack.callback(p.bulk, False)
-            while True:
-                with self._write_transaction() as conn:
-                    try:
-                        n = catchup.apply_pending(conn, targets, chunk)
-                    except BaseException:
-                        catchup.forget(targets)
-                        raise
-                if not n:
-                    break
-                if progress is not None:
-                    progress(n)
-            left = True
-            while left:  # what the projections left for the end (the search index)
-                with self._write_transaction() as conn:
-                    left = any([p.settle(conn, SETTLE_ROWS) for p in targets])
-        # (another process may have applied some chunks: count what is covered)
-        return catchup.covered(self.conn(), [p.name for p in targets])
-
     # --- batch mode ------------------------------------------------------------------------
 
     def _start_writer(self) -> None:
@@ -689,92 +534,6 @@ class EventStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # --- reading ---------------------------------------------------------------------------
-
-    def last_seq(self) -> int:
-        row = self.conn().execute("SELECT max(seq) FROM events").fetchone()
-        return row[0] or 0
-
-    def iter_events(
-        self,
-        *,
-        after_seq: int = 0,
-        until_seq: int | None = None,
-        types: Iterable[str] | None = None,
-        call_id: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        chunk: int = 2000,
-    ) -> Iterator[StoredEvent]:
-        """Events in ``seq`` order, read in chunks so memory stays bounded."""
-        where = ["seq > ?"]
-        args: list[Any] = []
-        if until_seq is not None:
-            where.append("seq <= ?")
-            args.append(until_seq)
-        if types is not None:
-            types = list(types)
-            # with a call_id, "+type" keeps SQLite on the call_id index: the type index
-            # would scan every event of that type in the store (O(store) per call)
-            column = "+type" if call_id is not None else "type"
-            where.append(f"{column} IN ({','.join('?' * len(types))})")
-            args.extend(types)
-        if call_id is not None:
-            where.append("call_id = ?")
-            args.append(call_id)
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("ts < ?")
-            args.append(until)
-        sql = f"SELECT seq, type, payload FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
-        last = after_seq
-        conn = self.conn()
-        while True:
-            rows = conn.execute(sql, (last, *args, chunk)).fetchall()
-            for seq, type_, payload in rows:
-                yield StoredEvent(seq, ev.decode(payload, type_))
-            if len(rows) < chunk:
-                return
-            last = rows[-1][0]
-
-    def call_events(self, call_id: str) -> list[StoredEvent]:
-        """Every event of one call, in order (its prompt_built first, when stored)."""
-        out = list(self.iter_events(call_id=call_id))
-        started = next((s.event for s in out if isinstance(s.event, ev.CallStarted)), None)
-        if started is not None and started.prompt_id:
-            prompt = self.get_event(started.prompt_id)
-            if prompt is not None:
-                out.insert(0, prompt)
-        return out
-
-    def get_event(self, event_id: str) -> StoredEvent | None:
-        row = (
-            self.conn()
-            .execute("SELECT seq, type, payload FROM events WHERE id = ?", (event_id,))
-            .fetchone()
-        )
-        return None if row is None else StoredEvent(row[0], ev.decode(row[2], row[1]))
-
-    def count(self, type_: str | None = None) -> int:
-        if type_ is None:
-            return self.conn().execute("SELECT count(*) FROM events").fetchone()[0]
-        return (
-            self.conn()
-            .execute("SELECT count(*) FROM events WHERE type = ?", (type_,))
-            .fetchone()[0]
-        )
-
-    def has_call(self, call_id: str) -> bool:
-        """Whether the log holds this call (its events: projections may be behind)."""
-        return (
-            self.conn()
-            .execute("SELECT 1 FROM events WHERE call_id = ? LIMIT 1", (call_id,))
-            .fetchone()
-            is not None
-        )
 
     # --- integrity -------------------------------------------------------------------------
 
