@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from llm_events.capture.exchange import BLOB_REF
+from llm_events.capture.blob_refs import BLOB_REF
 from llm_events.capture.server import ProxySettings, ProxyThread, build_app
 from llm_events.log.conversation import BlobPart
 from llm_events.providers import adapter_for_path

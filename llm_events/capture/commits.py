@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..recording.workers import pool
-from .exchange import ExchangeRecorder
+from .exchange_recorder import ExchangeRecorder
 
 
 class Committer:

@@ -25,7 +25,8 @@ import httpx
 
 from ..recording.workers import in_thread
 from .commits import Committer
-from .exchange import ANNOTATION_PREFIX, Exchange, ExchangeRecorder, Request
+from .exchange import ANNOTATION_PREFIX, Exchange, Request
+from .exchange_recorder import ExchangeRecorder
 from .routing import Route, Router
 from .upstream import UpstreamSender
 

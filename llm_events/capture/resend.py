@@ -23,7 +23,7 @@ from ..log import events as ev
 from ..log.store import EventStore
 from ..recording.recorder import current_call
 from . import parsing
-from .exchange import resolve_blob_refs
+from .blob_refs import resolve_blob_refs
 from .routing import join
 
 ANTHROPIC_VERSION = "2023-06-01"

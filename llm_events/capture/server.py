@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..log.store import EventStore
-from .exchange import DEFAULT_MAX_BODY_BYTES, ExchangeRecorder
+from .exchange import DEFAULT_MAX_BODY_BYTES
+from .exchange_recorder import ExchangeRecorder
 from .proxy import ProxyApp, UpstreamCut
 from .routing import Router
 

@@ -27,7 +27,8 @@ import httpx
 
 from ..log.store import EventStore
 from ..recording.workers import in_thread
-from .exchange import ANNOTATION_PREFIX, DEFAULT_MAX_BODY_BYTES, Exchange, ExchangeRecorder, Request
+from .exchange import ANNOTATION_PREFIX, DEFAULT_MAX_BODY_BYTES, Exchange, Request
+from .exchange_recorder import ExchangeRecorder
 
 #: host -> upstream name, so a captured call names its provider as the proxy does
 KNOWN_HOSTS = {"api.openai.com": "openai", "api.anthropic.com": "anthropic"}
