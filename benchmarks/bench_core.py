@@ -771,8 +771,11 @@ def bench_batch(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
 # --- 2b. concurrency: threads in one process, processes on one file --------------------------
 
 
-def _thread_rate(store_path: str, threads: int, calls: int, *, batch: bool = False) -> float:
-    """Recorded calls/s of ``threads`` threads each making ``calls`` calls (instant client)."""
+def _thread_rate(
+    store_path: str, threads: int, calls: int, *, batch: bool = False, cpu: list | None = None
+) -> float:
+    """Recorded calls/s of ``threads`` threads each making ``calls`` calls (instant client);
+    ``cpu`` gets the process's CPU seconds per wall second meanwhile (the GIL caps it near 1)."""
     import threading
 
     config.reset()
@@ -792,12 +795,14 @@ def _thread_rate(store_path: str, threads: int, calls: int, *, batch: bool = Fal
         w.start()
     gc.collect()
     barrier.wait()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for w in workers:
         w.join()
     if batch:
         config.flush()
     dt = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append((time.process_time() - c0) / dt)
     config.reset()
     return threads * calls / dt
 
@@ -805,9 +810,11 @@ def _thread_rate(store_path: str, threads: int, calls: int, *, batch: bool = Fal
 def bench_threads(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
     log(f"threads: {reps} reps, 1 thread x {calls} calls vs 64 threads x {calls // 16} calls")
     one, many, many_batch = [], [], []
+    one_cpu: list[float] = []
+    many_cpu: list[float] = []
     for rep in range(reps):
-        one.append(_thread_rate(str(tmp / f"t1-{rep}.db"), 1, calls))
-        many.append(_thread_rate(str(tmp / f"t64-{rep}.db"), 64, calls // 16))
+        one.append(_thread_rate(str(tmp / f"t1-{rep}.db"), 1, calls, cpu=one_cpu))
+        many.append(_thread_rate(str(tmp / f"t64-{rep}.db"), 64, calls // 16, cpu=many_cpu))
         many_batch.append(_thread_rate(str(tmp / f"t64b-{rep}.db"), 64, calls // 16, batch=True))
         log(
             f"  rep {rep + 1}: 1 thread {one[-1]:,.0f} calls/s, 64 threads {many[-1]:,.0f} "
@@ -821,6 +828,11 @@ def bench_threads(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
         "threads_64_calls_per_s": round(median(many)),
         "threads_64_batch_mode_calls_per_s": round(median(many_batch)),
         "threads_64_vs_1": round(ratio, 2),
+        # a process's Python runs on one CPU at a time (the GIL): when one thread already
+        # keeps it busy, more threads can only share what is left of its waits
+        "one_thread_cpu_share": round(median(one_cpu), 2),
+        "threads_64_cpu_share": round(median(many_cpu), 2),
+        "threads_64_vs_1_ceiling": round(1 / max(median(one_cpu), 1e-9), 2),
         "threads_64_default_vs_batch_mode": round(
             median([m / b for m, b in zip(many, many_batch, strict=True)]), 2
         ),
