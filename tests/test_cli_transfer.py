@@ -206,3 +206,29 @@ def test_import_from_llm_without_the_importer_is_one_line(tmp_path, monkeypatch)
     assert result.output == (
         "Error: importing an llm logs.db is not available in this version of llm-events\n"
     )
+
+
+def test_export_into_a_pipe_closed_early_says_nothing(tmp_path):
+    """`llm-events export | head -1`: the reader leaves; no "Broken pipe" error line."""
+    import subprocess
+
+    from llm_events import EventStore, Prompt, client_from_spec
+    from tests.cli_support import console_script
+
+    db = tmp_path / "many.db"
+    store = EventStore(db)
+    client = client_from_spec("echo", store=store)
+    for i in range(150):  # far more than a pipe's 64 KiB buffer
+        prompt = Prompt(user=f"question {i} " + "x" * 800, origin="context_builder")
+        client.generate(prompt, context_builder=None)
+    store.close()
+    proc = subprocess.Popen(
+        [console_script(), "export", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does
+    _, err = proc.communicate(timeout=60)
+    assert first.startswith(b'{"type":"prompt_built"')
+    assert err == b""

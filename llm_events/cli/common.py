@@ -102,8 +102,8 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except click.ClickException:
-            raise
+        except (click.ClickException, BrokenPipeError):
+            raise  # a closed pipe (`| head`): click exits quietly, as other tools do
         except (sqlite3.DatabaseError, OSError, ValueError) as e:
             raise click.ClickException(str(e)) from None
         except Exception as e:
