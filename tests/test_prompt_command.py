@@ -176,7 +176,8 @@ def test_retries_are_bounded(server, db_path):
 
 def test_unknown_spec_and_bad_option_are_clear_errors():
     result = invoke("prompt", "hi", "-m", "nosuchbackend:model")
-    assert result.exit_code == 1 and "unknown client spec" in result.stderr
+    assert result.exit_code == 2 and "unknown client spec" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
     result = invoke("prompt", "hi", "-m", "llm:markov", "-o", "temperature", "1")
     assert result.exit_code == 1
     assert "has no option for 'temperature'" in result.stderr

@@ -54,6 +54,12 @@ def _client(spec: str | None, options: dict[str, Any]) -> Any:
         client_options["params"] = params
     try:
         return client_from_spec(spec, **client_options)
+    except ValueError as e:
+        if not str(e).startswith("unknown client spec"):
+            raise
+        from .options import BadOption
+
+        raise BadOption(str(e)) from None  # exit 2, as `replay --against` says it
     except TypeError as e:
         if "unexpected keyword argument" not in str(e):
             raise
