@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llm_events import LLMResult, Prompt
+from llm_events import LLMClient, LLMResult, Prompt
 
 
 def reverse(prompt: Prompt) -> str:
@@ -118,6 +118,18 @@ def forecast_sunday(prompt: Prompt) -> LLMResult:
             {"id": "c2", "name": "get_weather", "arguments": '{"city": "Paris"}'},
         ],
     )
+
+
+class Returns(LLMClient):
+    """A client whose every answer is the result it was made with (any value: tests feed
+    it what a faulty backend could return)."""
+
+    def __init__(self, result):  # type: ignore[no-untyped-def]
+        super().__init__("returns")
+        self.result = result
+
+    def _generate(self, prompt, *, context_builder):  # type: ignore[no-untyped-def]
+        return self.result
 
 
 def read_db(path):  # type: ignore[no-untyped-def]

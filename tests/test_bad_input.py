@@ -10,29 +10,19 @@ import pytest
 
 import llm_events
 from llm_events import (
-    LLMClient,
     LLMResult,
     RecordingError,
     RecordingLostWarning,
     UnstorableValueError,
 )
 
-from .helpers import read_db
+from .helpers import Returns, read_db
 
 
 def count(db, table="events"):
     if not os.path.exists(db):
         return 0
     return read_db(db).execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-
-
-class Returns(LLMClient):
-    def __init__(self, result):
-        super().__init__("returns")
-        self.result = result
-
-    def _generate(self, prompt, *, context_builder):
-        return self.result
 
 
 @pytest.mark.parametrize(

@@ -22,10 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llm_events
-from llm_events import LLMClient, LLMResult, UnstorableValueError
+from llm_events import LLMResult, UnstorableValueError
 from llm_events.cli import main
 from llm_events.log.queries import export_payloads
 from llm_events.transfer.incoming import Rejected, check
+from tests.helpers import Returns
 
 SETTINGS = settings(
     max_examples=60,
@@ -76,15 +77,6 @@ RESULT_FIELDS = (
     "latency_ms",
 )
 results = st.fixed_dictionaries({}, optional={name: python_values for name in RESULT_FIELDS})
-
-
-class Returns(LLMClient):
-    def __init__(self, result):
-        super().__init__("returns")
-        self.result = result
-
-    def _generate(self, prompt, *, context_builder):
-        return self.result
 
 
 def assert_store_sound(db) -> None:

@@ -9,18 +9,9 @@ import subprocess
 
 import pytest
 
-from llm_events import LLMClient, LLMResult, UnstorableValueError
+from llm_events import LLMResult, UnstorableValueError
 from tests.cli_support import console_script
-from tests.helpers import read_db
-
-
-class Returns(LLMClient):
-    def __init__(self, result):
-        super().__init__("returns")
-        self.result = result
-
-    def _generate(self, prompt, *, context_builder):
-        return self.result
+from tests.helpers import Returns, read_db
 
 
 def cli(db, *args):

@@ -328,14 +328,19 @@ def choice_fields(
     }
 
 
-def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
+def first_choice(data: Any) -> dict[str, Any]:
+    """``choices[0]`` of an OpenAI-shaped answer (chat or legacy completions), or ValueError."""
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("choices"), list)
         or not data["choices"]
     ):
         raise ValueError("the server's answer has no ['choices'][0]")
-    choice = as_dict(data["choices"][0])
+    return as_dict(data["choices"][0])
+
+
+def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
+    choice = first_choice(data)
     if "message" not in choice:
         raise ValueError("the server's answer has no ['choices'][0]['message']")
     message = as_dict(choice.get("message"))

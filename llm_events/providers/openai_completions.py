@@ -12,18 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..log.conversation import Message, ModelResponse, TextPart, ToolDefinition
-from .base import Adapter, Blobs, as_dict
-from .openai_chat import ChatStreamParser, choice_fields, text_of
+from .base import Adapter, Blobs
+from .openai_chat import ChatStreamParser, choice_fields, first_choice, text_of
 
 
 def parse_text_response(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("choices"), list)
-        or not data["choices"]
-    ):
-        raise ValueError("the server's answer has no ['choices'][0]")
-    choice = as_dict(data["choices"][0])
+    choice = first_choice(data)
     text = choice.get("text")
     return ModelResponse(
         text=text if isinstance(text, str) else "",
