@@ -20,10 +20,17 @@ What is measured, and why this way:
   background thread as the store runs them); raw ``sqlite3`` writing the very rows the
   store wrote into the store's schema (``SameRows``: what DESIGN.md's layout costs in
   SQLite alone); and ``llm``'s ``Response.log_to_db`` for an ``echo`` response of the same
-  prompt, into a ``logs.db`` set up as ``llm`` sets it up (``migrate``).
+  prompt, into a ``logs.db`` set up as ``llm`` sets it up (``migrate``).  The timed loop
+  of recorded calls ends with ``flush``: the catch-up its calls left behind is theirs (left
+  running, it slowed the baselines timed after it).
 * ``batch``: a batch-mode store fed whole calls (5 events each, appended in the 3 groups the
   recorder uses) and flushed; events are built before the clock starts (building them is the
-  caller's work), projections are applied as always.
+  caller's work), projections are applied as always.  Its floor: plain ``sqlite3`` writing
+  the same events and the projection rows they make, in the same transactions.
+* ``threads`` and ``processes``: recorded calls/s of 64 threads against one; the latency of
+  32 threads in 8 processes on one file, against the floor of the same threads committing
+  the same payload bytes in plain ``sqlite3`` (one connection per process, the store's
+  lock waits).
 * ``rebuild``: a 1,000,000-event store (generated in batch mode and cached under /tmp keyed
   by a version string, so reruns skip generation), rebuilt from seq 0, then ``tool_calls``
   alone (an upgrade's cost); then, on it, one call's events (``EventStore.call_events``)
