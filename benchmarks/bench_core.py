@@ -915,16 +915,14 @@ def bench_threads(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
     }
 
 
-_WORKER = """
+#: A writer process of the 8 x 4 benchmark: ``{setup}`` then ``{threads}`` threads each
+#: timing ``{calls}`` runs of ``{call}`` (``t``: the thread, ``i``: the call), all starting
+#: at ``start_at``; prints the latencies (ms) as JSON.
+_WORKER_HARNESS = """
 import json, sys, threading, time
 sys.path.insert(0, {bench_dir!r})
 import bench_core as b
-import llm_events
-from llm_events.recording import config
-config.configure(db={db!r})
-builder = b.ContextBuilder([b.KeywordRetriever(b.DOCS)], system=b.SYSTEM)
-client = b.InstantClient("instant-1")
-client.generate(builder.build_prompt("warm"), context_builder=builder)
+{setup}
 time.sleep(max(0.0, {start_at!r} - time.time()))  # every writer started and warm: go together
 lat = []
 lock = threading.Lock()
@@ -932,7 +930,7 @@ def work(t):
     mine = []
     for i in range({calls}):
         t0 = time.perf_counter()
-        client.generate(builder.build_prompt(b.question(t * 1000 + i)), context_builder=builder)
+{call}
         mine.append((time.perf_counter() - t0) * 1000)
     with lock:
         lat.extend(mine)
@@ -942,15 +940,25 @@ ts = [threading.Thread(target=work, args=(t,)) for t in range({threads})]
 print(json.dumps(lat))
 """
 
+#: Recording: the recording benchmark's call.
+_RECORDING_SETUP = """
+from llm_events.recording import config
+config.configure(db={db!r})
+builder = b.ContextBuilder([b.KeywordRetriever(b.DOCS)], system=b.SYSTEM)
+client = b.InstantClient("instant-1")
+client.generate(builder.build_prompt("warm"), context_builder=builder)
+"""
+_RECORDING_CALL = """\
+        client.generate(builder.build_prompt(b.question(t * 1000 + i)), context_builder=builder)
+"""
+
 #: The floor of the same run: each thread does the client's own work (the builder without
 #: ``prompt_built``) and then the very commits a recorded call makes (its payload bytes, two
 #: transactions into a plain table), on one connection per process shared under a lock, and
 #: takes SQLite's write lock as the store does (``begin_immediate``'s short polling).  What
 #: 32 threads on 8 processes queueing for one write lock on this machine's CPUs cost alone.
-_RAW_WORKER = """
-import json, sqlite3, sys, threading, time
-sys.path.insert(0, {bench_dir!r})
-import bench_core as b
+_RAW_SETUP = """
+import sqlite3
 from llm_events.log import writer
 groups = json.load(open({groups!r}))
 conn = sqlite3.connect({db!r}, isolation_level=None, check_same_thread=False)
@@ -967,24 +975,12 @@ def commit(payloads):
         conn.executemany("INSERT INTO log (payload) VALUES (?)", [(p,) for p in payloads])
         conn.execute("COMMIT")
         checkpoints.committed(len(payloads))
-time.sleep(max(0.0, {start_at!r} - time.time()))
-lat = []
-lock = threading.Lock()
-def work(t):
-    mine = []
-    for i in range({calls}):
-        t0 = time.perf_counter()
+"""
+_RAW_CALL = """\
         client._generate(plain.build_prompt(b.question(t * 1000 + i)), context_builder=plain)
         k = 2 * ((t * {calls} + i) % (len(groups) // 2))
         commit(groups[k])
         commit(groups[k + 1])
-        mine.append((time.perf_counter() - t0) * 1000)
-    with lock:
-        lat.extend(mine)
-ts = [threading.Thread(target=work, args=(t,)) for t in range({threads})]
-[t.start() for t in ts]
-[t.join() for t in ts]
-print(json.dumps(lat))
 """
 
 _READER = """
@@ -1024,13 +1020,17 @@ def _run_writers(
     # the writers start timing together once all are up: 8 interpreters importing on 2 CPUs
     # would otherwise be counted in the first calls' latency (not the store's doing)
     start_at = time.time() + 1.0 + 0.5 * procs
-    code = (_WORKER if raw_groups is None else _RAW_WORKER).format(
+    setup, call = (
+        (_RECORDING_SETUP, _RECORDING_CALL) if raw_groups is None else (_RAW_SETUP, _RAW_CALL)
+    )
+    values = {"db": str(db), "calls": calls, "groups": str(raw_groups)}
+    code = _WORKER_HARNESS.format(
         bench_dir=bench_dir,
-        db=str(db),
+        setup=setup.format(**values),
+        call=call.format(**values),
         calls=calls,
         threads=threads,
         start_at=start_at,
-        groups=str(raw_groups),
     )
     writers = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
