@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from .. import binding as _binding  # noqa: F401 - registers the NULL adapter
 from .. import events as ev
 from .. import salvage
 
@@ -56,6 +57,13 @@ def dumps(value: Any) -> str:
 def _preview(text: str | None) -> str | None:
     if text is None:
         return None
+    if len(text) > PREVIEW_CHARS + 1:
+        # A long text whose first PREVIEW_CHARS + 1 characters need no change and do not end
+        # in a space: collapsing the whitespace after them keeps them, and the preview is
+        # their first PREVIEW_CHARS - 1 and an ellipsis (without scanning 800 characters).
+        head = text[: PREVIEW_CHARS + 1]
+        if head[-1] != " " and head[0] != " " and "  " not in head and head.isprintable():
+            return head[: PREVIEW_CHARS - 1] + "…"
     text = text[: 4 * PREVIEW_CHARS]
     # whitespace runs become one space; a text with none (no newline, tab or other
     # non-printable space, no double or edge space) is already what that gives
