@@ -11,6 +11,7 @@ from .. import salvage
 from ..pricing import price_call, price_table
 from ..versions import VERSIONS
 from .base import (
+    _CACHE_MAX,
     CALL_TYPES,
     PROMPT_TYPES,
     Projection,
@@ -177,13 +178,16 @@ class CallsProjection(Projection):
         # None (an event type this table ignores) still moves the row's ``last_seq``
         todo: list[tuple[int, Any, str, Any]] = []
         folds = _CALL_FOLDS
-        put_prompt = self.prompts.put
+        prompts = self.prompts
         for seq, event in batch:
             fold = folds.get(type(event))
             if fold is not None:  # the common case: one exact type lookup
                 call_id = event.call_id
             elif isinstance(event, PROMPT_TYPES):
-                put_prompt(event.prompt_id, event)
+                if len(prompts) < _CACHE_MAX:  # ``put``, inlined: rebuilds cache millions
+                    prompts[event.prompt_id] = event
+                else:
+                    prompts.put(event.prompt_id, event)
                 continue
             else:
                 call_id = getattr(event, "call_id", None)
@@ -352,11 +356,12 @@ def call_source(started: ev.CallStarted, prompt: Any) -> str:
     its importer as client, builder or tag; anything else is the application's own."""
     if started.source:
         return started.source
-    if started.parent_call_id or "replay" in started.tags:
+    tags = started.tags
+    if started.parent_call_id or (tags and "replay" in tags):
         return "replay"
     if (
         started.client in _IMPORT_CLIENTS
-        or any(t in _IMPORT_TAGS for t in started.tags)
+        or (tags and any(t in _IMPORT_TAGS for t in tags))
         or (prompt is not None and prompt.builder in _IMPORT_BUILDERS)
     ):
         return "import"

@@ -10,7 +10,7 @@ from .. import events as ev
 from .. import fts, salvage
 from ..pricing import price_call, price_table
 from ..versions import VERSIONS
-from .base import PROMPT_TYPES, Projection, _Cache, _load_prompt, dumps, executemany
+from .base import _CACHE_MAX, PROMPT_TYPES, Projection, _Cache, _load_prompt, dumps, executemany
 
 PROMPT_COLUMNS = (
     "call_id",
@@ -129,7 +129,7 @@ class PromptsProjection(Projection):
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         rows = []
         self.prices = price_table()  # one snapshot per batch, not one per answer
-        put_prompt, put_call, put_success = self.prompts.put, self.calls.put, self.successes.put
+        prompts, calls, successes = self.prompts, self.calls, self.successes
         for _seq, e in batch:
             kind = _KINDS.get(type(e))  # one exact type lookup; a subclass is matched below
             if kind is None:
@@ -145,14 +145,16 @@ class PromptsProjection(Projection):
                         row = None
                     if row is not None:
                         rows.append(row)
-                self.successes.pop(e.call_id, None)
-                self.calls.pop(e.call_id, None)
-            elif kind == _SUCCEEDED:
-                put_success(e.call_id, e)
-            elif kind == _STARTED:
-                put_call(e.call_id, e)
+                successes.pop(e.call_id, None)
+                calls.pop(e.call_id, None)
+                continue
+            # ``put``, inlined (rebuilds cache millions of events)
+            cache = successes if kind == _SUCCEEDED else calls if kind == _STARTED else prompts
+            key = e.prompt_id if kind == _PROMPT else e.call_id
+            if len(cache) < _CACHE_MAX:
+                cache[key] = e
             else:
-                put_prompt(e.prompt_id, e)
+                cache.put(key, e)
         if rows:
             executemany(conn, _INSERT_PROMPT, rows)
             self.unindexed += len(rows)
