@@ -18,8 +18,10 @@ from .base import (
     _Cache,
     _load_prompt,
     _preview,
+    clip,
     dumps,
     executemany,
+    report_clipped,
 )
 
 
@@ -71,8 +73,8 @@ _IMPORT_CLIENTS = ("legacy PromptDB",)
 _IMPORT_BUILDERS = ("llm_import", "legacy-prompts")
 _IMPORT_TAGS = ("llm-import",)
 
-_INSERT_CALL = (
-    f"INSERT OR REPLACE INTO calls ({','.join(CALL_COLUMNS)}) "
+_INSERT_NEW_CALL = (
+    f"INSERT OR IGNORE INTO calls ({','.join(CALL_COLUMNS)}) "
     f"VALUES ({','.join('?' * len(CALL_COLUMNS))})"
 )
 _SELECT_CALL = f"SELECT {','.join(CALL_COLUMNS)} FROM calls WHERE call_id = ?"
@@ -124,9 +126,11 @@ class CallsProjection(Projection):
 
     def __init__(self) -> None:
         self.prompts = _Cache()
+        self.written = _Cache()  # call_id -> the row this process last stored for it
 
     def reset_caches(self) -> None:
         self.prompts = _Cache()
+        self.written = _Cache()
 
     def create(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -201,21 +205,72 @@ class CallsProjection(Projection):
         if not todo:
             return
         self.prices = price_table()  # one snapshot per batch, not one per answer
-        # call_id -> [row being folded (a list in CALL_COLUMNS order), the row as stored
-        # before this batch or None if new]
-        state: dict[str, list] = {}
-        stored = self._load_many(conn, {t[2] for t in todo})
+        # Each call's row is folded from the row this process last wrote for it (``written``,
+        # valid while no other process applied a batch: see ``catchup``), else from a new
+        # row, inserted unless one is stored already: then (rare: the call's first events
+        # came in a batch another process applied) the batch is folded again into the
+        # stored row.  No SELECT per batch, and no insert-then-update of a call's row.
+        written = self.written
+        state: dict[str, list] = {}  # call_id -> [row being folded, the row as stored or None]
+        reports: list[tuple[int, str, str, str]] = []  # (seq, event id, message, call_id)
+        self._fold_all(conn, todo, state, written, reports, None)
+        inserts = [tuple(row) for row, stored in state.values() if stored is None]
+        clipped = False
+        redo: dict[str, tuple] = {}
+        if inserts:
+            before = conn.total_changes
+            clipped = executemany(conn, _INSERT_NEW_CALL, inserts, report=False)
+            if conn.total_changes - before != len(inserts):
+                # stored before this batch: their ``last_seq`` is before its first event
+                # (the others were inserted just now, before a retry after clipping)
+                first_seq = todo[0][0]
+                found = self._load_many(conn, {values[_CALL_ID] for values in inserts})
+                redo = {
+                    call_id: stored
+                    for call_id, stored in found.items()
+                    if stored[_LAST_SEQ] is None or stored[_LAST_SEQ] < first_seq
+                }
+                if redo:
+                    reports = [r for r in reports if r[3] not in redo]
+                    for call_id, stored in redo.items():
+                        state[call_id] = [list(stored), stored]
+                    self._fold_all(conn, todo, state, None, reports, redo)
+                    reports.sort(key=lambda r: r[0])
+        for _seq, event_id, message, _call_id in reports:
+            salvage.report(event_id, message)
+        if clipped and any(
+            values != clip(values) for values in inserts if values[_CALL_ID] not in redo
+        ):
+            report_clipped()  # (only where a row new to the table held the count)
+        clipped = self._update(conn, state) or clipped
+        if clipped:  # a value was stored as NULL: these rows are not what is stored
+            for call_id in state:
+                written.pop(call_id, None)
+        else:
+            for call_id, (row, _stored) in state.items():
+                if len(written) < _CACHE_MAX:
+                    written[call_id] = tuple(row)
+                else:
+                    written.put(call_id, tuple(row))
+
+    def _fold_all(
+        self,
+        conn: sqlite3.Connection,
+        todo: list[tuple[int, Any, str, Any]],
+        state: dict[str, list],
+        written: dict[str, tuple] | None,
+        reports: list[tuple[int, str, str, str]],
+        only: dict[str, tuple] | None,
+    ) -> None:
+        """Fold the events of ``todo`` (of the calls in ``only``, if given) into ``state``,
+        each row started from ``written`` or new; failures go to ``reports``."""
         for seq, event, call_id, fold in todo:
+            if only is not None and call_id not in only:
+                continue
             entry = state.get(call_id)
             if entry is None:
-                found = stored.get(call_id)
-                if found is not None:
-                    entry = state[call_id] = [list(found), found]
-                else:
-                    row = _NEW_ROW.copy()
-                    row[_CALL_ID] = call_id
-                    row[_FIRST_SEQ] = seq
-                    entry = state[call_id] = [row, None]
+                stored = None if written is None else written.get(call_id)
+                entry = state[call_id] = _start(call_id, seq, stored)
             row = entry[0]
             row[_LAST_SEQ] = seq
             if fold is None:
@@ -223,8 +278,33 @@ class CallsProjection(Projection):
             try:
                 fold(self, conn, row, seq, event)
             except Exception as e:  # one bad event never stops a projection (salvage.py)
-                salvage.report(event.id, f"seq {seq} not projected into calls: {e!r}")
-        self._write(conn, state)
+                reports.append(
+                    (seq, event.id, f"seq {seq} not projected into calls: {e!r}", call_id)
+                )
+
+    @staticmethod
+    def _update(conn: sqlite3.Connection, state: dict[str, list]) -> bool:
+        """Update stored rows in only the columns that changed (True: a count was clipped).
+
+        An ``UPDATE`` that sets only the changed columns leaves the indexes on the other
+        columns (and the rowid) untouched, where ``INSERT OR REPLACE`` would delete and
+        re-insert the row in the table and all five indexes: far fewer pages per commit.
+        """
+        updates: dict[tuple[int, ...], list[tuple]] = {}
+        for row, stored in state.values():
+            if stored is None:
+                continue
+            changed = tuple(
+                i for i, (new, old) in enumerate(zip(row, stored, strict=True)) if new != old
+            )
+            if changed:
+                updates.setdefault(changed, []).append((*(row[i] for i in changed), row[_CALL_ID]))
+        clipped = False
+        for changed, params in updates.items():
+            sets = ", ".join(f"{CALL_COLUMNS[i]} = ?" for i in changed)
+            sql = f"UPDATE calls SET {sets} WHERE call_id = ?"
+            clipped = executemany(conn, sql, params) or clipped
+        return clipped
 
     @staticmethod
     def _load_many(conn: sqlite3.Connection, call_ids: set[str]) -> dict[str, tuple]:
@@ -242,31 +322,6 @@ class CallsProjection(Projection):
             ).fetchall():
                 out[found[0]] = found
         return out
-
-    @staticmethod
-    def _write(conn: sqlite3.Connection, state: dict[str, list]) -> None:
-        """Insert new rows; update stored ones in only the columns that changed.
-
-        An ``UPDATE`` that sets only the changed columns leaves the indexes on the other
-        columns (and the rowid) untouched, where ``INSERT OR REPLACE`` would delete and
-        re-insert the row in the table and all five indexes: far fewer pages per commit.
-        """
-        inserts = []
-        updates: dict[tuple[int, ...], list[tuple]] = {}
-        for row, stored in state.values():
-            if stored is None:
-                inserts.append(tuple(row))
-                continue
-            changed = tuple(
-                i for i, (new, old) in enumerate(zip(row, stored, strict=True)) if new != old
-            )
-            if changed:
-                updates.setdefault(changed, []).append((*(row[i] for i in changed), row[_CALL_ID]))
-        if inserts:
-            executemany(conn, _INSERT_CALL, inserts)
-        for changed, params in updates.items():
-            sets = ", ".join(f"{CALL_COLUMNS[i]} = ?" for i in changed)
-            executemany(conn, f"UPDATE calls SET {sets} WHERE call_id = ?", params)
 
     # One function per event type (a dict lookup instead of a chain of isinstance checks:
     # rebuilds fold millions of events), on the row as a list (``_C`` names its positions).
@@ -348,6 +403,16 @@ class CallsProjection(Projection):
         else:
             row[_ERROR_TYPE] = e.error_type
             row[_ERROR_MESSAGE] = e.error_message
+
+
+def _start(call_id: str, seq: int, stored: tuple | None) -> list:
+    """``[row to fold, row as stored]`` of a call met first at ``seq`` in a batch."""
+    if stored is not None:
+        return [list(stored), stored]
+    row = _NEW_ROW.copy()
+    row[_CALL_ID] = call_id
+    row[_FIRST_SEQ] = seq
+    return [row, None]
 
 
 def call_source(started: ev.CallStarted, prompt: Any) -> str:
