@@ -20,10 +20,17 @@ What is measured, and why this way:
   background thread as the store runs them); raw ``sqlite3`` writing the very rows the
   store wrote into the store's schema (``SameRows``: what DESIGN.md's layout costs in
   SQLite alone); and ``llm``'s ``Response.log_to_db`` for an ``echo`` response of the same
-  prompt, into a ``logs.db`` set up as ``llm`` sets it up (``migrate``).
+  prompt, into a ``logs.db`` set up as ``llm`` sets it up (``migrate``).  The timed loop
+  of recorded calls ends with ``flush``: the catch-up its calls left behind is theirs (left
+  running, it slowed the baselines timed after it).
 * ``batch``: a batch-mode store fed whole calls (5 events each, appended in the 3 groups the
   recorder uses) and flushed; events are built before the clock starts (building them is the
-  caller's work), projections are applied as always.
+  caller's work), projections are applied as always.  Its floor: plain ``sqlite3`` writing
+  the same events and the projection rows they make, in the same transactions.
+* ``threads`` and ``processes``: recorded calls/s of 64 threads against one; the latency of
+  32 threads in 8 processes on one file, against the floor of the same threads committing
+  the same payload bytes in plain ``sqlite3`` (one connection per process, the store's
+  lock waits).
 * ``rebuild``: a 1,000,000-event store (generated in batch mode and cached under /tmp keyed
   by a version string, so reruns skip generation), rebuilt from seq 0, then ``tool_calls``
   alone (an upgrade's cost); then, on it, one call's events (``EventStore.call_events``)
@@ -364,6 +371,13 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
         prompt = plain.build_prompt(question(i))
         client._generate(prompt, context_builder=plain)
 
+    def settled(n: int) -> float:
+        """Seconds per call of the catch-up the timed calls left behind (counted in their
+        cost: left running, it would slow the baselines timed next)."""
+        t0 = time.perf_counter()
+        store.flush()
+        return (time.perf_counter() - t0) / n
+
     # Warm up (imports, caches, file growth), then capture the bytes each commit wrote.
     _time_loop(calls, 0, recorded)
     groups = _commit_groups(store_path, calls)
@@ -402,7 +416,7 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
     offset = calls
     for rep in range(reps):
         base_s.append(_time_loop(calls, offset, unrecorded))
-        rec_s.append(_time_loop(calls, offset, recorded))
+        rec_s.append(_time_loop(calls, offset, recorded) + settled(calls))
         raw_s.append(_time_loop(calls, offset, raw.call))
         raw_bg_s.append(_time_loop(calls, offset, raw_bg.call))
         same.fresh(str(tmp / f"same-rows-{rep}.db"), store.synchronous)
@@ -411,7 +425,7 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
         events_s.append(_time_loop(calls, offset, events_only.call))
         spaced = max(50, calls // 2)
         sp_base.append(_time_spaced(spaced, offset, unrecorded, SPACED_GAP_S))
-        sp_rec.append(_time_spaced(spaced, offset, recorded, SPACED_GAP_S))
+        sp_rec.append(_time_spaced(spaced, offset, recorded, SPACED_GAP_S) + settled(spaced))
         sp_raw_bg.append(_time_spaced(spaced, offset, raw_bg.call, SPACED_GAP_S))
         offset += calls
         if llm_db is not None:
@@ -680,6 +694,47 @@ def _raw_events_file(path: Path, rows: list[tuple], per_commit: int) -> float:
     return dt
 
 
+def _with_projection_rows_file(
+    path: Path, rows: list[tuple], tables: dict[str, list[tuple]], per_commit: int
+) -> float:
+    """Seconds for plain ``executemany`` of the events ``rows`` and, in the same
+    transactions, the projection rows derived from them (``tables``: prepared tuples, each
+    table's share per transaction), then the search index filled in one statement: the
+    SQLite work of batch appends with projections caught up, with folds that cost nothing."""
+    from llm_events.log.schema import EVENTS_TYPE_INDEX, SCHEMA
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(SCHEMA[0])  # events
+    conn.execute(SCHEMA[1])  # events_call_id
+    conn.execute(EVENTS_TYPE_INDEX)
+    conn.execute("CREATE TABLE _meta (key TEXT PRIMARY KEY, value TEXT)")
+    for projection in default_projections():
+        projection.create(conn)
+    steps = max(1, -(-len(rows) // per_commit))
+    gc.collect()
+    t0 = time.perf_counter()
+    for i in range(steps):
+        conn.execute("BEGIN IMMEDIATE")
+        part = rows[i * per_commit : (i + 1) * per_commit]
+        conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", part)
+        for table, values in tables.items():
+            size = -(-len(values) // steps)
+            share = values[i * size : (i + 1) * size]
+            if share:
+                marks = ",".join("?" * len(share[0]))
+                conn.executemany(f"INSERT INTO {table} VALUES ({marks})", share)
+        conn.execute("COMMIT")
+    conn.execute(
+        "INSERT INTO prompts_fts(rowid, text, response_text, tool_calls) "
+        "SELECT id, text, response_text, tool_calls FROM prompts"
+    )
+    dt = time.perf_counter() - t0
+    conn.close()
+    return dt
+
+
 def _unlink_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -692,7 +747,7 @@ def bench_batch(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
 
     log(f"batch: {reps} reps x {calls} calls ({calls * 5} events)")
     rates, cpu_rates, raw_rates, import_rates, ratios, import_ratios = [], [], [], [], [], []
-    bare_ratios, bare_cpu_rates = [], []
+    bare_ratios, bare_cpu_rates, floor_ratios = [], [], []
     for rep in range(reps):
         groups = [
             g for call in synthetic_calls(calls, start_ms=1_700_000_000_000, salt=rep) for g in call
@@ -710,11 +765,21 @@ def bench_batch(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
         cpu_rates.append(n_events / (time.process_time() - c0))
         assert store.lag() == 0
         rows = store.conn().execute("SELECT * FROM events ORDER BY seq").fetchall()
+        tables = {
+            t: store.conn().execute(f"SELECT * FROM {t}").fetchall()
+            for t in ("calls", "prompts", "tool_calls")
+        }
         store.close()
         rates.append(n_events / dt)
         raw_dt = _raw_events_file(tmp / f"raw-{rep}.db", rows, store.batch_max)
         raw_rates.append(n_events / raw_dt)
         ratios.append(raw_dt / dt)
+        # the floor: plain sqlite3 writing those events and the projection rows they make
+        floor_path = tmp / f"floor-{rep}.db"
+        floor_ratios.append(
+            raw_dt / _with_projection_rows_file(floor_path, rows, tables, store.batch_max)
+        )
+        _unlink_db(floor_path)
         # the same appends with no projection at all: what committing alone costs
         bare = EventStore(tmp / f"bare-{rep}.db", batch=True, projections=[])
         gc.collect()
@@ -758,6 +823,9 @@ def bench_batch(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
         "events_per_cpu_s": round(median(cpu_rates)),
         "raw_executemany_events_per_s": round(median(raw_rates)),
         "no_projections_vs_raw_executemany": round(median(bare_ratios), 2),
+        # plain sqlite3 writing the same events and the projection rows they make, in the
+        # same transactions, plus the search index: the ratio no code of ours can pass
+        "floor_events_and_projection_rows_vs_raw_executemany": round(median(floor_ratios), 2),
         "no_projections_events_per_cpu_s": round(median(bare_cpu_rates)),
         "vs_raw_executemany": round(ratio, 2),
         "import_events_per_s": round(median(import_rates)),
@@ -798,8 +866,7 @@ def _thread_rate(
     t0, c0 = time.perf_counter(), time.process_time()
     for w in workers:
         w.join()
-    if batch:
-        config.flush()
+    config.flush()  # committed (batch mode), and the catch-up these calls left is theirs
     dt = time.perf_counter() - t0
     if cpu is not None:
         cpu.append((time.process_time() - c0) / dt)
@@ -833,6 +900,13 @@ def bench_threads(tmp: Path, calls: int, reps: int) -> dict[str, Any]:
         "one_thread_cpu_share": round(median(one_cpu), 2),
         "threads_64_cpu_share": round(median(many_cpu), 2),
         "threads_64_vs_1_ceiling": round(1 / max(median(one_cpu), 1e-9), 2),
+        # ... unless a call costs less CPU with 64 threads (group commit shares commits)
+        "one_thread_cpu_us_per_call": round(
+            median([c / r for c, r in zip(one_cpu, one, strict=True)]) * 1e6
+        ),
+        "threads_64_cpu_us_per_call": round(
+            median([c / r for c, r in zip(many_cpu, many, strict=True)]) * 1e6
+        ),
         "threads_64_default_vs_batch_mode": round(
             median([m / b for m, b in zip(many, many_batch, strict=True)]), 2
         ),
@@ -868,6 +942,51 @@ ts = [threading.Thread(target=work, args=(t,)) for t in range({threads})]
 print(json.dumps(lat))
 """
 
+#: The floor of the same run: each thread does the client's own work (the builder without
+#: ``prompt_built``) and then the very commits a recorded call makes (its payload bytes, two
+#: transactions into a plain table), on one connection per process shared under a lock, and
+#: takes SQLite's write lock as the store does (``begin_immediate``'s short polling).  What
+#: 32 threads on 8 processes queueing for one write lock on this machine's CPUs cost alone.
+_RAW_WORKER = """
+import json, sqlite3, sys, threading, time
+sys.path.insert(0, {bench_dir!r})
+import bench_core as b
+from llm_events.log import writer
+groups = json.load(open({groups!r}))
+conn = sqlite3.connect({db!r}, isolation_level=None, check_same_thread=False)
+conn.execute("PRAGMA busy_timeout = 0")
+conn.execute("PRAGMA synchronous = NORMAL")
+conn.execute(f"PRAGMA wal_autocheckpoint = {{writer.SAFETY_AUTOCHECKPOINT_PAGES}}")
+checkpoints = writer.Background({db!r})  # checkpoints as the store runs them
+plain = b.UnrecordedBuilder([b.KeywordRetriever(b.DOCS)], system=b.SYSTEM)
+client = b.InstantClient("instant-1")
+wlock = threading.Lock()
+def commit(payloads):
+    with wlock:
+        writer.begin_immediate(conn, 10_000, {db!r})
+        conn.executemany("INSERT INTO log (payload) VALUES (?)", [(p,) for p in payloads])
+        conn.execute("COMMIT")
+        checkpoints.committed(len(payloads))
+time.sleep(max(0.0, {start_at!r} - time.time()))
+lat = []
+lock = threading.Lock()
+def work(t):
+    mine = []
+    for i in range({calls}):
+        t0 = time.perf_counter()
+        client._generate(plain.build_prompt(b.question(t * 1000 + i)), context_builder=plain)
+        k = 2 * ((t * {calls} + i) % (len(groups) // 2))
+        commit(groups[k])
+        commit(groups[k + 1])
+        mine.append((time.perf_counter() - t0) * 1000)
+    with lock:
+        lat.extend(mine)
+ts = [threading.Thread(target=work, args=(t,)) for t in range({threads})]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps(lat))
+"""
+
 _READER = """
 import sys, time
 from llm_events.log.queries import open_readonly
@@ -888,15 +1007,30 @@ def _percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def _run_writers(db: Path, procs: int, threads: int, calls: int, extra: list[str]) -> dict:
+def _run_writers(
+    db: Path,
+    procs: int,
+    threads: int,
+    calls: int,
+    extra: list[str],
+    *,
+    raw_groups: Path | None = None,
+) -> dict:
+    """Latencies of ``procs`` x ``threads`` writers (``raw_groups``: the raw floor's writers,
+    committing the payloads of that JSON file instead of recording)."""
     import subprocess
 
     bench_dir = str(Path(__file__).resolve().parent)
     # the writers start timing together once all are up: 8 interpreters importing on 2 CPUs
     # would otherwise be counted in the first calls' latency (not the store's doing)
     start_at = time.time() + 1.0 + 0.5 * procs
-    code = _WORKER.format(
-        bench_dir=bench_dir, db=str(db), calls=calls, threads=threads, start_at=start_at
+    code = (_WORKER if raw_groups is None else _RAW_WORKER).format(
+        bench_dir=bench_dir,
+        db=str(db),
+        calls=calls,
+        threads=threads,
+        start_at=start_at,
+        groups=str(raw_groups),
     )
     writers = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -920,6 +1054,18 @@ def _run_writers(db: Path, procs: int, threads: int, calls: int, extra: list[str
     }
 
 
+def _sequential_groups(path: Path, calls: int) -> list[list[str]]:
+    """The payloads of ``calls`` calls recorded one after another, grouped by commit."""
+    config.reset()
+    config.configure(db=str(path))
+    builder = ContextBuilder([KeywordRetriever(DOCS)], system=SYSTEM)
+    client = InstantClient("instant-1")
+    for i in range(calls):
+        client.generate(builder.build_prompt(question(i)), context_builder=builder)
+    config.reset()
+    return _commit_groups(str(path), calls)
+
+
 def bench_processes(tmp: Path, calls: int, history: int) -> dict[str, Any]:
     """8 processes x 4 threads recording into one file: a recorded call's latency (instant
     client: the latency is the recording overhead, waits for the lock included); then the
@@ -929,6 +1075,12 @@ def bench_processes(tmp: Path, calls: int, history: int) -> dict[str, Any]:
     db = tmp / "procs.db"
     EventStore(db).close()
     alone = _run_writers(db, 8, 4, calls, [])
+    # the floor: the same threads committing the same payload bytes with no recording
+    groups_file = tmp / "procs-groups.json"
+    groups_file.write_text(json.dumps(_sequential_groups(tmp / "procs-seq.db", 200)))
+    raw_db = tmp / "procs-raw.db"
+    _raw_sqlite(str(raw_db), "NORMAL").close()
+    raw = _run_writers(raw_db, 8, 4, calls, [], raw_groups=groups_file)
     db2 = tmp / "procs-rebuild.db"
     store = EventStore(db2, batch=True)
     for call in synthetic_calls(history // 5, start_ms=1_650_000_000_000, salt=5):
@@ -942,12 +1094,16 @@ def bench_processes(tmp: Path, calls: int, history: int) -> dict[str, Any]:
     reader = _READER.format(db=str(db2), seconds=10)
     loaded = _run_writers(db2, 8, 4, calls, [reader, reader, rebuild])
     p99 = max(alone["p99_ms"], loaded["p99_ms"])
-    log(f"  alone {alone}; with readers and a rebuild {loaded}")
+    log(f"  alone {alone}; raw commits alone {raw}; with readers and a rebuild {loaded}")
     return {
         "processes": 8,
         "threads_each": 4,
         "calls_per_thread": calls,
         "writers_alone": alone,
+        # the same 32 threads doing the client's work and the same two commits of the same
+        # bytes in plain sqlite3, no recording: what the machine gives before any of our code
+        "raw_commits_floor": raw,
+        "p99_vs_raw_floor_p99": round(alone["p99_ms"] / raw["p99_ms"], 2),
         "with_readers_and_rebuild": {**loaded, "rebuild_of_events": history},
         "p99_ms_target_max": TARGETS["p99_ms_max"],
         "p99_met": p99 <= TARGETS["p99_ms_max"],

@@ -312,7 +312,8 @@ def test_reading_queries_follow_the_store_schema(tmp_path):
 
 
 def test_search_ranks_the_newest_matches_unless_told_to_rank_all(sample):
-    from llm_events.log.queries import open_readonly, search
+    from llm_events.log.queries import open_readonly
+    from llm_events.log.search import search
 
     conn = open_readonly(sample.path)
     try:

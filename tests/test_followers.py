@@ -148,6 +148,48 @@ def test_an_append_returns_once_committed_and_concurrent_appends_share_commits(t
     assert EventStore(path, readonly=True).verify().ok
 
 
+def test_a_caller_interrupted_while_it_waits_for_a_group_commit_leaves_the_others_going(tmp_path):
+    """Ctrl-C in a thread queued behind a commit: its events leave the queue (it got no
+    acknowledgement), the leader commits its own and the next caller still gets the lead."""
+    path = tmp_path / "interrupted.db"
+    store = EventStore(path)
+    store.append([ev.CallStarted(id=ev.new_id(), ts=ev.now_iso(), call_id="warm")])
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the leader waits for the lock meanwhile
+
+    def append(name: str) -> None:
+        store.append([ev.CallStarted(id=name, ts=ev.now_iso(), call_id=name)])
+
+    def queued(n: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(store._group._queue) < n and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    leader = threading.Thread(target=append, args=("leader",))
+    leader.start()
+    while not store._group.busy():
+        time.sleep(0.005)
+
+    def interrupt_main() -> None:
+        queued(1)  # the main thread waits behind the leader
+        follower.start()
+        queued(2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    follower = threading.Thread(target=append, args=("follower",))
+    threading.Thread(target=interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        append("interrupted")
+    holder.execute("ROLLBACK")
+    leader.join(10)
+    follower.join(10)
+    assert not leader.is_alive() and not follower.is_alive()
+    ids = {r[0] for r in store.conn().execute("SELECT id FROM events")}
+    assert {"leader", "follower"} <= ids and "interrupted" not in ids
+    store.close()
+    assert EventStore(path, readonly=True).verify().ok
+
+
 def test_one_bad_append_in_a_group_fails_alone(tmp_path):
     store = EventStore(tmp_path / "culprit.db")
     store.append([ev.CallStarted(id="taken", ts=ev.now_iso(), call_id="c0")])

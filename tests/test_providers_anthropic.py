@@ -12,6 +12,7 @@ import hashlib
 import json
 
 import anthropic
+import msgspec
 import pytest
 
 from llm_events.log.conversation import (
@@ -175,6 +176,51 @@ def test_caching_marks_and_citations_are_kept_and_sent_again():
     }
     assert question.extra == {"cache_control": {"type": "ephemeral"}}
     assert messages.build_request(req, blobs) == wire
+
+
+def test_a_plain_text_document_is_sent_back_as_that_document_with_its_citations():
+    """Anthropic's citations example: a document given as plain text, with a title and
+    citations on.  It is stored as a text part (an audit reads its text; other providers
+    get it as text) and sent to Anthropic again as the same document, not a text block
+    (a text block with a ``title`` is refused)."""
+    wire = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 1024,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {
+                            "type": "text",
+                            "media_type": "text/plain",
+                            "data": "The grass is green. The sky is blue.",
+                        },
+                        "title": "My Document",
+                        "context": "This is a trustworthy document.",
+                        "citations": {"enabled": True},
+                    },
+                    {"type": "text", "text": "What color is the grass and sky?"},
+                ],
+            }
+        ],
+    }
+    req, blobs = messages.parse_request(wire)
+    document, question = req.messages[0].parts
+    assert isinstance(document, TextPart)
+    assert document.content == "The grass is green. The sky is blue."
+    assert document.extra == {
+        "title": "My Document",
+        "context": "This is a trustworthy document.",
+        "citations": {"enabled": True},
+        "text_document": {"media_type": "text/plain"},
+    }
+    assert messages.build_request(req, blobs) == wire
+    # stored and read back (an event's JSON), then sent again: the same body
+    stored = msgspec.json.decode(msgspec.json.encode(req.messages), type=list[Message])
+    again = msgspec.structs.replace(req, messages=stored)
+    assert messages.build_request(again, blobs) == wire
 
 
 def test_an_openai_style_conversation_becomes_a_valid_messages_body():

@@ -41,9 +41,10 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         (["--inject-key", "nope=HOME"], "--inject-key nope=HOME: no upstream named nope"),
     ],
 )
-def test_refusals_are_one_line_and_exit_1(args, message, db_path):
+def test_refusals_are_one_line_and_exit_2(args, message, db_path):
+    """Option values the proxy cannot work with are usage errors, as in every command."""
     r = run_cli(*args, "--db", str(db_path))
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert not db_path.exists()

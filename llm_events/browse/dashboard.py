@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ..log.queries import percentile, replay_call_sql
+from ..log.queries import replay_call_sql
+from ..log.stats import percentile
 
 #: How many models get a series of their own; the rest are summed as "other".
 TOP_MODELS = 8

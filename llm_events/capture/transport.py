@@ -47,7 +47,7 @@ def _recorder(
     store: EventStore | str | os.PathLike[str] | None, max_body_bytes: int
 ) -> ExchangeRecorder:
     from ..recording.config import open_store, settings
-    from ..recording.recorder import resolve_store
+    from ..recording.store_access import resolve_store
 
     if not settings().enabled:
         target = None

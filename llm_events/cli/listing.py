@@ -420,7 +420,7 @@ def search_command(
       llm-events search invoice --model large-2025 --json
     """
     from ..log.fts import catch_up, unindexed
-    from ..log.queries import RANK_WINDOW, search
+    from ..log.search import RANK_WINDOW, search
 
     conn = open_read(db)
     try:
@@ -486,7 +486,7 @@ def stats_command(db: Path | None, limit: int | None, as_json: bool, **filters: 
       llm-events stats --since 1d
       llm-events stats --backend openai --json
     """
-    from ..log.queries import stats
+    from ..log.stats import stats
 
     flt = build_filter(**filters)
     conn = open_read(db)

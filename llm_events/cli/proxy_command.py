@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .common import db_option, friendly_errors, open_cli_store
+from .options import BadOption
 
 
 @click.command(name="proxy")
@@ -118,7 +119,7 @@ def proxy_command(
             settings.inject[name] = value
         settings.check()
     except (UpstreamError, ProxyConfigError) as e:
-        raise click.ClickException(str(e)) from None
+        raise BadOption(str(e)) from None  # a value the options cannot work with: exit 2
     if quiet:
         import logging
 

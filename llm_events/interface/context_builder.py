@@ -16,7 +16,8 @@ from ..log import blobs
 from ..log.blobs import Blob
 from ..log.events import ContextItem
 from ..recording.config import settings
-from ..recording.recorder import StoreSpec, emit, mark_recorded, prompt_built_event, resolve_store
+from ..recording.prompt_events import mark_recorded, prompt_built_event
+from ..recording.store_access import StoreSpec, emit, resolve_store
 from .messages import user_message
 from .prompt import Prompt
 from .tokens import estimate_tokens

@@ -17,12 +17,8 @@ from ..log import events as ev
 from ..log.redaction import clean, clean_text
 from ..log.store import EventStore
 from ..recording.config import settings
-from ..recording.recorder import (
-    emit,
-    mark_recorded,
-    prompt_built_event,
-    recorded_prompt_id,
-)
+from ..recording.prompt_events import mark_recorded, prompt_built_event, recorded_prompt_id
+from ..recording.store_access import emit
 from ..recording.values import check_result
 from .prompt import LLMResult, Prompt
 

@@ -36,23 +36,26 @@ class _Part(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_de
     extra: dict[str, Any] = {}
 
 
-def part_extra(block: Any) -> dict[str, Any]:
-    """The :data:`PART_EXTRA_KEYS` of a provider's content block (``{}``: none).
+#: ``extra`` key of a text part that came as a document given as plain text (Anthropic's
+#: ``{"type": "document", "source": {"type": "text", ...}}``): its media type, so the part
+#: is sent back as that document, with its title and citations, not as a text block.
+TEXT_DOCUMENT = "text_document"
 
-    A document given as plain text becomes a text part, which can carry only the caching
-    mark (a text block with a ``title`` would be refused by the provider).
-    """
+
+def part_extra(block: Any) -> dict[str, Any]:
+    """The :data:`PART_EXTRA_KEYS` of a provider's content block (``{}``: none), and for a
+    document given as plain text (a text part), :data:`TEXT_DOCUMENT`."""
     if not isinstance(block, dict):
         return {}
-    keys = PART_EXTRA_KEYS
+    extra = {k: block[k] for k in PART_EXTRA_KEYS if block.get(k) is not None}
     source = block.get("source")
     if (
         block.get("type") == "document"
         and isinstance(source, dict)
         and source.get("type") == "text"
     ):
-        keys = ("cache_control",)
-    return {k: block[k] for k in keys if block.get(k) is not None}
+        extra[TEXT_DOCUMENT] = {"media_type": str(source.get("media_type") or "text/plain")}
+    return extra
 
 
 class TextPart(_Part, tag="text"):

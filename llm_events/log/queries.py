@@ -165,7 +165,8 @@ class CallFilter:
         )
 
 
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+def row_dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """A cursor's rows as dicts keyed by column name."""
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
@@ -193,7 +194,7 @@ def list_calls(
     if limit is not None:
         sql += " LIMIT ?"
         args.append(limit)
-    return [_call_dict(r) for r in _dicts(conn.execute(sql, args))]
+    return [_call_dict(r) for r in row_dicts(conn.execute(sql, args))]
 
 
 def resolve_call_id(conn: sqlite3.Connection, prefix: str) -> str:
@@ -217,13 +218,13 @@ def resolve_call_id(conn: sqlite3.Connection, prefix: str) -> str:
 
 
 def get_call(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
-    rows = _dicts(conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)))
+    rows = row_dicts(conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)))
     return _call_dict(rows[0]) if rows else None
 
 
 def get_answer(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
     """The ``prompts`` row of an answered call (prompt text, response, tokens)."""
-    rows = _dicts(conn.execute("SELECT * FROM prompts WHERE call_id = ?", (call_id,)))
+    rows = row_dicts(conn.execute("SELECT * FROM prompts WHERE call_id = ?", (call_id,)))
     return rows[0] if rows else None
 
 
@@ -299,160 +300,6 @@ def _epoch(ts: str | None) -> float | None:
     return dt.timestamp()
 
 
-# --- full-text search -------------------------------------------------------------------------
-
-
-def fts_query(text: str) -> str:
-    """User text -> an FTS5 query matching every word (quoted, so ``<`` or ``"`` are harmless)."""
-    words = [w for w in re.split(r"\s+", text.strip()) if w]
-    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
-#: ``search`` ranks at most this many matches, the newest (BM25 over every match of a common
-#: word in a million-event store costs more than the whole command should).
-RANK_WINDOW = 5000
-
-
-def search(
-    conn: sqlite3.Connection,
-    text: str,
-    flt: CallFilter | None = None,
-    limit: int = 20,
-    *,
-    rank_window: int | None = RANK_WINDOW,
-) -> list[dict[str, Any]]:
-    """Answered calls whose prompt, answer or tool calls contain every word of ``text``, best
-    match first.
-
-    Ranking is BM25 over the newest ``rank_window`` matches (``None``: over all of them).
-    """
-    query = fts_query(text)
-    if not query:
-        raise QueryError("nothing to search for")
-    flt = flt or CallFilter()
-    where, args = flt.where("c")
-    join = (
-        ""
-        if flt.empty
-        else "JOIN prompts p ON p.id = f.rowid JOIN calls c ON c.call_id = p.call_id"
-    )
-    window = "" if rank_window is None else "ORDER BY f.rowid DESC LIMIT ?"
-    window_args = [] if rank_window is None else [rank_window]
-    # a store whose prompts projection predates tool calls (opened read-only, not migrated)
-    tools = _has_column(conn, "prompts", "tool_calls")
-    tool_cols = (
-        "snippet(prompts_fts, 2, char(2), char(3), '…', 12) AS tool_snippet, "
-        "p.tool_calls AS tool_calls"
-        if tools
-        else "NULL AS tool_snippet, NULL AS tool_calls"
-    )
-    # 1. candidates (the newest matches), 2. the best `limit` of them by rank, 3. snippets
-    # for those rows only, each looked up by rowid (CROSS JOIN keeps that order)
-    sql = f"""
-        WITH candidates AS (
-            SELECT f.rowid AS id, f.rank AS score FROM prompts_fts f {join}
-            WHERE prompts_fts MATCH ? AND {where} {window}
-        ),
-        hits AS (SELECT id, score FROM candidates ORDER BY score LIMIT ?)
-        SELECT p.call_id, p.timestamp, p.model, p.backend, hits.score AS score,
-               snippet(prompts_fts, 0, '[', ']', '…', 12) AS prompt_snippet,
-               snippet(prompts_fts, 1, char(2), char(3), '…', 12) AS answer_snippet,
-               {tool_cols},
-               p.text AS prompt, p.response_text AS answer
-        FROM hits
-        CROSS JOIN prompts_fts ON prompts_fts.rowid = hits.id
-        JOIN prompts p ON p.id = hits.id
-        WHERE prompts_fts MATCH ?
-        ORDER BY hits.score
-    """
-    rows = _dicts(conn.execute(sql, [query, *args, *window_args, limit, query]))
-    for r in rows:
-        # the answer's snippet, or its tool calls' when only they matched
-        answer, tool = r["answer_snippet"] or "", r.pop("tool_snippet") or ""
-        if "\x02" not in answer and "\x02" in tool:
-            answer = tool if not r["answer"] else f"{answer} | {tool}"
-        r["answer_snippet"] = answer.replace("\x02", "[").replace("\x03", "]")
-    return rows
-
-
-def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
-    return any(r[1] == column for r in conn.execute(f"PRAGMA table_info({table})"))
-
-
-# --- statistics -------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile of an ascending list (``None`` for an empty one)."""
-    if not sorted_values:
-        return None
-    k = max(0, min(len(sorted_values) - 1, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[k]
-
-
-def stats(conn: sqlite3.Connection, flt: CallFilter | None = None) -> dict[str, Any]:
-    """Counts, failure rate, retries, fallbacks, tokens, cost, latency p50/p95 per model+backend.
-
-    Returns ``{"groups": [...], "total": {...}}``; each entry has the same keys.
-    """
-    where, args = (flt or CallFilter()).where("c")
-    groups: dict[tuple[Any, Any], dict[str, Any]] = {}
-    latencies: dict[tuple[Any, Any], list[float]] = {}
-    sql = f"""
-        SELECT c.model, c.backend, count(*) AS calls,
-               sum(c.status = 'ok') AS ok, sum(c.status = 'error') AS failed,
-               sum(c.status NOT IN ('ok', 'error')) AS running,
-               sum(c.retries) AS retries, sum(c.fallbacks > 0) AS fell_back,
-               sum(c.fallbacks) AS fallbacks,
-               sum(coalesce(c.input_tokens, 0)) AS input_tokens,
-               sum(coalesce(c.output_tokens, 0)) AS output_tokens,
-               sum(c.cost) AS cost
-        FROM calls c WHERE {where}
-        GROUP BY +c.model, +c.backend
-    """  # unary +: group in a temp b-tree; scanning calls_model would ignore the time range
-    for row in _dicts(conn.execute(sql, args)):
-        groups[(row["model"], row["backend"])] = row
-    lat_sql = (
-        f"SELECT c.model, c.backend, c.latency_ms FROM calls c "
-        f"WHERE {where} AND c.latency_ms IS NOT NULL"
-    )
-    for model, backend, latency in conn.execute(lat_sql, args):
-        latencies.setdefault((model, backend), []).append(latency)
-    all_latencies: list[float] = []
-    out = []
-    for key, row in sorted(groups.items(), key=lambda kv: (-kv[1]["calls"], str(kv[0]))):
-        values = sorted(latencies.get(key, []))
-        all_latencies.extend(values)
-        out.append(_finish_stats(row, values))
-    total: dict[str, Any] = {"model": None, "backend": None}
-    for name in (
-        "calls",
-        "ok",
-        "failed",
-        "running",
-        "retries",
-        "fell_back",
-        "fallbacks",
-        "input_tokens",
-        "output_tokens",
-    ):
-        total[name] = sum(r[name] or 0 for r in out)
-    costs = [r["cost"] for r in out if r["cost"] is not None]
-    total["cost"] = sum(costs) if costs else None
-    all_latencies.sort()
-    return {"groups": out, "total": _finish_stats(total, all_latencies)}
-
-
-def _finish_stats(row: dict[str, Any], latencies: list[float]) -> dict[str, Any]:
-    for name in ("ok", "failed", "running", "retries", "fell_back", "fallbacks"):
-        row[name] = row.get(name) or 0
-    finished = row["ok"] + row["failed"]
-    row["failure_rate"] = (row["failed"] / finished) if finished else None
-    row["p50_ms"] = percentile(latencies, 50)
-    row["p95_ms"] = percentile(latencies, 95)
-    return row
-
-
 # --- the event log ----------------------------------------------------------------------------
 
 
@@ -495,10 +342,10 @@ def recent_events(
         f"WHERE {' AND '.join(conds)}"
     )
     if limit is not None:
-        rows = _dicts(conn.execute(sql + " ORDER BY e.seq DESC LIMIT ?", [*args, limit]))
+        rows = row_dicts(conn.execute(sql + " ORDER BY e.seq DESC LIMIT ?", [*args, limit]))
         rows.reverse()
         return rows
-    return _dicts(conn.execute(sql + " ORDER BY e.seq", args))
+    return row_dicts(conn.execute(sql + " ORDER BY e.seq", args))
 
 
 def export_payloads(
@@ -584,7 +431,7 @@ def list_replays(
     if limit is not None:
         sql += " LIMIT ?"
         args.append(limit)
-    rows = _dicts(conn.execute(sql, args))
+    rows = row_dicts(conn.execute(sql, args))
     for row in rows:
         with contextlib.suppress(TypeError, ValueError):
             row["selection"] = json.loads(row.get("selection") or "{}")

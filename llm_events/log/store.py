@@ -5,7 +5,8 @@ module is the store's face (:class:`EventStore`: connections, appends, reads); i
 beside it: :mod:`.schema` (layout, migrations), :mod:`.chain` (hashes, ``verify``),
 :mod:`.writer` (lock waits, group commit, the background thread), :mod:`.catchup`
 (projections catching up from their checkpoints), :mod:`.following` (the store's catch-up,
-background share and ``rebuild``) and :mod:`.reading` (its reads).
+background share and ``rebuild``), :mod:`.reading` (its reads) and :mod:`.batching`
+(batch mode).
 
 * ``seq`` is the global commit order; triggers make ``events`` append-only; every row's
   ``hash`` covers its content and the previous row's hash, and ``_meta.head`` names the last
@@ -34,6 +35,7 @@ from typing import Any
 
 from . import blobs, catchup
 from . import events as ev
+from .batching import BatchWriting
 from .chain import VerifyResult, row_hash
 from .chain import verify as verify_chain
 from .following import (
@@ -82,7 +84,7 @@ __all__ = [
 DEFER_MAX = 1000
 
 
-class EventStore(EventReading, ProjectionFollowing):
+class EventStore(EventReading, BatchWriting, ProjectionFollowing):
     """An append-only event log in one SQLite file, with projections kept beside it.
 
     ``EventStore(path)`` opens (creating or migrating) a file and brings its projections up
@@ -443,57 +445,6 @@ class EventStore(EventReading, ProjectionFollowing):
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", params)
             conn.execute("UPDATE _meta SET value = ? WHERE key = 'head'", (f"{seq}:{prev}",))
             blobs.write_attached(conn, encoded)  # inline bytes of these events, once
-
-    # --- batch mode ------------------------------------------------------------------------
-
-    def _start_writer(self) -> None:
-        self._writer = threading.Thread(
-            target=self._writer_loop, name="llm-events-writer", daemon=True
-        )
-        self._writer.start()
-
-    def _enqueue(self, events: Sequence[ev.Event]) -> None:
-        with self._queue_cond:
-            if self._batch_error is not None:
-                err, self._batch_error = self._batch_error, None
-                raise StoreError(f"background write to {self.path} failed: {err}") from err
-            self._queue.extend(events)
-            backlog = len(self._queue)
-            if backlog >= self.batch_max:
-                self._queue_cond.notify_all()
-        if backlog >= 2 * self.batch_max:
-            # Backpressure: producers faster than the writer commit the backlog themselves,
-            # so the queue (and memory) stays bounded at about two batches.
-            self._drain()
-
-    def _writer_loop(self) -> None:
-        while not self._closed:
-            with self._queue_cond:
-                if len(self._queue) < self.batch_max:
-                    self._queue_cond.wait(self.batch_interval)
-            try:
-                self._drain()
-            except BaseException as e:  # reported at the next append or flush
-                with self._queue_cond:
-                    self._batch_error = e
-
-    def _drain(self) -> None:
-        with self._lock:  # one drainer at a time keeps the queue's order
-            with self._queue_cond:
-                pending, self._queue = self._queue, []
-            if pending:
-                self._append_now(pending)
-
-    def flush_events(self) -> None:
-        """Commit held and queued events; raise if a background write failed."""
-        if self._deferred:
-            self._append_now(())
-        if self.batch:
-            self._drain()
-            with self._queue_cond:
-                if self._batch_error is not None:
-                    err, self._batch_error = self._batch_error, None
-                    raise StoreError(f"background write to {self.path} failed: {err}") from err
 
     def flush(self) -> None:
         """Commit held and queued events, then bring projections and the search index up

@@ -88,15 +88,23 @@ def locked_message(conn: sqlite3.Connection, path: str | None, wait_ms: int) -> 
 
 
 class Request:
-    """One caller's events (encoded), waiting to be committed by a leader."""
+    """One caller's events (encoded), waiting to be committed by a leader.
 
-    __slots__ = ("encoded", "ignore_existing", "done", "error")
+    ``wake`` is a lock taken at creation: a waiting caller blocks on it, and is released
+    once, by the leader that committed its events (``done``) or that hands it the lead
+    (``batch`` set).  Waking callers one by one, not all waiters at each commit, keeps 64
+    threads from each taking the GIL to find their events are not committed yet.
+    """
+
+    __slots__ = ("encoded", "ignore_existing", "done", "error", "wake", "batch")
 
     def __init__(self, encoded: list[tuple[Any, bytes]], ignore_existing: bool) -> None:
         self.encoded = encoded
         self.ignore_existing = ignore_existing
         self.done = False
         self.error: BaseException | None = None
+        self.wake: Any = None
+        self.batch: list[Request] | None = None
 
 
 #: Errors that belong to one request (a duplicate id, a value SQLite refuses): a group that
@@ -108,11 +116,14 @@ class GroupCommit:
     """Leader/follower group commit (see the module docstring).
 
     ``commit(requests)`` writes all their events in one transaction, raising on failure.
+    The caller that finds no commit under way leads: it commits its own events and, when
+    done, hands the lead to the first caller that queued meanwhile (with everything queued
+    as its batch) and wakes the callers it committed for.
     """
 
     def __init__(self, commit: Callable[[list[Request]], None]) -> None:
         self._commit = commit
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
         self._queue: list[Request] = []
         self._leading = False
 
@@ -122,24 +133,59 @@ class GroupCommit:
 
     def submit(self, encoded: list[tuple[Any, bytes]], ignore_existing: bool = False) -> None:
         req = Request(encoded, ignore_existing)
-        with self._cond:
-            self._queue.append(req)
-            while not req.done and self._leading:
-                self._cond.wait()
+        with self._mutex:
+            if self._leading:
+                req.wake = threading.Lock()
+                req.wake.acquire()
+                self._queue.append(req)
+                batch = None
+            else:
+                self._leading = True
+                batch = [req]
+        if batch is None:
+            try:
+                req.wake.acquire()  # released once: committed, or the lead handed over
+            except BaseException:  # interrupted (Ctrl-C) while waiting
+                self._abandon(req)
+                raise
             if req.done:
                 if req.error is not None:
                     raise req.error
                 return
-            self._leading = True
-            batch, self._queue = self._queue, []
+            batch = req.batch
+            assert batch is not None
+        self._lead(req, batch)
+        if req.error is not None:
+            raise req.error
+
+    def _lead(self, req: Request, batch: list[Request]) -> None:
+        """Commit ``batch``, then hand the lead on and wake the callers committed for."""
         try:
             self._run(batch)
         finally:
-            with self._cond:
-                self._leading = False
-                self._cond.notify_all()
-        if req.error is not None:
-            raise req.error
+            with self._mutex:
+                if self._queue:  # the first to queue leads the next commit, for all of them
+                    successor = self._queue[0]
+                    successor.batch, self._queue = self._queue, []
+                else:
+                    successor = None
+                    self._leading = False
+            for r in batch:
+                if r is not req:
+                    r.wake.release()
+            if successor is not None:
+                successor.wake.release()
+
+    def _abandon(self, req: Request) -> None:
+        """A waiting caller is interrupted: its events leave the queue if no leader took
+        them yet; if the lead was handed to it, it still commits, so no one is left waiting."""
+        with self._mutex:
+            if req in self._queue:
+                self._queue.remove(req)
+                return
+            handed = req.batch
+        if handed is not None and not req.done:
+            self._lead(req, handed)
 
     def _run(self, batch: list[Request]) -> None:
         try:

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from ..log.conversation import (
+    TEXT_DOCUMENT,
     BlobPart,
     Message,
     ModelResponse,
@@ -72,9 +73,18 @@ STREAM_ERROR_STATUS = {
 
 
 def wire_block(part: Part, blobs: Mapping[str, bytes] | None) -> dict[str, Any] | None:
-    block = _wire_block(part, blobs)
-    if block is not None and part.extra:
-        block.update(part.extra)  # cache_control, citations, ...: as the request had them
+    extra = dict(part.extra)
+    document = extra.pop(TEXT_DOCUMENT, None)
+    if isinstance(part, TextPart) and isinstance(document, dict):
+        source = {"type": "text", "media_type": document.get("media_type") or "text/plain"}
+        block: dict[str, Any] | None = {
+            "type": "document",
+            "source": {**source, "data": part.content},
+        }
+    else:
+        block = _wire_block(part, blobs)
+    if block is not None and extra:
+        block.update(extra)  # cache_control, citations, ...: as the request had them
     return block
 
 

@@ -14,43 +14,54 @@ record); with ``on_store_error="warn"`` the answer goes through and the loss is 
 from __future__ import annotations
 
 import contextlib
-import os
-import sqlite3
 import time
-import warnings
-import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import msgspec
-
-from ..interface.messages import MessageError, normalize_reasoning, normalize_tool_calls
-from ..interface.prompt import LLMResult, Prompt, prompt_fingerprint
+from ..interface.prompt import LLMResult, Prompt
 from ..interface.tokens import estimate_request_tokens, estimate_tokens
 from ..log import events as ev
 from ..log import processes
-from ..log.blobs import Blob, split_blobs
+from ..log.blobs import Blob
 from ..log.blobs import attach as attach_blobs
-from ..log.conversation import Message, ReasoningPart, ToolCallPart, ToolDefinition
-from ..log.interrupted import record_interrupted
-from ..log.redaction import Redactor, UnstorableValueError, clean, clean_text
-from ..log.store import EventStore, StoreError
-from .config import open_store, resolve_db_path, settings
-from .values import check_prompt, check_result, safe_amount
+from ..log.redaction import clean, clean_text
+from ..log.store import EventStore
+from .answer_fields import classify, complete_result, exc_message, provider_details, safe_text
+from .config import settings
+from .prompt_events import mark_recorded, prompt_built_event, recorded_prompt_id
+from .store_access import (
+    RecordingError,
+    RecordingLostWarning,
+    StoreSpec,
+    emit,
+    resolve_store,
+)
+from .values import check_result, safe_amount
 from .workers import in_thread
 
+__all__ = [
+    "CallOptions",
+    "CallScope",
+    "RecordingError",
+    "RecordingLostWarning",
+    "StoreSpec",
+    "aend_call",
+    "async_call_scope",
+    "call_options",
+    "call_scope",
+    "classify",
+    "current_call",
+    "emit",
+    "end_call",
+    "mark_recorded",
+    "prompt_built_event",
+    "recorded_prompt_id",
+    "resolve_store",
+]
 
-class RecordingError(StoreError):
-    """An event could not be recorded, so the call was stopped (``on_store_error="raise"``)."""
 
-
-class RecordingLostWarning(UserWarning):
-    """An event could not be recorded; the answer went through (``on_store_error="warn"``)."""
-
-
-StoreSpec = str | EventStore | None
 E = TypeVar("E", bound=ev.Event)
 
 _current: ContextVar[CallScope | None] = ContextVar("llm_events_call", default=None)
@@ -99,222 +110,7 @@ def current_call() -> CallScope | None:
     return _current.get()
 
 
-def emit(
-    store: EventStore,
-    events: Sequence[ev.Event],
-    on_store_error: str,
-    *,
-    what: str = "",
-    defer: bool = False,
-) -> bool:
-    """Append (or, with ``defer``, hold for the next append) events; on failure raise
-    :class:`RecordingError` or warn (returns False)."""
-    try:
-        if defer:
-            if store.readonly:
-                raise StoreError(f"event store {store.path} is open read-only")
-            store.defer(events)
-        else:
-            store.append(events)
-        return True
-    except (StoreError, sqlite3.Error, OSError) as e:
-        message = f"could not record {what or 'events'} to {store.path or 'the store'}: {e}"
-        if on_store_error == "warn":
-            warnings.warn(message, RecordingLostWarning, stacklevel=3)
-            return False
-        raise RecordingError(message) from e
-
-
-#: (path as resolved by config, batch flag, cwd for a relative path) -> the store opened for it.
-_resolved: dict[tuple[str, bool, str], EventStore] = {}
-
-
-#: What a store path is resolved from (see ``_resolution_inputs``) -> (path, is it relative).
-_paths: dict[tuple, tuple[str, bool]] = {}
-_PATH_ENV = ("LLM_EVENTS_DB", "LLM_EVENTS_HOME", "XDG_CONFIG_HOME", "HOME")
-
-
-def _resolved_key(explicit: StoreSpec) -> tuple[str, bool, str] | None:
-    if isinstance(explicit, EventStore):
-        return None
-    current = settings()
-    if explicit is None and current.store is not None:
-        return None
-    # everything resolve_db_path reads: building Paths on every call cost a tenth of it
-    if explicit is not None or current.db is not None:
-        inputs: tuple = (explicit, current.db)
-    else:
-        inputs = tuple(map(os.environ.get, _PATH_ENV))
-    try:
-        path, relative = _paths[inputs]
-    except (KeyError, TypeError):  # TypeError: an unhashable os.PathLike
-        resolved = resolve_db_path(explicit)
-        path, relative = str(resolved), not resolved.is_absolute()
-        with contextlib.suppress(TypeError):
-            if len(_paths) >= 64:
-                _paths.clear()
-            _paths[inputs] = (path, relative)
-    return (path, current.batch, os.getcwd() if relative else "")
-
-
-def resolve_store(explicit: StoreSpec, on_store_error: str) -> EventStore | None:
-    """Open the store for a recording; ``None`` (after a warning) if it cannot be opened.
-
-    Every recorded call resolves its store twice (builder, then client); ``open_store``
-    resolves the path on the filesystem each time (``Path.resolve``: a syscall per path
-    component, a tenth of a recorded call's cost).  The path that the configuration names
-    is computed without touching the filesystem, and the store opened for it is reused
-    while it stays open.
-    """
-    key = _resolved_key(explicit)
-    if key is not None:
-        store = _resolved.get(key)
-        if store is not None and not store._closed:
-            return store
-    try:
-        store = open_store(explicit)
-        if key is not None:
-            if len(_resolved) >= 64:
-                _resolved.clear()
-            _resolved[key] = store
-    except (StoreError, sqlite3.Error, OSError) as e:
-        if on_store_error == "warn":
-            warnings.warn(f"not recording: {e}", RecordingLostWarning, stacklevel=3)
-            return None
-        if isinstance(e, StoreError):
-            raise RecordingError(str(e)) from e
-        raise RecordingError(f"cannot open event store: {e}") from e
-    if store not in _swept:
-        _swept.add(store)
-        # once per store and process; housekeeping never stops a recording (a store that
-        # cannot be written fails again, clearly, in the recording's own write)
-        with contextlib.suppress(StoreError, sqlite3.Error, OSError, ValueError):
-            record_interrupted(store)
-    return store
-
-
-#: Stores already searched for the calls of ended processes (``record_interrupted``).
-_swept: weakref.WeakSet[EventStore] = weakref.WeakSet()
-
-
-# --- prompts ----------------------------------------------------------------------------------
-
-_PROMPT_STATE = "_llm_events_recorded"
-
-
-def _structs(value: Any, type_: Any, where: str) -> Any:
-    """Cleaned plain data as the event's structs (refused, naming ``where``, if it does not fit)."""
-    try:
-        return msgspec.convert(value, type_)
-    except msgspec.ValidationError as e:
-        raise UnstorableValueError(f"{where}: {e}") from None
-
-
-def _conversation(
-    prompt: Prompt, redactor: Redactor, blobs_out: list[Blob] | None
-) -> dict[str, Any]:
-    """``messages``, ``tools`` and ``options`` of a ``prompt_built``: redacted, and inline
-    bytes replaced by their digest (the bytes go to ``blobs_out`` if stored)."""
-    if not (prompt.messages or prompt.tools or prompt.options):
-        return {}
-    try:
-        messages, found = split_blobs(prompt.messages, keep=settings().store_blobs)
-    except ValueError as e:
-        raise UnstorableValueError(f"prompt.messages: {e}") from None
-    if blobs_out is not None:
-        blobs_out.extend(found)
-    return {
-        "messages": _structs(
-            clean(messages, redactor, "prompt.messages"), list[Message], "prompt.messages"
-        ),
-        "tools": _structs(
-            clean(prompt.tools, redactor, "prompt.tools"), list[ToolDefinition], "prompt.tools"
-        ),
-        "options": clean(prompt.options, redactor, "prompt.options"),
-    }
-
-
-def prompt_built_event(
-    prompt: Prompt,
-    redactor: Redactor,
-    *,
-    builder: str = "",
-    context: Sequence[ev.ContextItem] = (),
-    blobs_out: list[Blob] | None = None,
-) -> ev.PromptBuilt:
-    """A ``prompt_built`` event for ``prompt``, cleaned and redacted (raises if unstorable).
-
-    Inline bytes of its messages are appended to ``blobs_out`` (for
-    :func:`llm_events.log.blobs.attach`); the event holds their digests.
-    """
-    check_prompt(prompt)  # typed fields coerced or refused before anything is written
-    event_id = ev.new_id()
-    return ev.PromptBuilt(
-        id=event_id,
-        ts=ev.now_iso(),
-        prompt_id=event_id,
-        system=clean_text(prompt.system or "", redactor, "prompt.system"),
-        user=clean_text(prompt.user or "", redactor, "prompt.user"),
-        examples=clean(list(prompt.examples), redactor, "prompt.examples"),
-        tags=clean(list(prompt.tags), redactor, "prompt.tags"),
-        metadata=clean(prompt.metadata, redactor, "prompt.metadata"),
-        vector_confidence=clean(prompt.vector_confidence, redactor, "prompt.vector_confidence"),
-        origin=prompt.origin,
-        context=[
-            ev.ContextItem(
-                text=clean_text(c.text, redactor, "context"), score=c.score, source=c.source
-            )
-            for c in context
-        ],
-        builder=builder,
-        fingerprint=prompt_fingerprint(prompt),
-        **_conversation(prompt, redactor, blobs_out),
-    )
-
-
-def _store_key(store: EventStore) -> str:
-    return store.path or f"conn:{id(store)}"
-
-
-def mark_recorded(prompt: Prompt, event: ev.PromptBuilt, store: EventStore) -> None:
-    """Remember on the prompt that ``store`` holds its ``prompt_built`` (private attribute)."""
-    state = prompt.__dict__.get(_PROMPT_STATE)
-    if state is None or state[1] != event.fingerprint:
-        state = (event.prompt_id, event.fingerprint, set())
-        prompt.__dict__[_PROMPT_STATE] = state
-    state[2].add(_store_key(store))
-
-
-def recorded_prompt_id(prompt: Prompt, store: EventStore) -> str | None:
-    """The prompt id already recorded in ``store`` for this exact prompt content, if any."""
-    state = prompt.__dict__.get(_PROMPT_STATE)
-    if state is None or _store_key(store) not in state[2]:
-        return None
-    try:
-        if prompt_fingerprint(prompt) != state[1]:
-            return None  # changed after it was built: record the prompt as it is now
-    except TypeError:
-        return None
-    return state[0]
-
-
 # --- the open call ----------------------------------------------------------------------------
-
-
-def _exc_message(exc: BaseException) -> str:
-    return str(exc) or repr(exc)
-
-
-def classify(exc: BaseException) -> tuple[bool, int | None]:
-    """(retryable, status code) of an error, from the attributes backends set."""
-    retryable = getattr(exc, "retryable", None)
-    status = getattr(exc, "status_code", None)
-    if retryable is None:
-        if isinstance(status, int):
-            retryable = status in (408, 409, 429) or status >= 500
-        else:
-            retryable = isinstance(exc, (ConnectionError, TimeoutError))
-    return bool(retryable), status if isinstance(status, int) else None
 
 
 class CallScope:
@@ -466,77 +262,16 @@ class CallScope:
                 attempt=attempt,
                 backend=backend,
                 error_type=type(exc).__name__,
-                message=self._safe_text(_exc_message(exc)),
+                message=safe_text(self.redactor, exc_message(exc)),
                 retryable=retryable,
                 status_code=status,
                 latency_ms=latency_ms,
-                partial_text=None if partial_text is None else self._safe_text(partial_text),
-                **self._provider_details(exc),
+                partial_text=None
+                if partial_text is None
+                else safe_text(self.redactor, partial_text),
+                **provider_details(self.redactor, exc),
             )
         )
-
-    def _provider_details(self, exc: BaseException) -> dict[str, Any]:
-        """The provider's error code and type, request id, kept headers, retry-after and a
-        broken stream's tool calls and reasoning, as far as the error carries them.
-
-        Read with ``getattr`` from the error, or from a ``provider_error`` it holds (a
-        :class:`~llm_events.log.conversation.ProviderError`), so any client's errors work.
-        Details that cannot be stored are left out: the failure is recorded regardless.
-        """
-        sources = [getattr(exc, "provider_error", None), exc]
-
-        def first(*names: str, kind: type | tuple[type, ...] = str) -> Any:
-            for src in sources:
-                if src is None:
-                    continue
-                for name in names:
-                    value = getattr(src, name, None)
-                    if isinstance(value, kind) and not isinstance(value, bool) and value != "":
-                        return value
-            return None
-
-        out: dict[str, Any] = {}
-        code = first("error_code", "code")
-        kind = first("provider_error_type", "error_type")
-        request_id = first("request_id")
-        for key, value in (("error_code", code), ("provider_error_type", kind)):
-            if value is not None:
-                out[key] = self._safe_text(value)
-        if request_id is not None:
-            out["request_id"] = self._safe_text(request_id)
-        retry_after = first("retry_after_s", "retry_after", kind=(int, float))
-        if retry_after is not None and retry_after == retry_after:  # not NaN
-            out["retry_after_s"] = float(retry_after)
-        headers = first("headers", kind=dict)
-        calls = first("partial_tool_calls", kind=(list, tuple))
-        reasoning = first("partial_reasoning", kind=(list, tuple))
-        with contextlib.suppress(UnstorableValueError, ValueError, TypeError):
-            if headers:
-                out["headers"] = {
-                    str(k).lower(): str(v)
-                    for k, v in clean(headers, self.redactor, "headers").items()
-                }
-        with contextlib.suppress(UnstorableValueError, ValueError, TypeError):
-            if calls:
-                out["partial_tool_calls"] = self._tool_calls(calls, "partial_tool_calls")
-        with contextlib.suppress(UnstorableValueError, ValueError, TypeError):
-            if reasoning:
-                out["partial_reasoning"] = self._reasoning(reasoning, "partial_reasoning")
-        return out
-
-    def _tool_calls(self, calls: Any, where: str) -> list[ToolCallPart]:
-        try:
-            neutral = normalize_tool_calls(calls, where)
-        except MessageError as e:
-            raise UnstorableValueError(str(e)) from None
-        return _structs(clean(neutral, self.redactor, where), list[ToolCallPart], where)
-
-    def _reasoning(self, blocks: Any, where: str) -> list[ReasoningPart]:
-        try:
-            neutral = normalize_reasoning(blocks, where)
-        except MessageError as e:
-            raise UnstorableValueError(str(e)) from None
-        return _structs(clean(neutral, self.redactor, where), list[ReasoningPart], where)
 
     def attempt_succeeded(
         self,
@@ -579,36 +314,11 @@ class CallScope:
             latency_ms=result.latency_ms,
             ttft_ms=ttft_ms,
             finish_reason=str(finish_reason) if finish_reason is not None else None,
-            **self._complete_result(result),
+            **complete_result(self.redactor, result),
         )
         self.last_success = event
         self.last_backend, self.last_model = backend, model
         self._add(event)
-
-    def _complete_result(self, result: LLMResult) -> dict[str, Any]:
-        """What ``attempt_succeeded`` keeps beyond the seed's fields (only those set): tool
-        calls, refusal, reasoning, stop details, cache writes, ids, headers, logprobs."""
-        out: dict[str, Any] = {}
-        if result.tool_calls:
-            out["tool_calls"] = self._tool_calls(result.tool_calls, "result.tool_calls")
-        if result.refusal is not None:
-            out["refusal"] = clean_text(str(result.refusal), self.redactor, "result.refusal")
-        if result.reasoning:
-            out["reasoning"] = self._reasoning(result.reasoning, "result.reasoning")
-        if result.stop_details is not None:
-            out["stop_details"] = clean(result.stop_details, self.redactor, "result.stop_details")
-        if result.cache_write_tokens is not None:
-            out["cache_write_tokens"] = int(result.cache_write_tokens)
-        for name in ("response_id", "response_model", "request_id"):
-            value = getattr(result, name)
-            if value is not None:
-                out[name] = clean_text(str(value), self.redactor, f"result.{name}")
-        if result.headers:
-            headers = clean(dict(result.headers), self.redactor, "result.headers")
-            out["headers"] = {str(k).lower(): str(v) for k, v in headers.items()}
-        if result.logprobs is not None:
-            out["logprobs"] = clean(result.logprobs, self.redactor, "result.logprobs")
-        return out
 
     def retry_scheduled(self, attempt: int, delay_s: float, exc: BaseException) -> None:
         """Record that ``with_retry`` will try again, committed before it sleeps."""
@@ -630,7 +340,7 @@ class CallScope:
                 ev.FallbackTaken,
                 from_backend=from_backend,
                 to_backend=to_backend,
-                reason=self._safe_text(reason),
+                reason=safe_text(self.redactor, reason),
             )
         )
 
@@ -654,17 +364,11 @@ class CallScope:
                 status="error",
                 attempts=self.attempt,
                 error_type=type(exc).__name__,
-                error_message=self._safe_text(_exc_message(exc)),
+                error_message=safe_text(self.redactor, exc_message(exc)),
                 latency_ms=latency,
             )
         self._add(done)
         self.commit("call_finished")
-
-    def _safe_text(self, text: str) -> str:
-        try:
-            return clean_text(text, self.redactor, "text")
-        except UnstorableValueError:
-            return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
     def estimate_output(self, text: str) -> int:
         return estimate_tokens(text)
