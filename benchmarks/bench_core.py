@@ -1266,7 +1266,9 @@ def bench_rebuild(cache_dir: Path, tmp: Path, n_events: int, lookups: int) -> di
         assert len(rows) == 50
     reader.close()
     log("  measuring the floor (reading, decoding, writing the same rows, indexing)")
-    floor = rebuild_floor(path, tmp, store_module.REBUILD_CHUNK)
+    from llm_events.log.following import REBUILD_CHUNK
+
+    floor = rebuild_floor(path, tmp, REBUILD_CHUNK)
     log(f"  floor {floor}")
     one_call = median(one_call_ms)
     newest = median(newest_ms)

@@ -69,10 +69,7 @@ def apply_pending(
     wanted = [p.types for p in active if marks[p.name] < rows[-1][0]]
     need = None if any(t is None for t in wanted) else frozenset().union(*wanted)
     present = {type_ for _seq, type_, _payload in rows}
-    batch = [
-        (seq, _decode(payload, type_) if need is None or type_ in need else None)
-        for seq, type_, payload in rows
-    ]
+    batch = _decode_rows(rows, need)
     last = batch[-1][0]
     seqs = [s for s, _e in batch] if any(marks[p.name] != start for p in active) else None
     moved = []
@@ -95,12 +92,50 @@ def apply_pending(
         if mine:
             p.apply(conn, mine)
         p.applied_upto = last
-        moved.append((last, p.name))
-    conn.executemany("UPDATE _projections SET last_seq = ? WHERE name = ?", moved)
+        moved.append(p.name)
+    if moved:  # one statement: every projection that moved is now at ``last``
+        conn.execute(
+            f"UPDATE _projections SET last_seq = ? WHERE name IN ({','.join('?' * len(moved))})",
+            (last, *moved),
+        )
     return len(rows)
 
 
 _prompt_fields = msgspec.json.Decoder(PromptFields)
+
+
+class _NoEvent(msgspec.Struct, frozen=True, tag="\x00", tag_field="type"):
+    """A tag no event has: a union with it makes a decoder of one event type require the
+    ``type`` field (as the decoder of every type does), where one struct alone would not."""
+
+
+#: ``type`` -> the decode of that one type (what ``_decode`` gives a sound payload, without
+#: its function calls and the union's dispatch: the fast path of every catch-up).
+_DECODERS = {cls.type_name: msgspec.json.Decoder(cls | _NoEvent).decode for cls in ev.EVENT_TYPES}
+_DECODERS["prompt_built"] = msgspec.json.Decoder(PromptFields | _NoEvent).decode
+
+
+def _decode_rows(rows: list[tuple[int, str, bytes]], need: frozenset[str] | None) -> list:
+    """``(seq, event)`` of each row: decoded if some projection reads its type (``need``;
+    ``None``: every type), else ``None``."""
+    out = []
+    append = out.append
+    decoders = _DECODERS
+    for seq, type_, payload in rows:
+        if need is not None and type_ not in need:
+            append((seq, None))
+            continue
+        decode = decoders.get(type_)
+        event = None
+        if decode is not None:
+            try:
+                event = decode(payload)
+            except (ValueError, TypeError):  # msgspec's errors: read it leniently below
+                event = None
+            if type(event) is _NoEvent:
+                event = None
+        append((seq, event if event is not None else _decode(payload, type_)))
+    return out
 
 
 def _decode(payload: bytes, type_: str) -> ev.Event | ev.UnknownEvent | PromptFields:

@@ -108,7 +108,10 @@ class ProjectionFollowing:
                     except BaseException:
                         catchup.forget(self.projections)
                         raise
-                if not n:
+                if n < BACKGROUND_CHUNK:
+                    # that was the log's head when it was read (under the write lock): no
+                    # second look (a read after this process's commit costs as much as a
+                    # small fold); appends since then wake this thread again
                     break
             self.projection_error = None
         except StoreLockedError:

@@ -264,16 +264,33 @@ def price_call(
 
     ``None`` when the model has no price or the token counts are missing.
     """
-    if getattr(success, "cost", None) is not None:
-        return success.cost
+    try:  # an answer event has every field: read them directly (projections price millions)
+        cost = success.cost
+        input_tokens = success.input_tokens
+        output_tokens = success.output_tokens
+        cached = success.cached_tokens
+        cache_write = success.cache_write_tokens
+        reasoning_tokens = success.reasoning_tokens
+    except AttributeError:
+        cost = getattr(success, "cost", None)
+        input_tokens = getattr(success, "input_tokens", None)
+        output_tokens = getattr(success, "output_tokens", None)
+        cached = getattr(success, "cached_tokens", None)
+        cache_write = getattr(success, "cache_write_tokens", None)
+        reasoning_tokens = getattr(success, "reasoning_tokens", None)
+    if cost is not None:
+        return cost
     prices = unit_prices(backend, model, table)
-    input_tokens = getattr(success, "input_tokens", None)
-    output_tokens = getattr(success, "output_tokens", None)
     if prices is None or input_tokens is None or output_tokens is None:
         return None
-    read = min(getattr(success, "cached_tokens", None) or 0, input_tokens)
-    written = min(getattr(success, "cache_write_tokens", None) or 0, input_tokens - read)
-    reasoning = min(getattr(success, "reasoning_tokens", None) or 0, output_tokens)
+    # min(a, b) as ``b if b < a else a`` (what min returns; without three builtin calls)
+    read = cached or 0
+    read = input_tokens if input_tokens < read else read
+    written = cache_write or 0
+    left = input_tokens - read
+    written = left if left < written else written
+    reasoning = reasoning_tokens or 0
+    reasoning = output_tokens if output_tokens < reasoning else reasoning
     input_price = prices.get("input", 0.0)
     output_price = prices.get("output", 0.0)
     return (

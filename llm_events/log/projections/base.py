@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from .. import binding as _binding  # noqa: F401 - registers the NULL adapter
 from .. import events as ev
 from .. import salvage
 
@@ -56,6 +57,13 @@ def dumps(value: Any) -> str:
 def _preview(text: str | None) -> str | None:
     if text is None:
         return None
+    if len(text) > PREVIEW_CHARS + 1:
+        # A long text whose first PREVIEW_CHARS + 1 characters need no change and do not end
+        # in a space: collapsing the whitespace after them keeps them, and the preview is
+        # their first PREVIEW_CHARS - 1 and an ellipsis (without scanning 800 characters).
+        head = text[: PREVIEW_CHARS + 1]
+        if head[-1] != " " and head[0] != " " and "  " not in head and head.isprintable():
+            return head[: PREVIEW_CHARS - 1] + "…"
     text = text[: 4 * PREVIEW_CHARS]
     # whitespace runs become one space; a text with none (no newline, tab or other
     # non-printable space, no double or edge space) is already what that gives
@@ -118,21 +126,29 @@ class Projection:
 _INT_RANGE = range(-(2**63), 2**63)
 
 
-def executemany(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple]) -> None:
+def executemany(
+    conn: sqlite3.Connection, sql: str, rows: Sequence[tuple], report: bool = True
+) -> bool:
     """``conn.executemany``; a count past SQLite's 64-bit integers (an event written with
-    ``2**70`` tokens) is stored as NULL instead of stopping the projection."""
+    ``2**70`` tokens) is stored as NULL instead of stopping the projection.  Returns True
+    when one was (reported unless ``report`` is False: the caller reports it)."""
     try:
         conn.executemany(sql, rows)
+        return False
     except OverflowError:
-        salvage.report("", "a count past 2**63-1 was projected as NULL")
-        clipped = [
-            tuple(
-                None if type(v) is int and v not in _INT_RANGE else v  # noqa: E721
-                for v in row
-            )
-            for row in rows
-        ]
-        conn.executemany(sql, clipped)
+        if report:
+            report_clipped()
+        conn.executemany(sql, [clip(row) for row in rows])
+        return True
+
+
+def report_clipped() -> None:
+    salvage.report("", "a count past 2**63-1 was projected as NULL")
+
+
+def clip(row: tuple) -> tuple:
+    """``row`` with each integer SQLite cannot hold as NULL."""
+    return tuple(None if type(v) is int and v not in _INT_RANGE else v for v in row)  # noqa: E721
 
 
 def _load_prompt(conn: sqlite3.Connection, cache: _Cache, prompt_id: str | None) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -12,14 +11,17 @@ from .. import salvage
 from ..pricing import price_call, price_table
 from ..versions import VERSIONS
 from .base import (
+    _CACHE_MAX,
     CALL_TYPES,
     PROMPT_TYPES,
     Projection,
     _Cache,
     _load_prompt,
     _preview,
+    clip,
     dumps,
     executemany,
+    report_clipped,
 )
 
 
@@ -71,13 +73,45 @@ _IMPORT_CLIENTS = ("legacy PromptDB",)
 _IMPORT_BUILDERS = ("llm_import", "legacy-prompts")
 _IMPORT_TAGS = ("llm-import",)
 
-_INSERT_CALL = (
-    f"INSERT OR REPLACE INTO calls ({','.join(CALL_COLUMNS)}) "
+_INSERT_NEW_CALL = (
+    f"INSERT OR IGNORE INTO calls ({','.join(CALL_COLUMNS)}) "
     f"VALUES ({','.join('?' * len(CALL_COLUMNS))})"
 )
 _SELECT_CALL = f"SELECT {','.join(CALL_COLUMNS)} FROM calls WHERE call_id = ?"
 _SELECT_CALLS = f"SELECT {','.join(CALL_COLUMNS)} FROM calls WHERE call_id IN"
-_call_values = operator.itemgetter(*CALL_COLUMNS)
+#: The position of each column in a row being folded (constants: rebuilds fold millions).
+_CALL_ID = CALL_COLUMNS.index("call_id")
+_STARTED_AT = CALL_COLUMNS.index("started_at")
+_FINISHED_AT = CALL_COLUMNS.index("finished_at")
+_STATUS = CALL_COLUMNS.index("status")
+_CLIENT = CALL_COLUMNS.index("client")
+_BACKEND = CALL_COLUMNS.index("backend")
+_MODEL = CALL_COLUMNS.index("model")
+_ATTEMPTS = CALL_COLUMNS.index("attempts")
+_FAILURES = CALL_COLUMNS.index("failures")
+_RETRIES = CALL_COLUMNS.index("retries")
+_FALLBACKS = CALL_COLUMNS.index("fallbacks")
+_ROUTE = CALL_COLUMNS.index("route")
+_ROUTE_REASON = CALL_COLUMNS.index("route_reason")
+_INPUT_TOKENS = CALL_COLUMNS.index("input_tokens")
+_OUTPUT_TOKENS = CALL_COLUMNS.index("output_tokens")
+_TOKENS_ESTIMATED = CALL_COLUMNS.index("tokens_estimated")
+_COST = CALL_COLUMNS.index("cost")
+_LATENCY_MS = CALL_COLUMNS.index("latency_ms")
+_ERROR_TYPE = CALL_COLUMNS.index("error_type")
+_ERROR_MESSAGE = CALL_COLUMNS.index("error_message")
+_PROMPT_ID = CALL_COLUMNS.index("prompt_id")
+_PARENT_CALL_ID = CALL_COLUMNS.index("parent_call_id")
+_TAGS = CALL_COLUMNS.index("tags")
+_PROMPT_PREVIEW = CALL_COLUMNS.index("prompt_preview")
+_RESPONSE_PREVIEW = CALL_COLUMNS.index("response_preview")
+_FIRST_SEQ = CALL_COLUMNS.index("first_seq")
+_LAST_SEQ = CALL_COLUMNS.index("last_seq")
+_SOURCE = CALL_COLUMNS.index("source")
+#: A call seen for the first time: running, no attempt yet (its id and first seq set).
+_NEW_ROW: list[Any] = [None] * len(CALL_COLUMNS)
+_NEW_ROW[_ATTEMPTS] = _NEW_ROW[_FAILURES] = _NEW_ROW[_RETRIES] = _NEW_ROW[_FALLBACKS] = 0
+_NEW_ROW[_STATUS] = "running"
 
 
 class CallsProjection(Projection):
@@ -92,9 +126,11 @@ class CallsProjection(Projection):
 
     def __init__(self) -> None:
         self.prompts = _Cache()
+        self.written = _Cache()  # call_id -> the row this process last stored for it
 
     def reset_caches(self) -> None:
         self.prompts = _Cache()
+        self.written = _Cache()
 
     def create(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -142,37 +178,133 @@ class CallsProjection(Projection):
         )
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
-        todo: list[tuple[int, Any, str]] = []
+        # (seq, event, call_id, fold) of each event that touches a call's row; a fold of
+        # None (an event type this table ignores) still moves the row's ``last_seq``
+        todo: list[tuple[int, Any, str, Any]] = []
         folds = _CALL_FOLDS
+        prompts = self.prompts
         for seq, event in batch:
-            if type(event) in folds:  # the common case: one exact type check
+            fold = folds.get(type(event))
+            if fold is not None:  # the common case: one exact type lookup
                 call_id = event.call_id
             elif isinstance(event, PROMPT_TYPES):
-                self.prompts.put(event.prompt_id, event)
+                if len(prompts) < _CACHE_MAX:  # ``put``, inlined: rebuilds cache millions
+                    prompts[event.prompt_id] = event
+                else:
+                    prompts.put(event.prompt_id, event)
                 continue
             else:
                 call_id = getattr(event, "call_id", None)
                 if not isinstance(event, ev.Event):
                     continue
+                # a subclass of an event type, or an event the calls table ignores
+                fold = next((f for cls, f in folds.items() if isinstance(event, cls)), None)
             if call_id is None:
                 continue
-            todo.append((seq, event, call_id))
+            todo.append((seq, event, call_id, fold))
         if not todo:
             return
         self.prices = price_table()  # one snapshot per batch, not one per answer
-        # call_id -> (row being folded, the row as stored before this batch or None if new)
-        state: dict[str, tuple[dict[str, Any], tuple | None]] = {}
-        stored = self._load_many(conn, {call_id for _s, _e, call_id in todo})
-        for seq, event, call_id in todo:
+        # Each call's row is folded from the row this process last wrote for it (``written``,
+        # valid while no other process applied a batch: see ``catchup``), else from a new
+        # row, inserted unless one is stored already: then (rare: the call's first events
+        # came in a batch another process applied) the batch is folded again into the
+        # stored row.  No SELECT per batch, and no insert-then-update of a call's row.
+        written = self.written
+        state: dict[str, list] = {}  # call_id -> [row being folded, the row as stored or None]
+        reports: list[tuple[int, str, str, str]] = []  # (seq, event id, message, call_id)
+        self._fold_all(conn, todo, state, written, reports, None)
+        inserts = [tuple(row) for row, stored in state.values() if stored is None]
+        clipped = False
+        redo: dict[str, tuple] = {}
+        if inserts:
+            before = conn.total_changes
+            clipped = executemany(conn, _INSERT_NEW_CALL, inserts, report=False)
+            if conn.total_changes - before != len(inserts):
+                # stored before this batch: their ``last_seq`` is before its first event
+                # (the others were inserted just now, before a retry after clipping)
+                first_seq = todo[0][0]
+                found = self._load_many(conn, {values[_CALL_ID] for values in inserts})
+                redo = {
+                    call_id: stored
+                    for call_id, stored in found.items()
+                    if stored[_LAST_SEQ] is None or stored[_LAST_SEQ] < first_seq
+                }
+                if redo:
+                    reports = [r for r in reports if r[3] not in redo]
+                    for call_id, stored in redo.items():
+                        state[call_id] = [list(stored), stored]
+                    self._fold_all(conn, todo, state, None, reports, redo)
+                    reports.sort(key=lambda r: r[0])
+        for _seq, event_id, message, _call_id in reports:
+            salvage.report(event_id, message)
+        if clipped and any(
+            values != clip(values) for values in inserts if values[_CALL_ID] not in redo
+        ):
+            report_clipped()  # (only where a row new to the table held the count)
+        clipped = self._update(conn, state) or clipped
+        if clipped:  # a value was stored as NULL: these rows are not what is stored
+            for call_id in state:
+                written.pop(call_id, None)
+        else:
+            for call_id, (row, _stored) in state.items():
+                if len(written) < _CACHE_MAX:
+                    written[call_id] = tuple(row)
+                else:
+                    written.put(call_id, tuple(row))
+
+    def _fold_all(
+        self,
+        conn: sqlite3.Connection,
+        todo: list[tuple[int, Any, str, Any]],
+        state: dict[str, list],
+        written: dict[str, tuple] | None,
+        reports: list[tuple[int, str, str, str]],
+        only: dict[str, tuple] | None,
+    ) -> None:
+        """Fold the events of ``todo`` (of the calls in ``only``, if given) into ``state``,
+        each row started from ``written`` or new; failures go to ``reports``."""
+        for seq, event, call_id, fold in todo:
+            if only is not None and call_id not in only:
+                continue
             entry = state.get(call_id)
             if entry is None:
-                entry = self._entry(call_id, seq, stored.get(call_id))
-                state[call_id] = entry
+                stored = None if written is None else written.get(call_id)
+                entry = state[call_id] = _start(call_id, seq, stored)
+            row = entry[0]
+            row[_LAST_SEQ] = seq
+            if fold is None:
+                continue
             try:
-                self._fold(conn, entry[0], seq, event)
+                fold(self, conn, row, seq, event)
             except Exception as e:  # one bad event never stops a projection (salvage.py)
-                salvage.report(event.id, f"seq {seq} not projected into calls: {e!r}")
-        self._write(conn, state)
+                reports.append(
+                    (seq, event.id, f"seq {seq} not projected into calls: {e!r}", call_id)
+                )
+
+    @staticmethod
+    def _update(conn: sqlite3.Connection, state: dict[str, list]) -> bool:
+        """Update stored rows in only the columns that changed (True: a count was clipped).
+
+        An ``UPDATE`` that sets only the changed columns leaves the indexes on the other
+        columns (and the rowid) untouched, where ``INSERT OR REPLACE`` would delete and
+        re-insert the row in the table and all five indexes: far fewer pages per commit.
+        """
+        updates: dict[tuple[int, ...], list[tuple]] = {}
+        for row, stored in state.values():
+            if stored is None:
+                continue
+            changed = tuple(
+                i for i, (new, old) in enumerate(zip(row, stored, strict=True)) if new != old
+            )
+            if changed:
+                updates.setdefault(changed, []).append((*(row[i] for i in changed), row[_CALL_ID]))
+        clipped = False
+        for changed, params in updates.items():
+            sets = ", ".join(f"{CALL_COLUMNS[i]} = ?" for i in changed)
+            sql = f"UPDATE calls SET {sets} WHERE call_id = ?"
+            clipped = executemany(conn, sql, params) or clipped
+        return clipped
 
     @staticmethod
     def _load_many(conn: sqlite3.Connection, call_ids: set[str]) -> dict[str, tuple]:
@@ -191,134 +323,96 @@ class CallsProjection(Projection):
                 out[found[0]] = found
         return out
 
-    @staticmethod
-    def _write(
-        conn: sqlite3.Connection, state: dict[str, tuple[dict[str, Any], tuple | None]]
-    ) -> None:
-        """Insert new rows; update stored ones in only the columns that changed.
-
-        An ``UPDATE`` that sets only the changed columns leaves the indexes on the other
-        columns (and the rowid) untouched, where ``INSERT OR REPLACE`` would delete and
-        re-insert the row in the table and all five indexes: far fewer pages per commit.
-        """
-        inserts = []
-        updates: dict[tuple[int, ...], list[tuple]] = {}
-        for row, stored in state.values():
-            values = _call_values(row)
-            if stored is None:
-                inserts.append(values)
-                continue
-            changed = tuple(
-                i for i, (new, old) in enumerate(zip(values, stored, strict=True)) if new != old
-            )
-            if changed:
-                updates.setdefault(changed, []).append(
-                    (*(values[i] for i in changed), row["call_id"])
-                )
-        if inserts:
-            executemany(conn, _INSERT_CALL, inserts)
-        for changed, params in updates.items():
-            sets = ", ".join(f"{CALL_COLUMNS[i]} = ?" for i in changed)
-            executemany(conn, f"UPDATE calls SET {sets} WHERE call_id = ?", params)
-
-    @staticmethod
-    def _entry(call_id: str, seq: int, found: tuple | None) -> tuple[dict[str, Any], tuple | None]:
-        if found is not None:
-            return dict(zip(CALL_COLUMNS, found, strict=True)), found
-        row = dict.fromkeys(CALL_COLUMNS)
-        row.update(call_id=call_id, attempts=0, failures=0, retries=0, fallbacks=0, first_seq=seq)
-        row["status"] = "running"
-        return row, None
-
-    def _fold(self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: Any) -> None:
-        row["last_seq"] = seq
-        fold = _CALL_FOLDS.get(type(e))
-        if fold is None:  # a subclass of an event type, or an event the calls table ignores
-            fold = next((f for cls, f in _CALL_FOLDS.items() if isinstance(e, cls)), None)
-            if fold is None:
-                return
-        fold(self, conn, row, seq, e)
-
     # One function per event type (a dict lookup instead of a chain of isinstance checks:
-    # rebuilds fold millions of events).
+    # rebuilds fold millions of events), on the row as a list (``_C`` names its positions).
 
     def _call_started(
-        self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.CallStarted
+        self, conn: sqlite3.Connection, row: list, seq: int, e: ev.CallStarted
     ) -> None:
-        row["started_at"] = e.ts
-        row["client"] = e.client
-        row["prompt_id"] = e.prompt_id
-        row["parent_call_id"] = e.parent_call_id
-        row["tags"] = dumps(e.tags)
-        row["first_seq"] = seq
-        if e.model and not row["model"]:
-            row["model"] = e.model
+        row[_STARTED_AT] = e.ts
+        row[_CLIENT] = e.client
+        row[_PROMPT_ID] = e.prompt_id
+        row[_PARENT_CALL_ID] = e.parent_call_id
+        row[_TAGS] = dumps(e.tags)
+        row[_FIRST_SEQ] = seq
+        if e.model and not row[_MODEL]:
+            row[_MODEL] = e.model
         prompt = _load_prompt(conn, self.prompts, e.prompt_id)
         if prompt is not None:
-            row["prompt_preview"] = _preview(prompt.user)
-        row["source"] = call_source(e, prompt)
+            row[_PROMPT_PREVIEW] = _preview(prompt.user)
+        row[_SOURCE] = call_source(e, prompt)
 
     def _route_chosen(
-        self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.RouteChosen
+        self, conn: sqlite3.Connection, row: list, seq: int, e: ev.RouteChosen
     ) -> None:
-        row["route"] = e.chosen
-        row["route_reason"] = e.reason
+        row[_ROUTE] = e.chosen
+        row[_ROUTE_REASON] = e.reason
 
     def _attempt_started(
-        self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.AttemptStarted
+        self, conn: sqlite3.Connection, row: list, seq: int, e: ev.AttemptStarted
     ) -> None:
-        row["attempts"] = max(row["attempts"] or 0, e.attempt)
-        row["backend"] = e.backend
+        row[_ATTEMPTS] = max(row[_ATTEMPTS] or 0, e.attempt)
+        row[_BACKEND] = e.backend
         if e.model:
-            row["model"] = e.model
+            row[_MODEL] = e.model
 
     def _attempt_failed(
-        self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.AttemptFailed
+        self, conn: sqlite3.Connection, row: list, seq: int, e: ev.AttemptFailed
     ) -> None:
-        row["failures"] = (row["failures"] or 0) + 1
-        row["error_type"] = e.error_type
-        row["error_message"] = e.message
+        row[_FAILURES] = (row[_FAILURES] or 0) + 1
+        row[_ERROR_TYPE] = e.error_type
+        row[_ERROR_MESSAGE] = e.message
 
     def _retry_scheduled(
-        self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.RetryScheduled
+        self, conn: sqlite3.Connection, row: list, seq: int, e: ev.RetryScheduled
     ) -> None:
-        row["retries"] = (row["retries"] or 0) + 1
+        row[_RETRIES] = (row[_RETRIES] or 0) + 1
 
     def _fallback_taken(
-        self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.FallbackTaken
+        self, conn: sqlite3.Connection, row: list, seq: int, e: ev.FallbackTaken
     ) -> None:
-        row["fallbacks"] = (row["fallbacks"] or 0) + 1
+        row[_FALLBACKS] = (row[_FALLBACKS] or 0) + 1
 
     def _attempt_succeeded(
-        self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.AttemptSucceeded
+        self, conn: sqlite3.Connection, row: list, seq: int, e: ev.AttemptSucceeded
     ) -> None:
-        row["attempts"] = max(row["attempts"] or 0, e.attempt)
+        row[_ATTEMPTS] = max(row[_ATTEMPTS] or 0, e.attempt)
         if e.backend:
-            row["backend"] = e.backend
+            row[_BACKEND] = e.backend
         if e.model:
-            row["model"] = e.model
-        row["input_tokens"] = e.input_tokens
-        row["output_tokens"] = e.output_tokens
-        row["tokens_estimated"] = int(e.tokens_estimated)
-        row["cost"] = price_call(e, row["backend"], row["model"], self.prices)
-        row["response_preview"] = _answer_preview(e)
+            row[_MODEL] = e.model
+        row[_INPUT_TOKENS] = e.input_tokens
+        row[_OUTPUT_TOKENS] = e.output_tokens
+        row[_TOKENS_ESTIMATED] = int(e.tokens_estimated)
+        row[_COST] = price_call(e, row[_BACKEND], row[_MODEL], self.prices)
+        row[_RESPONSE_PREVIEW] = _answer_preview(e)
 
     def _call_finished(
-        self, conn: sqlite3.Connection, row: dict[str, Any], seq: int, e: ev.CallFinished
+        self, conn: sqlite3.Connection, row: list, seq: int, e: ev.CallFinished
     ) -> None:
-        row["status"] = e.status
-        row["finished_at"] = e.ts
-        row["latency_ms"] = e.latency_ms
+        row[_STATUS] = e.status
+        row[_FINISHED_AT] = e.ts
+        row[_LATENCY_MS] = e.latency_ms
         if e.backend:
-            row["backend"] = e.backend
+            row[_BACKEND] = e.backend
         if e.model:
-            row["model"] = e.model
+            row[_MODEL] = e.model
         if e.status == "ok":
-            row["error_type"] = None
-            row["error_message"] = None
+            row[_ERROR_TYPE] = None
+            row[_ERROR_MESSAGE] = None
         else:
-            row["error_type"] = e.error_type
-            row["error_message"] = e.error_message
+            row[_ERROR_TYPE] = e.error_type
+            row[_ERROR_MESSAGE] = e.error_message
+
+
+def _start(call_id: str, seq: int, stored: tuple | None) -> list:
+    """``[row to fold, row as stored]`` of a call met first at ``seq`` in a batch."""
+    if stored is not None:
+        return [list(stored), stored]
+    row = _NEW_ROW.copy()
+    row[_CALL_ID] = call_id
+    row[_FIRST_SEQ] = seq
+    return [row, None]
 
 
 def call_source(started: ev.CallStarted, prompt: Any) -> str:
@@ -327,11 +421,12 @@ def call_source(started: ev.CallStarted, prompt: Any) -> str:
     its importer as client, builder or tag; anything else is the application's own."""
     if started.source:
         return started.source
-    if started.parent_call_id or "replay" in started.tags:
+    tags = started.tags
+    if started.parent_call_id or (tags and "replay" in tags):
         return "replay"
     if (
         started.client in _IMPORT_CLIENTS
-        or any(t in _IMPORT_TAGS for t in started.tags)
+        or (tags and any(t in _IMPORT_TAGS for t in tags))
         or (prompt is not None and prompt.builder in _IMPORT_BUILDERS)
     ):
         return "import"

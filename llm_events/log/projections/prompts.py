@@ -10,7 +10,7 @@ from .. import events as ev
 from .. import fts, salvage
 from ..pricing import price_call, price_table
 from ..versions import VERSIONS
-from .base import PROMPT_TYPES, Projection, _Cache, _load_prompt, dumps, executemany
+from .base import _CACHE_MAX, PROMPT_TYPES, Projection, _Cache, _load_prompt, dumps, executemany
 
 PROMPT_COLUMNS = (
     "call_id",
@@ -129,14 +129,14 @@ class PromptsProjection(Projection):
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         rows = []
         self.prices = price_table()  # one snapshot per batch, not one per answer
+        prompts, calls, successes = self.prompts, self.calls, self.successes
         for _seq, e in batch:
-            if isinstance(e, PROMPT_TYPES):
-                self.prompts.put(e.prompt_id, e)
-            elif isinstance(e, ev.CallStarted):
-                self.calls.put(e.call_id, e)
-            elif isinstance(e, ev.AttemptSucceeded):
-                self.successes.put(e.call_id, e)
-            elif isinstance(e, ev.CallFinished):
+            kind = _KINDS.get(type(e))  # one exact type lookup; a subclass is matched below
+            if kind is None:
+                kind = next((k for cls, k in _KIND_OF if isinstance(e, cls)), None)
+                if kind is None:
+                    continue
+            if kind == _FINISHED:
                 if e.status == "ok":
                     try:
                         row = self._row(conn, e)
@@ -145,26 +145,28 @@ class PromptsProjection(Projection):
                         row = None
                     if row is not None:
                         rows.append(row)
-                self.successes.pop(e.call_id, None)
-                self.calls.pop(e.call_id, None)
+                successes.pop(e.call_id, None)
+                calls.pop(e.call_id, None)
+                continue
+            # ``put``, inlined (rebuilds cache millions of events)
+            cache = successes if kind == _SUCCEEDED else calls if kind == _STARTED else prompts
+            key = e.prompt_id if kind == _PROMPT else e.call_id
+            if len(cache) < _CACHE_MAX:
+                cache[key] = e
+            else:
+                cache.put(key, e)
         if rows:
-            executemany(
-                conn,
-                f"INSERT OR IGNORE INTO prompts ({','.join(PROMPT_COLUMNS)}) "
-                f"VALUES ({','.join('?' * len(PROMPT_COLUMNS))})",
-                rows,
-            )
+            executemany(conn, _INSERT_PROMPT, rows)
             self.unindexed += len(rows)
             if self.index_every is not None and self.unindexed >= self.index_every:
                 self.settle(conn)
 
     def _row(self, conn: sqlite3.Connection, done: ev.CallFinished) -> tuple | None:
-        success = self.successes.get(done.call_id) or _last_of(
-            conn, done.call_id, "attempt_succeeded"
-        )
+        call_id = done.call_id
+        success = self.successes.get(call_id) or _last_of(conn, call_id, "attempt_succeeded")
         if success is None:
             return None
-        started = self.calls.get(done.call_id) or _last_of(conn, done.call_id, "call_started")
+        started = self.calls.get(call_id) or _last_of(conn, call_id, "call_started")
         prompt = _load_prompt(conn, self.prompts, started.prompt_id if started else None)
         backend = done.backend or success.backend or None
         model = done.model or success.model or (started.model if started else None)
@@ -172,20 +174,23 @@ class PromptsProjection(Projection):
             confs = prompt.metadata.get("vector_confidences")
             if not isinstance(confs, list):
                 confs = [] if prompt.vector_confidence is None else [prompt.vector_confidence]
+            user = prompt.user  # the original PromptDB wrote the user text to prompt and text
             values = (
-                prompt.user,  # the original PromptDB wrote the user text to prompt and text
-                prompt.user,
+                user,
+                user,
                 prompt.system,
-                dumps(prompt.examples),
+                _dumps_list(prompt.examples),
                 prompt.vector_confidence,
-                dumps(confs),
-                dumps(prompt.tags),
+                _dumps_list(confs),
+                _dumps_list(prompt.tags),
             )
         else:
             values = (None, None, None, "[]", None, "[]", "[]")
         parsed = dumps(success.parsed)
+        input_tokens, output_tokens = success.input_tokens, success.output_tokens
+        latency_ms = success.latency_ms
         return (
-            done.call_id,
+            call_id,
             *values,
             dumps(success.raw),
             parsed,
@@ -193,15 +198,37 @@ class PromptsProjection(Projection):
             parsed,
             model,
             done.ts,
-            success.input_tokens,
-            success.output_tokens,
-            success.input_tokens,
-            success.output_tokens,
-            success.latency_ms if success.latency_ms is not None else done.latency_ms,
+            input_tokens,
+            output_tokens,
+            input_tokens,
+            output_tokens,
+            latency_ms if latency_ms is not None else done.latency_ms,
             price_call(success, backend, model, self.prices),
             backend,
-            tool_calls_text(success.tool_calls),
+            tool_calls_text(success.tool_calls) if success.tool_calls else None,
         )
+
+
+_INSERT_PROMPT = (
+    f"INSERT OR IGNORE INTO prompts ({','.join(PROMPT_COLUMNS)}) "
+    f"VALUES ({','.join('?' * len(PROMPT_COLUMNS))})"
+)
+
+# What :meth:`PromptsProjection.apply` does with each event type (checked in this order
+# for a subclass, as ``isinstance`` would).
+_PROMPT, _STARTED, _SUCCEEDED, _FINISHED = range(4)
+_KIND_OF: tuple[tuple[type, int], ...] = (
+    *((cls, _PROMPT) for cls in PROMPT_TYPES),
+    (ev.CallStarted, _STARTED),
+    (ev.AttemptSucceeded, _SUCCEEDED),
+    (ev.CallFinished, _FINISHED),
+)
+_KINDS: dict[type, int] = dict(_KIND_OF)
+
+
+def _dumps_list(value: Any) -> str:
+    """``dumps`` of a list (an empty one, the most common, without encoding it)."""
+    return "[]" if value == [] else dumps(value)
 
 
 def _last_of(conn: sqlite3.Connection, call_id: str, type_: str) -> Any:
