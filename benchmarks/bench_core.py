@@ -58,6 +58,7 @@ from typing import Any
 
 import llm_events
 from llm_events import ContextBuilder, EventStore, KeywordRetriever, LLMClient, LLMResult
+from llm_events.log import chain
 from llm_events.log import events as ev
 from llm_events.log import store as store_module
 from llm_events.log import writer as writer_module
@@ -340,6 +341,30 @@ class SameRows:
             self.conn = None
 
 
+class MinimalEvents:
+    """The least Python a recorded call needs: its five events made anew from captured ones
+    (a fresh id and timestamp each: ``msgspec.structs.replace``), encoded, and chained
+    (``row_hash``), with no cleaning, redaction, checks or projections."""
+
+    def __init__(self, store_path: str, calls: int) -> None:
+        import msgspec
+
+        self.replace = msgspec.structs.replace
+        store = EventStore(store_path, readonly=True)
+        events = [e.event for e in store.iter_events()][: calls * 5]
+        store.close()
+        self.calls = [events[i : i + 5] for i in range(0, len(events) - 4, 5)]
+
+    def call(self, i: int) -> None:
+        prev = "0" * 64
+        for seq, event in enumerate(self.calls[i % len(self.calls)]):
+            fresh = self.replace(event, id=ev.new_id(), ts=ev.now_iso())
+            payload = ev.encode(fresh)
+            prev = chain.row_hash(
+                prev, seq, fresh.id, fresh.type_name, fresh.key, fresh.ts, payload
+            )
+
+
 def _llm_responses(n: int) -> list[Any]:
     import llm
 
@@ -395,6 +420,8 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
     events_only = SameRows(store_path, calls, with_projections=False)
     events_only.fresh(str(tmp / "events-rows-warm.db"), store.synchronous)
     _time_loop(calls, 0, events_only.call)
+    minimal = MinimalEvents(store_path, calls)
+    minimal_s = _time_loop(calls * 4, 0, minimal.call)
 
     llm_db = None
     llm_error = None
@@ -489,6 +516,12 @@ def bench_recording(tmp: Path, calls: int, reps: int, llm_calls: int) -> dict[st
         ),
         "overhead_vs_events_rows": round(
             median([o / s for o, s in zip(overheads, events_s, strict=True)]), 2
+        ),
+        # the least Python a recorded call can do (five events: fresh ids and timestamps,
+        # encoded, chained), added to that SQLite floor
+        "minimal_python_us": round(minimal_s * 1e6, 1),
+        "floor_with_minimal_python_vs_raw_background_checkpoints": round(
+            median([(s + minimal_s) / r for s, r in zip(events_s, raw_bg_s, strict=True)]), 2
         ),
         # one call at a time with idle time between calls (the latency a call pays; the
         # background thread's catch-up runs in the gaps), against the raw commits measured
