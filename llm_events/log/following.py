@@ -97,9 +97,7 @@ class ProjectionFollowing:
             while not self._closed:
                 if not catchup.lag(self.conn()):  # another process caught up: no lock taken
                     break
-                deadline = time.monotonic() + BACKGROUND_YIELD_S
-                while self._group.busy() and time.monotonic() < deadline:
-                    time.sleep(0.0005)
+                self._group.wait_idle(BACKGROUND_YIELD_S)  # this process's appends first
                 with self._write_transaction(SETTLE_WAIT_MS) as conn:
                     if self._rebuilding:  # one began while this waited for the lock
                         break

@@ -126,10 +126,18 @@ class GroupCommit:
         self._mutex = threading.Lock()
         self._queue: list[Request] = []
         self._leading = False
+        #: set while no commit is under way or handed on (what the background thread waits
+        #: for: woken by the commit that ends, where polling took the GIL from the callers)
+        self._idle = threading.Event()
+        self._idle.set()
 
     def busy(self) -> bool:
         """A commit is under way or callers are queued (the background thread waits)."""
         return self._leading or bool(self._queue)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for a moment with no commit under way."""
+        return self._idle.wait(timeout)
 
     def submit(self, encoded: list[tuple[Any, bytes]], ignore_existing: bool = False) -> None:
         req = Request(encoded, ignore_existing)
@@ -141,6 +149,7 @@ class GroupCommit:
                 batch = None
             else:
                 self._leading = True
+                self._idle.clear()
                 batch = [req]
         if batch is None:
             try:
@@ -170,6 +179,7 @@ class GroupCommit:
                 else:
                     successor = None
                     self._leading = False
+                    self._idle.set()
             for r in batch:
                 if r is not req:
                     r.wake.release()
