@@ -166,3 +166,30 @@ def test_catching_up_in_any_chunks_from_two_stores_equals_a_rebuild(tmp_path, da
     with EventStore(path) as store:
         store.rebuild()
     assert _tables(path) == caught_up
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), failures=st.lists(st.integers(0, 2), min_size=1, max_size=4))
+def test_a_call_whose_events_come_in_any_order_catches_up_to_what_a_rebuild_gives(
+    tmp_path, data, failures
+):
+    """A prompt recorded after its call, an end before its answer: each fold reads only the
+    log before the event it folds, so catching up between the appends equals a rebuild."""
+    path = Path(tempfile.mkdtemp(dir=tmp_path)) / "any-order.db"
+    events = [e for i, f in enumerate(failures) for e in _call(i, failures=f)]
+    events = data.draw(st.permutations(events))
+    store = EventStore(path)
+    store.follow_in_background = False
+    while events:
+        n = data.draw(st.integers(1, len(events)))
+        store.append(events[:n])
+        del events[:n]
+        if data.draw(st.booleans()):
+            store.catch_up(chunk=data.draw(st.sampled_from([1, 2, 500])))
+    store.close()  # catches up the rest
+    caught_up = _tables(path)
+    with EventStore(path) as rebuilt:
+        rebuilt.rebuild()
+    assert _tables(path) == caught_up

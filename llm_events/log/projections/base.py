@@ -151,14 +151,23 @@ def clip(row: tuple) -> tuple:
     return tuple(None if type(v) is int and v not in _INT_RANGE else v for v in row)  # noqa: E721
 
 
-def _load_prompt(conn: sqlite3.Connection, cache: _Cache, prompt_id: str | None) -> Any:
+def _load_prompt(
+    conn: sqlite3.Connection, cache: _Cache, prompt_id: str | None, before_seq: int
+) -> Any:
+    """The ``prompt_built`` event ``prompt_id`` if the log has it before ``before_seq``.
+
+    Never one written later: a fold reads only the log up to the event it folds, so catching
+    up between two appends gives what a rebuild gives (a prompt recorded after its call is
+    in neither row).  The cache holds only events already folded, all earlier.
+    """
     if not prompt_id:
         return None
     hit = cache.get(prompt_id)
     if hit is not None:
         return hit
     row = conn.execute(
-        "SELECT payload FROM events WHERE id = ? AND type = 'prompt_built'", (prompt_id,)
+        "SELECT payload FROM events WHERE id = ? AND type = 'prompt_built' AND seq < ?",
+        (prompt_id, before_seq),
     ).fetchone()
     if row is None:
         return None

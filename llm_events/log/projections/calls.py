@@ -127,6 +127,8 @@ class CallsProjection(Projection):
     def __init__(self) -> None:
         self.prompts = _Cache()
         self.written = _Cache()  # call_id -> the row this process last stored for it
+        #: prompt_id -> (seq, event) of the prompts in the batch being applied
+        self.batch_prompts: dict[str, tuple[int, Any]] = {}
 
     def reset_caches(self) -> None:
         self.prompts = _Cache()
@@ -178,20 +180,39 @@ class CallsProjection(Projection):
         )
 
     def apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
+        # The batch's prompts are cached once its rows are folded: a call folded here reads
+        # only a prompt written before it (``_prompt``), as a rebuild does.
+        self.batch_prompts = {}
+        try:
+            self._apply(conn, batch)
+        finally:
+            prompts = self.prompts
+            for prompt_id, (_seq, event) in self.batch_prompts.items():
+                if len(prompts) < _CACHE_MAX:  # ``put``, inlined: rebuilds cache millions
+                    prompts[prompt_id] = event
+                else:
+                    prompts.put(prompt_id, event)
+            self.batch_prompts = {}
+
+    def _prompt(self, conn: sqlite3.Connection, prompt_id: str | None, seq: int) -> Any:
+        """The prompt ``prompt_id`` as the log holds it before ``seq`` (None: not yet)."""
+        found = self.batch_prompts.get(prompt_id) if prompt_id else None
+        if found is not None:
+            return found[1] if found[0] < seq else None
+        return _load_prompt(conn, self.prompts, prompt_id, seq)
+
+    def _apply(self, conn: sqlite3.Connection, batch: Sequence[tuple[int, Any]]) -> None:
         # (seq, event, call_id, fold) of each event that touches a call's row; a fold of
         # None (an event type this table ignores) still moves the row's ``last_seq``
         todo: list[tuple[int, Any, str, Any]] = []
         folds = _CALL_FOLDS
-        prompts = self.prompts
+        batch_prompts = self.batch_prompts
         for seq, event in batch:
             fold = folds.get(type(event))
             if fold is not None:  # the common case: one exact type lookup
                 call_id = event.call_id
             elif isinstance(event, PROMPT_TYPES):
-                if len(prompts) < _CACHE_MAX:  # ``put``, inlined: rebuilds cache millions
-                    prompts[event.prompt_id] = event
-                else:
-                    prompts.put(event.prompt_id, event)
+                batch_prompts[event.prompt_id] = (seq, event)
                 continue
             else:
                 call_id = getattr(event, "call_id", None)
@@ -337,7 +358,7 @@ class CallsProjection(Projection):
         row[_FIRST_SEQ] = seq
         if e.model and not row[_MODEL]:
             row[_MODEL] = e.model
-        prompt = _load_prompt(conn, self.prompts, e.prompt_id)
+        prompt = self._prompt(conn, e.prompt_id, seq)
         if prompt is not None:
             row[_PROMPT_PREVIEW] = _preview(prompt.user)
         row[_SOURCE] = call_source(e, prompt)

@@ -130,7 +130,7 @@ class PromptsProjection(Projection):
         rows = []
         self.prices = price_table()  # one snapshot per batch, not one per answer
         prompts, calls, successes = self.prompts, self.calls, self.successes
-        for _seq, e in batch:
+        for seq, e in batch:
             kind = _KINDS.get(type(e))  # one exact type lookup; a subclass is matched below
             if kind is None:
                 kind = next((k for cls, k in _KIND_OF if isinstance(e, cls)), None)
@@ -139,7 +139,7 @@ class PromptsProjection(Projection):
             if kind == _FINISHED:
                 if e.status == "ok":
                     try:
-                        row = self._row(conn, e)
+                        row = self._row(conn, seq, e)
                     except Exception as err:  # one bad event never stops a projection
                         salvage.report(e.id, f"not projected into prompts: {err!r}")
                         row = None
@@ -161,13 +161,15 @@ class PromptsProjection(Projection):
             if self.index_every is not None and self.unindexed >= self.index_every:
                 self.settle(conn)
 
-    def _row(self, conn: sqlite3.Connection, done: ev.CallFinished) -> tuple | None:
+    def _row(self, conn: sqlite3.Connection, seq: int, done: ev.CallFinished) -> tuple | None:
+        """The row of a call that finished ok, from what the log holds before ``seq`` (an
+        answer committed after its call's end is in no row, rebuilt or caught up)."""
         call_id = done.call_id
-        success = self.successes.get(call_id) or _last_of(conn, call_id, "attempt_succeeded")
+        success = self.successes.get(call_id) or _last_of(conn, call_id, "attempt_succeeded", seq)
         if success is None:
             return None
-        started = self.calls.get(call_id) or _last_of(conn, call_id, "call_started")
-        prompt = _load_prompt(conn, self.prompts, started.prompt_id if started else None)
+        started = self.calls.get(call_id) or _last_of(conn, call_id, "call_started", seq)
+        prompt = _load_prompt(conn, self.prompts, started.prompt_id if started else None, seq)
         backend = done.backend or success.backend or None
         model = done.model or success.model or (started.model if started else None)
         if prompt is not None:
@@ -231,9 +233,11 @@ def _dumps_list(value: Any) -> str:
     return "[]" if value == [] else dumps(value)
 
 
-def _last_of(conn: sqlite3.Connection, call_id: str, type_: str) -> Any:
+def _last_of(conn: sqlite3.Connection, call_id: str, type_: str, before_seq: int) -> Any:
+    """The call's last event of ``type_`` before ``before_seq`` (never a later one)."""
     row = conn.execute(
-        "SELECT payload FROM events WHERE call_id = ? AND +type = ? ORDER BY seq DESC LIMIT 1",
-        (call_id, type_),
+        "SELECT payload FROM events WHERE call_id = ? AND +type = ? AND seq < ? "
+        "ORDER BY seq DESC LIMIT 1",
+        (call_id, type_, before_seq),
     ).fetchone()
     return None if row is None else ev.decode(row[0], type_)
