@@ -141,28 +141,32 @@ class GroupCommit:
 
     def submit(self, encoded: list[tuple[Any, bytes]], ignore_existing: bool = False) -> None:
         req = Request(encoded, ignore_existing)
-        with self._mutex:
-            if self._leading:
-                req.wake = threading.Lock()
-                req.wake.acquire()
-                self._queue.append(req)
-                batch = None
-            else:
-                self._leading = True
-                self._idle.clear()
-                batch = [req]
-        if batch is None:
-            try:
+        waiting = False
+        try:
+            with self._mutex:
+                if self._leading:
+                    req.wake = threading.Lock()
+                    req.wake.acquire()
+                    waiting = True  # (before it is queued: an interrupt after it cleans up)
+                    self._queue.append(req)
+                else:
+                    self._leading = True
+                    self._idle.clear()
+            if waiting:
                 req.wake.acquire()  # released once: committed, or the lead handed over
-            except BaseException:  # interrupted (Ctrl-C) while waiting
+        except BaseException:  # interrupted (Ctrl-C) while queued or waiting
+            if waiting:
                 self._abandon(req)
-                raise
+            raise
+        if waiting:
             if req.done:
                 if req.error is not None:
                     raise req.error
                 return
             batch = req.batch
             assert batch is not None
+        else:
+            batch = [req]
         self._lead(req, batch)
         if req.error is not None:
             raise req.error
