@@ -704,10 +704,9 @@ def synthetic_calls(n_calls: int, *, start_ms: int, salt: int) -> Iterator[list[
 # --- 2. batch appends ----------------------------------------------------------------------
 
 
-def _raw_events_file(path: Path, rows: list[tuple], per_commit: int) -> float:
-    """Seconds for plain ``executemany`` of ``rows`` (events-shaped: the store's table and
-    its indexes, the very values the store wrote) into a fresh file, ``per_commit`` rows per
-    transaction, WAL + synchronous=NORMAL, default checkpoints."""
+def _events_file(path: Path) -> sqlite3.Connection:
+    """A fresh file with the store's ``events`` table and its indexes, WAL +
+    synchronous=NORMAL, default checkpoints."""
     from llm_events.log.schema import EVENTS_TYPE_INDEX, SCHEMA
 
     conn = sqlite3.connect(path, isolation_level=None)
@@ -716,6 +715,14 @@ def _raw_events_file(path: Path, rows: list[tuple], per_commit: int) -> float:
     conn.execute(SCHEMA[0])  # events
     conn.execute(SCHEMA[1])  # events_call_id
     conn.execute(EVENTS_TYPE_INDEX)
+    return conn
+
+
+def _raw_events_file(path: Path, rows: list[tuple], per_commit: int) -> float:
+    """Seconds for plain ``executemany`` of ``rows`` (events-shaped: the store's table and
+    its indexes, the very values the store wrote) into a fresh file, ``per_commit`` rows per
+    transaction, WAL + synchronous=NORMAL, default checkpoints."""
+    conn = _events_file(path)
     gc.collect()
     t0 = time.perf_counter()
     for i in range(0, len(rows), per_commit):
@@ -734,14 +741,7 @@ def _with_projection_rows_file(
     transactions, the projection rows derived from them (``tables``: prepared tuples, each
     table's share per transaction), then the search index filled in one statement: the
     SQLite work of batch appends with projections caught up, with folds that cost nothing."""
-    from llm_events.log.schema import EVENTS_TYPE_INDEX, SCHEMA
-
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(SCHEMA[0])  # events
-    conn.execute(SCHEMA[1])  # events_call_id
-    conn.execute(EVENTS_TYPE_INDEX)
+    conn = _events_file(path)
     conn.execute("CREATE TABLE _meta (key TEXT PRIMARY KEY, value TEXT)")
     for projection in default_projections():
         projection.create(conn)

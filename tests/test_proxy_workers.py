@@ -57,6 +57,18 @@ def started_pid(store: EventStore, timeout: float = 20.0) -> tuple[str, int]:
         time.sleep(0.02)
 
 
+def stream_in_flight(proxy: ProxyProcess, up: FakeUpstream) -> tuple[openai.OpenAI, object]:
+    """A streamed call (prompt "killed") whose first chunk has arrived and whose upstream
+    answers the rest half a second later: a worker holds it open."""
+    up.script(Scripted(delay_s=0.5))
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "killed"}], stream=True
+    )
+    next(iter(stream))
+    return client, stream
+
+
 def test_two_workers_serve_and_record_every_request_then_stop_gracefully(db_path):
     with FakeUpstream() as up:
         proxy = ProxyProcess(db_path, up.url, "--workers", "2")
@@ -113,12 +125,7 @@ def test_two_workers_serve_and_record_every_request_then_stop_gracefully(db_path
 def test_a_killed_worker_is_replaced_and_its_call_closed_as_interrupted(db_path):
     with FakeUpstream() as up:
         proxy = ProxyProcess(db_path, up.url, "--workers", "2")
-        up.script(Scripted(delay_s=0.5))
-        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
-        stream = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "killed"}], stream=True
-        )
-        next(iter(stream))
+        client, stream = stream_in_flight(proxy, up)
         store = EventStore(db_path)
         call_id, pid = started_pid(store)
         assert pid in workers_of(proxy.proc.pid)
@@ -153,12 +160,7 @@ def test_sigkill_of_the_supervisor_takes_its_workers_then_restart_closes_the_cal
     with FakeUpstream() as up:
         proxy = ProxyProcess(db_path, up.url, "--workers", "2")
         workers = workers_of(proxy.proc.pid)
-        up.script(Scripted(delay_s=0.5))
-        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
-        stream = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "killed"}], stream=True
-        )
-        next(iter(stream))
+        client, stream = stream_in_flight(proxy, up)
         store = EventStore(db_path)
         call_id, _ = started_pid(store)
         proxy.proc.kill()

@@ -125,15 +125,14 @@ class GroupCommit:
         self._commit = commit
         self._mutex = threading.Lock()
         self._queue: list[Request] = []
-        self._leading = False
-        #: set while no commit is under way or handed on (what the background thread waits
-        #: for: woken by the commit that ends, where polling took the GIL from the callers)
+        #: clear while a caller leads (a commit under way or handed on); what the background
+        #: thread waits for, woken by the commit that ends (polling took the GIL from callers)
         self._idle = threading.Event()
         self._idle.set()
 
     def busy(self) -> bool:
         """A commit is under way or callers are queued (the background thread waits)."""
-        return self._leading or bool(self._queue)
+        return not self._idle.is_set()  # (callers queue only behind a leader)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait at most ``timeout`` seconds for a moment with no commit under way."""
@@ -144,13 +143,12 @@ class GroupCommit:
         waiting = False
         try:
             with self._mutex:
-                if self._leading:
+                if not self._idle.is_set():
                     req.wake = threading.Lock()
                     req.wake.acquire()
                     waiting = True  # (before it is queued: an interrupt after it cleans up)
                     self._queue.append(req)
                 else:
-                    self._leading = True
                     self._idle.clear()
             if waiting:
                 req.wake.acquire()  # released once: committed, or the lead handed over
@@ -182,7 +180,6 @@ class GroupCommit:
                     successor.batch, self._queue = self._queue, []
                 else:
                     successor = None
-                    self._leading = False
                     self._idle.set()
             for r in batch:
                 if r is not req:

@@ -85,19 +85,20 @@ def provider_details(redactor: Redactor, exc: BaseException) -> dict[str, Any]:
 
 
 def tool_call_parts(redactor: Redactor, calls: Any, where: str) -> list[ToolCallPart]:
-    try:
-        neutral = normalize_tool_calls(calls, where)
-    except MessageError as e:
-        raise UnstorableValueError(str(e)) from None
-    return as_structs(clean(neutral, redactor, where), list[ToolCallPart], where)
+    return _parts(redactor, normalize_tool_calls, calls, where, list[ToolCallPart])
 
 
 def reasoning_parts(redactor: Redactor, blocks: Any, where: str) -> list[ReasoningPart]:
+    return _parts(redactor, normalize_reasoning, blocks, where, list[ReasoningPart])
+
+
+def _parts(redactor: Redactor, normalize: Any, value: Any, where: str, type_: Any) -> Any:
+    """``value`` in the neutral shape (``normalize``), cleaned, as the event's structs."""
     try:
-        neutral = normalize_reasoning(blocks, where)
+        neutral = normalize(value, where)
     except MessageError as e:
         raise UnstorableValueError(str(e)) from None
-    return as_structs(clean(neutral, redactor, where), list[ReasoningPart], where)
+    return as_structs(clean(neutral, redactor, where), type_, where)
 
 
 def complete_result(redactor: Redactor, result: LLMResult) -> dict[str, Any]:
