@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import catchup
+from . import catchup, rebuilding
 from .writer import StoreLockedError
 
 #: How long flush, close, exit and the background thread wait for the write lock to do
@@ -44,6 +44,9 @@ class ProjectionFollowing:
     _deferred: list[Any]
     _queue: Any
     _group: Any
+    _wlock: Any
+    _shared_conn: sqlite3.Connection | None
+    path: str | None
 
     # provided by the store
     def conn(self) -> sqlite3.Connection:  # pragma: no cover
@@ -155,6 +158,14 @@ class ProjectionFollowing:
             for projection in self.projections:
                 projection.settle(conn)
 
+    def _rebuild_settings(self) -> Any:
+        """:func:`.rebuilding.rebuild_settings` on the write connection."""
+        with self._wlock:
+            conn = self._write_conn()
+        return rebuilding.rebuild_settings(
+            conn, None if self._shared_conn is not None else self.path, self._wlock
+        )
+
     def rebuild(
         self,
         only: Iterable[str] | None = None,
@@ -172,14 +183,23 @@ class ProjectionFollowing:
         self._rebuilding += 1  # the background thread leaves the work to this loop
         with contextlib.ExitStack() as stack:
             stack.callback(self._end_rebuild)
+            checkpointer = stack.enter_context(self._rebuild_settings())
+            # a second process folds the log meanwhile, if it is large (``foldworker``)
+            worker = rebuilding.pipelined(self, targets, chunk, progress)
+            if worker is not None:
+                stack.callback(worker.close)
             with self._write_transaction() as conn:
                 catchup.reset(conn, targets)
-                catchup.defer_indexes(conn, targets)
+                if worker is None or not rebuilding.PIPELINE_KEEPS_INDEXES:
+                    catchup.defer_indexes(conn, targets)
+                rebuilding.bulk_search_index(conn, targets)
             stack.callback(self._restore_indexes)  # at the end, or if the rebuild fails
             stack.enter_context(catchup.collector_paused())
             for p in targets:
                 p.bulk(True)
                 stack.callback(p.bulk, False)
+            if worker is not None:  # its chunks; then this loop folds what it did not
+                rebuilding.write_folded(self, worker, targets, progress, checkpointer, SETTLE_ROWS)
             while True:
                 with self._write_transaction() as conn:
                     try:
@@ -189,6 +209,8 @@ class ProjectionFollowing:
                         raise
                 if not n:
                     break
+                if checkpointer is not None:
+                    checkpointer.nudge()
                 if progress is not None:
                     progress(n)
             left = True
