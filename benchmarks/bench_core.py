@@ -1323,10 +1323,17 @@ def bench_rebuild(cache_dir: Path, tmp: Path, n_events: int, lookups: int) -> di
     store = EventStore(path)
     total = store.count()
     log(f"rebuild: {total:,} events")
+    from llm_events.log import rebuilding
+
     _warm(path)
     gc.collect()
-    t0, c0, w0 = time.perf_counter(), time.process_time(), _children_cpu()
-    applied = store.rebuild()
+    spare = rebuilding.spare_cpu
+    rebuilding.spare_cpu = lambda: True  # the pipeline even on a busy machine (compared below)
+    try:
+        t0, c0, w0 = time.perf_counter(), time.process_time(), _children_cpu()
+        applied = store.rebuild()
+    finally:
+        rebuilding.spare_cpu = spare
     rebuild_s = time.perf_counter() - t0
     rebuild_cpu_s = time.process_time() - c0
     worker_cpu_s = _children_cpu() - w0
@@ -1335,8 +1342,6 @@ def bench_rebuild(cache_dir: Path, tmp: Path, n_events: int, lookups: int) -> di
         f"{worker_cpu_s:.1f} s in the fold worker)"
     )
     # the same rebuild folding in this process alone (the pipeline's baseline, same run)
-    from llm_events.log import rebuilding
-
     _warm(path)
     gc.collect()
     saved, rebuilding.PIPELINE_MIN_EVENTS = rebuilding.PIPELINE_MIN_EVENTS, 2**62
@@ -1348,10 +1353,14 @@ def bench_rebuild(cache_dir: Path, tmp: Path, n_events: int, lookups: int) -> di
         rebuilding.PIPELINE_MIN_EVENTS = saved
     log(f"  folding in one process: {alone_s:.1f} s ({alone_cpu_s:.1f} s of CPU)")
     # what upgrading a store to a new projection costs (tool_calls: only the answers)
-    t0, c0 = time.perf_counter(), time.process_time()
-    store.rebuild(only=["tool_calls"])
+    t0, c0, w0 = time.perf_counter(), time.process_time(), _children_cpu()
+    store.rebuild(only=["tool_calls"])  # (folds in a worker only if a CPU is free)
     only_s, only_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    log(f"  rebuilt tool_calls alone in {only_s:.1f} s ({only_cpu_s:.1f} s of CPU)")
+    only_worker_cpu_s = _children_cpu() - w0
+    log(
+        f"  rebuilt tool_calls alone in {only_s:.1f} s ({only_cpu_s:.1f} s of CPU here, "
+        f"{only_worker_cpu_s:.1f} s in the fold worker)"
+    )
     store.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
 
@@ -1407,6 +1416,7 @@ def bench_rebuild(cache_dir: Path, tmp: Path, n_events: int, lookups: int) -> di
         "rebuild_s_met": rebuild_s < TARGETS["rebuild_s_max"],
         "rebuild_only_tool_calls_s": round(only_s, 2),
         "rebuild_only_tool_calls_cpu_s": round(only_cpu_s, 2),
+        "rebuild_only_tool_calls_worker_cpu_s": round(only_worker_cpu_s, 2),
         "floor": floor,
         "call_events_ms": round(one_call, 2),
         "call_events_ms_max": round(max(one_call_ms), 2),
