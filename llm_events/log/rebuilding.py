@@ -148,7 +148,8 @@ def spare_cpu() -> bool:
     """Whether a CPU is free for the worker: two or more, and the load average of the last
     minute at least one below their number.  The pipeline spends about a quarter more CPU
     than folding in one process (recording and sending the statements), so on a machine
-    whose CPUs are all busy it is slower: 41-44 s against 34-41 s for 1,000,000 events on 2 CPUs at load 5-8."""
+    whose CPUs are all busy it is slower: 41-44 s against 34-41 s for 1,000,000 events on
+    2 CPUs at load 5-8."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if (cpus or 1) < 2:
         return False
