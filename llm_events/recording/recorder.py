@@ -122,14 +122,15 @@ class CallScope:
         on_store_error: str | None = None,
         options: CallOptions | None = None,
     ) -> None:
+        current = settings()
         self.options = options
         self.store_spec = store if store is not None else (options.store if options else None)
-        self.on_store_error = on_store_error or settings().on_store_error
-        self.redactor = settings().redactor
+        self.on_store_error = on_store_error or current.on_store_error
+        self.redactor = current.redactor
         self.store: EventStore | None = None
         self.call_id: str | None = None
         self.started = False
-        self.recording = settings().enabled
+        self.recording = current.enabled
         self.attempt = 0
         self.pending: list[ev.Event] = []
         self.t0 = time.perf_counter()
@@ -284,9 +285,14 @@ class CallScope:
         ttft_ms: float | None = None,
         finish_reason: str | None = None,
         extra_usage: dict[str, int | None] | None = None,
+        checked: bool = False,
     ) -> None:
-        """Record the answer.  Raises :class:`UnstorableValueError` if it cannot be stored."""
-        check_result(result)  # mistyped counts, costs, texts: coerced or refused (values.py)
+        """Record the answer.  Raises :class:`UnstorableValueError` if it cannot be stored.
+
+        ``checked``: the caller ran :func:`check_result` on it and changed nothing since
+        that it checks (``record_success``)."""
+        if not checked:
+            check_result(result)  # mistyped counts, costs, texts: coerced or refused
         raw = result.raw
         if finish_reason is None:
             finish_reason = result.finish_reason
