@@ -9,8 +9,7 @@ from typing import Any
 
 from ...log.conversation import ModelResponse, ReasoningPart, TextPart, ToolCallPart, Usage
 from ..base import (
-    StreamFormatError,
-    StreamParser,
+    SSEJsonParser,
     ToolCallAssembly,
     as_dict,
     header_request_id,
@@ -19,7 +18,6 @@ from ..base import (
     kept_headers,
     parse_error,
 )
-from ..lines import SSEStream
 from .requests import neutral_block
 
 #: Stream error types and the HTTP status they stand for (what a retry decision needs).
@@ -119,12 +117,11 @@ def stream_error(error: dict[str, Any], headers: dict[str, str], request_id: str
     return parsed
 
 
-class MessagesStreamParser(StreamParser):
+class MessagesStreamParser(SSEJsonParser):
     """SSE events of the Messages API; ``message_stop`` ends the answer."""
 
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(headers)
-        self._sse = SSEStream()
         self._blocks: dict[int, dict[str, Any]] = {}
         self._stopped: set[int] = set()
         self._calls = ToolCallAssembly()
@@ -135,28 +132,7 @@ class MessagesStreamParser(StreamParser):
         self._model: str | None = None
         self.started = False
 
-    def feed(self, chunk: bytes) -> list[str]:
-        return self._handle(self._sse.feed(chunk))
-
-    def close(self) -> list[str]:
-        return self._handle(self._sse.close())
-
-    def _handle(self, events: list[Any]) -> list[str]:
-        deltas: list[str] = []
-        for event in events:
-            if not event.data.strip():
-                continue
-            try:
-                data = json.loads(event.data)
-            except ValueError:
-                raise StreamFormatError(
-                    f"a stream event is not valid JSON: {event.data[:200]!r}"
-                ) from None
-            if isinstance(data, dict):
-                self._event(data, deltas)
-        return deltas
-
-    def _event(self, data: dict[str, Any], deltas: list[str]) -> None:
+    def _event(self, data: dict[str, Any], text: str, deltas: list[str]) -> None:
         kind = data.get("type")
         if kind == "message_start":
             self.started = True

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from ...log.conversation import ModelResponse, ReasoningPart, ToolCallPart, Usage
 from ..base import (
-    StreamFormatError,
-    StreamParser,
+    SSEJsonParser,
     ToolCallAssembly,
     as_dict,
     as_list,
@@ -19,7 +17,6 @@ from ..base import (
     kept_headers,
     parse_error,
 )
-from ..lines import SSEStream
 from .requests import call_body, tool_call
 
 
@@ -105,12 +102,13 @@ def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
     )
 
 
-class ChatStreamParser(StreamParser):
+class ChatStreamParser(SSEJsonParser):
     """``data:`` chunks of ``chat.completion.chunk``; ``[DONE]`` ends the stream."""
+
+    unit = "chunk"
 
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(headers)
-        self._sse = SSEStream()
         self._text: list[str] = []
         self._refusal: list[str] = []
         self._reasoning: list[str] = []
@@ -123,35 +121,15 @@ class ChatStreamParser(StreamParser):
         self._model: str | None = None
         self._extra: dict[str, Any] = {}
 
-    def feed(self, chunk: bytes) -> list[str]:
-        return self._handle(self._sse.feed(chunk))
+    def _done_marker(self) -> None:
+        self.done = True
 
-    def close(self) -> list[str]:
-        return self._handle(self._sse.close())
-
-    def _handle(self, events: list[Any]) -> list[str]:
-        deltas: list[str] = []
-        for event in events:
-            data = event.data
-            if data.strip() == "[DONE]":
-                self.done = True
-                continue
-            if not data.strip():
-                continue
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                raise StreamFormatError(
-                    f"a stream chunk is not valid JSON: {data[:200]!r}"
-                ) from None
-            if not isinstance(chunk, dict):
-                continue
-            if "error" in chunk:
-                self.error = parse_error(500, data, self.headers)
-                self.error.request_id = self.error.request_id or self.request_id
-                continue
-            self._chunk(chunk, deltas)
-        return deltas
+    def _event(self, chunk: dict[str, Any], data: str, deltas: list[str]) -> None:
+        if "error" in chunk:
+            self.error = parse_error(500, data, self.headers)
+            self.error.request_id = self.error.request_id or self.request_id
+            return
+        self._chunk(chunk, deltas)
 
     def _chunk(self, chunk: dict[str, Any], deltas: list[str]) -> None:
         self._id = self._id or chunk.get("id")

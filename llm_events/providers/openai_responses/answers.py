@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from ...log.conversation import ModelResponse, ProviderError, ReasoningPart, ToolCallPart, Usage
 from ..base import (
-    StreamFormatError,
-    StreamParser,
+    SSEJsonParser,
     ToolCallAssembly,
     as_dict,
     as_list,
@@ -20,7 +18,6 @@ from ..base import (
     kept_headers,
     shorten,
 )
-from ..lines import SSEStream
 from .requests import reasoning_part
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
@@ -123,12 +120,11 @@ def parse_output(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
     )
 
 
-class ResponsesStreamParser(StreamParser):
+class ResponsesStreamParser(SSEJsonParser):
     """``response.*`` events; a terminal one (completed, incomplete, failed) ends it."""
 
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(headers)
-        self._sse = SSEStream()
         self._text: list[str] = []
         self._refusal: list[str] = []
         self._calls = ToolCallAssembly()
@@ -138,28 +134,7 @@ class ResponsesStreamParser(StreamParser):
         self.finish_reason: str | None = None
         self._details: dict[str, Any] | None = None
 
-    def feed(self, chunk: bytes) -> list[str]:
-        return self._handle(self._sse.feed(chunk))
-
-    def close(self) -> list[str]:
-        return self._handle(self._sse.close())
-
-    def _handle(self, events: list[Any]) -> list[str]:
-        deltas: list[str] = []
-        for event in events:
-            if not event.data.strip() or event.data.strip() == "[DONE]":
-                continue
-            try:
-                data = json.loads(event.data)
-            except ValueError:
-                raise StreamFormatError(
-                    f"a stream event is not valid JSON: {event.data[:200]!r}"
-                ) from None
-            if isinstance(data, dict):
-                self._event(data, deltas)
-        return deltas
-
-    def _event(self, data: dict[str, Any], deltas: list[str]) -> None:
+    def _event(self, data: dict[str, Any], text: str, deltas: list[str]) -> None:
         kind = str(data.get("type") or "")
         index = int_or_none(data.get("output_index"))
         if kind in ("response.created", "response.in_progress", *TERMINAL):
