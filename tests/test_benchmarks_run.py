@@ -78,6 +78,41 @@ def test_profile_recording_prints_where_a_call_goes(tmp_path):
         assert parts[part] > 0, part
 
 
+def test_the_interleaved_ab_of_a_recorded_call_against_a_commit():
+    head = subprocess.run(
+        ["git", "-C", str(BENCH_DIR.parent), "rev-parse", "--verify", "HEAD"],
+        capture_output=True,
+        text=True,
+    )
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH_DIR / "ab_recording.py"),
+            "--base",
+            "HEAD",
+            "--blocks",
+            "2",
+            "--calls",
+            "5",
+            "--rounds",
+            "2",
+            "--thread-calls",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    for measure in ("python_only_overhead_cpu_us", "overhead_cpu_us"):
+        assert out[measure]["base_us"] > 0 and out[measure]["new_vs_base"] > 0, measure
+    for side in ("base", "new"):
+        assert out["threads"][side]["threads_64_calls_per_s"] > 0
+
+
 def test_the_eight_process_run_and_its_plain_sqlite3_floor(bench_core, tmp_path):
     out = bench_core.bench_processes(tmp_path, calls=2, history=500)
     for run in ("writers_alone", "raw_commits_floor", "with_readers_and_rebuild"):

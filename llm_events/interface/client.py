@@ -384,6 +384,7 @@ def record_success(
                 "cached_tokens": details.get("cached_tokens"),
                 "reasoning_tokens": details.get("reasoning_tokens"),
             },
+            checked=True,  # above; since then only latency, parsed and counts filled in
         )
     except UnstorableValueError as exc:
         scope.attempt_failed(attempt, exc, backend, result.latency_ms)

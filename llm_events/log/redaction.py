@@ -90,6 +90,8 @@ NO_REDACTION = Redactor(include_defaults=False)
 #: and a value they cannot read back would make the store unreadable.
 MAX_DEPTH = 200
 
+_isfinite = math.isfinite
+
 
 class UnstorableValueError(ValueError):
     """A value cannot be recorded faithfully; nothing was written."""
@@ -125,9 +127,14 @@ def _where(where: str, path: tuple[str | int, ...]) -> str:
 def _clean(value: Any, redact: Redactor, where: str, path: tuple[str | int, ...]) -> Any:
     # ``path`` is turned into text only for an error message: most values are fine, and
     # formatting a location for every one of them was most of the cost of cleaning.
+    cls = type(value)
+    if cls is dict:  # the usual containers first: ``isinstance(x, Mapping)`` is slow
+        return _mapping(value, redact, where, path)
+    if cls is list:
+        return _sequence(value, redact, where, path)
     if value is None or value is True or value is False:
         return value
-    if type(value) is str or isinstance(value, str):
+    if cls is str or isinstance(value, str):
         if not value.isascii():
             check_text(value, _where(where, path))
         return redact(value)
@@ -139,52 +146,86 @@ def _clean(value: Any, redact: Redactor, where: str, path: tuple[str | int, ...]
                 f"{_where(where, path)} is {value!r}, which JSON cannot store"
             )
         return float(value)
-    if len(path) >= MAX_DEPTH and isinstance(value, (Mapping, list, tuple)):
-        raise UnstorableValueError(
-            f"{where} is nested deeper than {MAX_DEPTH} levels, which cannot be recorded"
-        )
     if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise UnstorableValueError(
-                    f"{_where(where, path)} has a key {k!r} of type {type(k).__name__}; "
-                    "keys must be strings"
-                )
-            if (
-                redact.sensitive_keys is not None
-                and isinstance(v, (str, int, float))
-                and v is not True
-                and v is not False
-                and redact.sensitive_keys.match(k)
-            ):
-                if isinstance(v, str):
-                    check_text(v, _where(where, (*path, k)))
-                out[k] = MASK
-                continue
-            if type(v) is str:  # most values: cleaned here, without a call and a path
-                if not v.isascii():
-                    check_text(v, _where(where, (*path, k)))
-                v = redact(v)
-            elif not (v is None or v is True or v is False or type(v) is int):
-                v = _clean(v, redact, where, (*path, k))
-            if not k.isascii():
-                check_text(k, _where(where, path))
-            out[redact(k)] = v
-        return out
+        return _mapping(value, redact, where, path)
     if isinstance(value, (list, tuple)):
-        items = []
-        for i, v in enumerate(value):
-            if type(v) is str:
-                if not v.isascii():
-                    check_text(v, _where(where, (*path, i)))
-                items.append(redact(v))
-            elif v is None or v is True or v is False or type(v) is int:
-                items.append(v)
-            else:
-                items.append(_clean(v, redact, where, (*path, i)))
-        return items
+        return _sequence(value, redact, where, path)
     raise UnstorableValueError(
         f"{_where(where, path)} holds a {type(value).__module__}.{type(value).__qualname__} "
         "object, which cannot be recorded as JSON; convert it to str, dict or list first"
     )
+
+
+def _too_deep(where: str) -> UnstorableValueError:
+    return UnstorableValueError(
+        f"{where} is nested deeper than {MAX_DEPTH} levels, which cannot be recorded"
+    )
+
+
+def _mapping(
+    value: Mapping[Any, Any], redact: Redactor, where: str, path: tuple[str | int, ...]
+) -> dict[str, Any]:
+    if len(path) >= MAX_DEPTH:
+        raise _too_deep(where)
+    sensitive = redact.sensitive_keys
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise UnstorableValueError(
+                f"{_where(where, path)} has a key {k!r} of type {type(k).__name__}; "
+                "keys must be strings"
+            )
+        if (
+            sensitive is not None
+            and isinstance(v, (str, int, float))
+            and v is not True
+            and v is not False
+            and sensitive.match(k)
+        ):
+            if isinstance(v, str):
+                check_text(v, _where(where, (*path, k)))
+            out[k] = MASK
+            continue
+        if type(v) is str:  # most values: cleaned here, without a call and a path
+            if not v.isascii():
+                check_text(v, _where(where, (*path, k)))
+            v = redact(v)
+        elif not (
+            v is None
+            or v is True
+            or v is False
+            or type(v) is int
+            or (type(v) is float and _isfinite(v))
+        ):
+            # (containers directly: one frame per level, as deep as MAX_DEPTH allows)
+            kind = _mapping if type(v) is dict else _sequence if type(v) is list else _clean
+            v = kind(v, redact, where, (*path, k))
+        if not k.isascii():
+            check_text(k, _where(where, path))
+        out[redact(k)] = v
+    return out
+
+
+def _sequence(
+    value: list[Any] | tuple[Any, ...], redact: Redactor, where: str, path: tuple[str | int, ...]
+) -> list[Any]:
+    if len(path) >= MAX_DEPTH:
+        raise _too_deep(where)
+    items = []
+    for i, v in enumerate(value):
+        if type(v) is str:
+            if not v.isascii():
+                check_text(v, _where(where, (*path, i)))
+            items.append(redact(v))
+        elif (
+            v is None
+            or v is True
+            or v is False
+            or type(v) is int
+            or (type(v) is float and _isfinite(v))
+        ):
+            items.append(v)
+        else:
+            kind = _mapping if type(v) is dict else _sequence if type(v) is list else _clean
+            items.append(kind(v, redact, where, (*path, i)))
+    return items

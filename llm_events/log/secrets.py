@@ -39,6 +39,23 @@ RULES_FILE = Path(__file__).with_name("secret_rules.toml")
 
 #: A token-like run: the shape every gitleaks-format secret has.
 _RUN = re.compile(r"[A-Za-z0-9_\-+/=.~]{16,}")
+#: The same test without the regex (which restarts inside every word: 20 ns a character):
+#: the text's UTF-8 bytes with each run character made ``x`` and every other byte (non-ASCII
+#: ones too, which ``_RUN`` never matches) a space hold 16 ``x`` in a row iff ``_RUN`` matches.
+_RUN_BYTES = bytes(
+    0x78
+    if chr(i) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.~"
+    else 0x20
+    for i in range(256)
+)
+_RUN_MIN = b"x" * 16
+
+
+def has_run(text: str) -> bool:
+    """``_RUN.search(text) is not None``, nine times faster on long text."""
+    return _RUN_MIN in text.encode("utf-8", "surrogatepass").translate(_RUN_BYTES)
+
+
 #: How far before a run gitleaks' rules look for their keyword (``mailchimp_key = ...``).
 _CONTEXT = 80
 _NEAR = 32
@@ -142,12 +159,10 @@ TRAFFIC_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 @lru_cache(maxsize=1)
-def _traffic() -> tuple[tuple[tuple[re.Pattern[str], tuple[str, ...]], ...], re.Pattern[str]]:
-    """The compiled rules, and one regex finding any of their hints (most strings have none:
-    one scan instead of a test per hint)."""
-    rules = tuple((re.compile(p), hints) for p, hints in TRAFFIC_RULES)
-    hints = sorted({h for _p, hs in TRAFFIC_RULES for h in hs}, key=len, reverse=True)
-    return rules, re.compile("|".join(map(re.escape, hints)))
+def _traffic() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    """The compiled rules, each with its hints (tested as substrings: one regex finding any
+    hint scanned the text two to three times slower, since common letters start one)."""
+    return tuple((re.compile(p), hints) for p, hints in TRAFFIC_RULES)
 
 
 # --- configured keys -----------------------------------------------------------------------
@@ -173,7 +188,7 @@ class _State:
 
     names_for = -1  # len(os.environ) when ``names`` was computed
     names: tuple[str, ...] = ()
-    values: tuple[str | None, ...] = ()
+    values: tuple[str | None, ...] | None = None
     forms: tuple[str, ...] = ()
 
 
@@ -204,7 +219,7 @@ def configured_secrets() -> tuple[str, ...]:
             if SECRET_ENV.search(k if isinstance(k, str) else k.decode("utf-8", "replace"))
         )
         st.names_for = len(data)
-        st.values = ()
+        st.values = None  # forms recomputed: a key registered meanwhile joins them
     values = tuple(map(data.get, st.names))
     if values != st.values:
         st.values = values
@@ -227,14 +242,22 @@ _ENV_DATA: dict | None = getattr(os.environ, "_data", None)
 # --- the finder ----------------------------------------------------------------------------
 
 
+def find_secrets(text: str) -> str:
+    """``text`` with every secret of the three sources masked (see the module's docstring)."""
+    st = _state
+    data = _ENV_DATA if _ENV_DATA is not None else os.environ
+    # configured_secrets()'s test, inline: this runs for every recorded string
+    if st.names_for != len(data) or tuple(map(data.get, st.names)) != st.values:
+        configured_secrets()
+    if len(text) <= _CACHED_CHARS:  # model names, roles, ids, system prompts repeat
+        return _cached(text)
+    return _find(text, st.forms)
+
+
 class SecretFinder:
     """Masks every secret of the three sources in a string (see the module's docstring)."""
 
-    def __call__(self, text: str) -> str:
-        secrets = configured_secrets()
-        if len(text) <= _CACHED_CHARS:  # model names, roles, ids, system prompts repeat
-            return _cached(text)
-        return _find(text, secrets)
+    __call__ = staticmethod(find_secrets)
 
 
 #: Strings up to this long are remembered with what they became (forgotten when the
@@ -254,14 +277,12 @@ def _find(text: str, secrets: tuple[str, ...]) -> str:
     if len(text) < 16:
         return text
     lowered = text.lower()
-    traffic, any_hint = _traffic()
-    if any_hint.search(lowered) is not None:
-        for pattern, hints in traffic:
-            for h in hints:
-                if h in lowered:
-                    text = _sub_labelled(pattern, text)
-                    break
-    if _RUN.search(text) is None:
+    for pattern, hints in _traffic():
+        for h in hints:
+            if h in lowered:
+                text = _sub_labelled(pattern, text)
+                break
+    if not has_run(text):
         return text
     candidates = _candidates(text)
     for rule in candidates:

@@ -71,27 +71,46 @@ def prompt_built_event(
     """
     check_prompt(prompt)  # typed fields coerced or refused before anything is written
     event_id = ev.new_id()
+    system = clean_text(prompt.system or "", redactor, "prompt.system")
+    user = clean_text(prompt.user or "", redactor, "prompt.user")
+    examples = clean(prompt.examples, redactor, "prompt.examples")
     return ev.PromptBuilt(
         id=event_id,
         ts=ev.now_iso(),
         prompt_id=event_id,
-        system=clean_text(prompt.system or "", redactor, "prompt.system"),
-        user=clean_text(prompt.user or "", redactor, "prompt.user"),
-        examples=clean(list(prompt.examples), redactor, "prompt.examples"),
-        tags=clean(list(prompt.tags), redactor, "prompt.tags"),
+        system=system,
+        user=user,
+        examples=examples,
+        tags=clean(prompt.tags, redactor, "prompt.tags"),
         metadata=clean(prompt.metadata, redactor, "prompt.metadata"),
         vector_confidence=clean(prompt.vector_confidence, redactor, "prompt.vector_confidence"),
         origin=prompt.origin,
-        context=[
-            ev.ContextItem(
-                text=clean_text(c.text, redactor, "context"), score=c.score, source=c.source
-            )
-            for c in context
-        ],
+        context=_context(context, prompt.examples, examples, redactor) if context else [],
         builder=builder,
         fingerprint=prompt_fingerprint(prompt),
         **_conversation(prompt, redactor, blobs_out),
     )
+
+
+def _context(
+    items: Sequence[ev.ContextItem], raw: list[str], cleaned: list[str], redactor: Redactor
+) -> list[ev.ContextItem]:
+    """The context items, their texts redacted.  A builder's items are its examples: their
+    texts were just cleaned (and checked) as such, so each is redacted once, not twice; an
+    item whose text needs no change is kept as it is (the structs are frozen).  Callables
+    among the redactor's rules are called for each text, as they may not be pure."""
+    done = {} if redactor.callables else dict(zip(raw, cleaned, strict=True))
+    out = []
+    for c in items:
+        text = c.text
+        clean_ = done.get(text) if type(text) is str else None
+        if clean_ is None:
+            clean_ = clean_text(text, redactor, "context")
+        if clean_ is text and type(c) is ev.ContextItem:
+            out.append(c)
+        else:
+            out.append(ev.ContextItem(text=clean_, score=c.score, source=c.source))
+    return out
 
 
 def _store_key(store: EventStore) -> str:
