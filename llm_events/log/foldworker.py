@@ -5,7 +5,7 @@ decoding and folding the events (Python), and writing the rows (SQLite, one writ
 process does the first on a read connection of its own, so the rebuilding process only
 writes: the two run on two CPUs.  It folds with the projections' own ``apply`` on a
 :class:`Recorder` that stands for the write connection: reads of the log go to the file,
-writes are recorded, in order, and sent (``pickle``, length-prefixed, on stdout) to the
+writes are recorded, in order, and sent (MessagePack, length-prefixed, on stdout) to the
 rebuilding process, which runs them in its own transactions (``rebuilding.pipelined``).
 So the rows are those the same code writes when it folds in the rebuilding process.
 
