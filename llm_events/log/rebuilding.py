@@ -194,7 +194,10 @@ class Worker:
         data = self._out.read(size)
         if len(data) < size:
             return ("error", "the fold worker exited")
-        return msgspec.msgpack.decode(data)
+        try:
+            return msgspec.msgpack.decode(data)
+        except msgspec.DecodeError:
+            return ("error", "the fold worker sent what it should not")
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
