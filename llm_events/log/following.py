@@ -93,15 +93,17 @@ class ProjectionFollowing:
             if pause_s:
                 time.sleep(pause_s)
 
-    def _catch_up_behind(self) -> bool:
+    def _catch_up_behind(self) -> bool | None:
         """The background thread's catch-up: in small transactions, each started only when
         no append of this process is waiting or under way (appends go first; the lock is
-        never held long by derived work).  False: another process follows the file and
-        keeps up (:mod:`.follower`), so this one left the work to it."""
+        never held long by derived work).  Only the follower of the file does it
+        (:mod:`.follower`): True here; another process follows and has events to apply,
+        False (look again whether it keeps up); nothing left to apply, None."""
         if self._rebuilding or self.readonly or self._closed:
             return True
         role = self._follower_role()
         mine = role.mine()
+        left = False
         try:
             takeover = False
             while not self._closed:
@@ -110,7 +112,8 @@ class ProjectionFollowing:
                     break
                 if not mine and not takeover:
                     if role.keeps_up(head, applied):
-                        break  # another process follows this file, and keeps up
+                        left = True  # another process follows this file, and keeps up
+                        break
                     takeover = True  # it stopped applying: do its work this round
                 self._group.wait_idle(BACKGROUND_YIELD_S)  # this process's appends first
                 with self._write_transaction(SETTLE_WAIT_MS) as conn:
@@ -131,7 +134,7 @@ class ProjectionFollowing:
             pass
         except Exception as e:  # noqa: BLE001 - derived data: reported through lag()
             self.projection_error = e
-        return mine
+        return True if mine else (False if left else None)
 
     def _follower_role(self) -> FollowerRole:
         if self._role is None:

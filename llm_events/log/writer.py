@@ -265,8 +265,8 @@ class Background:
         self.watch = watch
         self._watching = False
         self._last_foreign = 0.0
-        #: ``catch_up`` said another process follows the file: this one's appends no
-        #: longer wake the thread (it looks again at its next round)
+        #: ``catch_up`` said another process follows the file (it returns True when this
+        #: one does): this one's appends no longer wake the thread (its rounds look again)
         self._elsewhere = False
         self._last_commit = time.monotonic()
         self._pending = 0
@@ -312,7 +312,11 @@ class Background:
                         self._wait_for_a_pause()  # let the appends of this moment join
                     self._unprojected = False
                     with contextlib.suppress(Exception):
-                        self._elsewhere = self.catch_up() is False  # type: ignore[misc]
+                        done = self.catch_up()  # type: ignore[misc]
+                        # not True: another process follows the file; False: it has events
+                        # to apply, and the next round looks whether it kept up
+                        self._elsewhere = done is not True
+                        self._unprojected = done is False
                 try:
                     if self._pending >= CHECKPOINT_EVERY_EVENTS or (
                         self._pending and time.monotonic() - self._last_commit >= IDLE_S
