@@ -52,6 +52,10 @@ def is_locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in msg or "busy" in msg
 
 
+#: The longest sleep between two tries for the write lock (they start at 0.2 ms and double).
+LOCK_POLL_MAX_S = 0.004
+
+
 def begin_immediate(conn: sqlite3.Connection, wait_ms: int, path: str | None) -> None:
     """``BEGIN IMMEDIATE`` on a connection whose busy timeout is 0, waiting at most ``wait_ms``."""
     deadline = time.monotonic() + wait_ms / 1000
@@ -66,7 +70,7 @@ def begin_immediate(conn: sqlite3.Connection, wait_ms: int, path: str | None) ->
             if time.monotonic() >= deadline:
                 raise StoreLockedError(locked_message(conn, path, wait_ms)) from None
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.004)
+        delay = min(delay * 2, LOCK_POLL_MAX_S)
 
 
 def locked_message(conn: sqlite3.Connection, path: str | None, wait_ms: int) -> str:
