@@ -32,18 +32,9 @@ from ..log.secrets import configured_secrets
 from ..log.store import EventStore, StoreError
 from . import parsing
 from .blob_refs import blob_refs, blob_rows
-from .exchange import (
-    DEFAULT_MAX_BODY_BYTES,
-    Annotations,
-    Exchange,
-    ExchangeRedactor,
-    Request,
-    _credential_values,
-    annotations,
-    decode_json,
-    log,
-    secret_scrubber,
-)
+from .credentials import ExchangeRedactor, credential_values, secret_scrubber
+from .exchange import DEFAULT_MAX_BODY_BYTES, Exchange, decode_json, log
+from .request_head import Annotations, Request, annotations
 from .retries import OpenCall, OpenCalls, request_keys
 
 
@@ -96,7 +87,7 @@ class ExchangeRecorder:
 
     def _scrubber(self, headers: dict[str, str]) -> Any:
         """Masks this request's own credentials (remembered per set of credentials)."""
-        creds = tuple(_credential_values(headers))
+        creds = tuple(credential_values(headers))
         if not creds:
             return None
         scrub = self._scrubbers.get(creds)

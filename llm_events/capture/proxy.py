@@ -25,8 +25,9 @@ import httpx
 
 from ..recording.workers import in_thread
 from .commits import Committer
-from .exchange import ANNOTATION_PREFIX, Exchange, Request
+from .exchange import Exchange
 from .exchange_recorder import ExchangeRecorder
+from .request_head import ANNOTATION_PREFIX, Request
 from .routing import Route, Router
 from .upstream import UpstreamSender
 

@@ -27,8 +27,9 @@ import httpx
 
 from ..log.store import EventStore
 from ..recording.workers import in_thread
-from .exchange import ANNOTATION_PREFIX, DEFAULT_MAX_BODY_BYTES, Exchange, Request
+from .exchange import DEFAULT_MAX_BODY_BYTES, Exchange
 from .exchange_recorder import ExchangeRecorder
+from .request_head import ANNOTATION_PREFIX, Request
 
 #: host -> upstream name, so a captured call names its provider as the proxy does
 KNOWN_HOSTS = {"api.openai.com": "openai", "api.anthropic.com": "anthropic"}

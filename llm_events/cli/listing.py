@@ -1,4 +1,4 @@
-"""Reading commands: ``calls``, ``show``, ``tail``, ``search``, ``stats``.
+"""Reading commands: ``calls``, ``search``, ``stats`` (``show`` and ``tail``: their own modules).
 
 Each opens the store read-only with :func:`llm_events.log.queries.open_readonly` (``sqlite3``
 alone: nothing else to import, a fast start), asks :mod:`llm_events.queries` and prints
@@ -7,7 +7,6 @@ through :mod:`.format`; no SQL and no business rules live here.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,8 @@ from .format import (
     render_table,
     short_id,
     terminal_width,
-    truncate,
 )
 from .options import (
-    BadOption,
     build_filter,
     call_filter_options,
     full_option,
@@ -135,254 +132,6 @@ def calls_command(db: Path | None, limit: int, as_json: bool, full: bool, **filt
 
 
 # --- show ------------------------------------------------------------------------------------
-
-
-@click.command(name="show")
-@click.argument("call_id")
-@db_option
-@click.option("--json", "as_json", is_flag=True, help="Print the call and its events as JSON.")
-@full_option
-@friendly_errors
-def show_command(db: Path | None, call_id: str, as_json: bool, full: bool) -> None:
-    """Show one call's timeline: every event with its time, the prompt and the answer.
-
-    CALL_ID may be any unique prefix of the id (as `llm-events calls` prints it).
-
-    \b
-    Examples:
-      llm-events show 01a20fb3-3ca4
-      llm-events show 01a20fb3-3ca4 --full
-    """
-    from ..log.queries import call_timeline, get_answer, get_call, resolve_call_id
-
-    conn = open_read(db)
-    try:
-        full_id = resolve_call_id(conn, call_id)
-        call = get_call(conn, full_id) or {"call_id": full_id}
-        answer = get_answer(conn, full_id)
-        events = call_timeline(conn, full_id)
-    finally:
-        conn.close()
-    if as_json:
-        echo_json({"call": call, "answer": answer, "events": events})
-        return
-    echo_lines(_show_lines(call, answer, events, full))
-
-
-#: A running call with no event for this long is probably abandoned (its process died).
-STALLED_AFTER_S = 600
-
-
-def _stalled_for(events: list[dict[str, Any]]) -> str | None:
-    """How long a running call has been silent, if longer than :data:`STALLED_AFTER_S`."""
-    from ..log.events import parse_iso
-
-    last = max((e["ts"] for e in events if e.get("ts")), default=None)
-    if last is None:
-        return None
-    silent = time.time() - parse_iso(last)
-    if silent < STALLED_AFTER_S:
-        return None
-    minutes = int(silent // 60)
-    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
-
-
-def _running_note(started: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
-    """What is known of a running call's process: in flight, ended, or silent for long."""
-    from ..log.processes import ALIVE, ENDED, state
-
-    who = f"process {started.get('pid')} on {started.get('host')}"
-    found = state(started.get("host"), started.get("pid"), started.get("process"))
-    if found == ENDED:
-        return (
-            f"{who} has ended: the call was interrupted (the next process that records "
-            "into this store closes it as Interrupted; what was sent is in the timeline)"
-        )
-    stalled = _stalled_for(events)
-    if stalled is None:
-        return None
-    if found == ALIVE:
-        return f"no event for {stalled}, and {who} is still running: the request is waiting"
-    return (
-        f"no event for {stalled}: the process may have died mid-request "
-        "(what was sent is in the timeline)"
-    )
-
-
-def _show_lines(
-    call: dict[str, Any], answer: dict[str, Any] | None, events: list[dict[str, Any]], full: bool
-) -> list[str]:
-    from .timeline import describe, relative
-
-    out = [f"call {call['call_id']}"]
-    status = call.get("status") or "?"
-    counts = (
-        f"{call.get('attempts') or 0} attempt(s), {call.get('retries') or 0} retries, "
-        f"{call.get('fallbacks') or 0} fallback(s)"
-    )
-    out.append(f"  status    {status} ({counts})")
-    started = next((e for e in events if e.get("type") == "call_started"), {})
-    note = _running_note(started, events) if status == "running" else None
-    if note is not None:
-        out.append(f"  note      {note}")
-    if status == "error":
-        out.append(f"  error     {call.get('error_type')}: {one_line(call.get('error_message'))}")
-    label = {"ok": "answered", "error": "last tried"}.get(status, "asked")
-    out.append(f"  {label:<9} {call.get('backend') or '-'} / {call.get('model') or '-'}")
-    out.append(f"  client    {call.get('client') or '-'}")
-    if started.get("host"):
-        out.append(f"  process   {started['host']} pid {started.get('pid')}")
-    out.append(
-        f"  started   {local_time(call.get('started_at'), millis=True)}   "
-        f"latency {fmt_ms(call.get('latency_ms'))}"
-    )
-    tokens = fmt_tokens(call.get("input_tokens"), call.get("output_tokens"))
-    est = " (estimated)" if call.get("tokens_estimated") else ""
-    out.append(f"  tokens    {tokens} in/out{est}   cost {fmt_cost(call.get('cost'))}")
-    if call.get("route"):
-        out.append(f"  route     {call['route']} (by {call.get('route_reason')})")
-    if call.get("tags"):
-        out.append(f"  tags      {', '.join(map(str, call['tags']))}")
-    if call.get("parent_call_id"):
-        out.append(f"  replay of {call['parent_call_id']}")
-
-    out.append("")
-    out.append("timeline")
-    width = terminal_width()
-    for e in events:
-        label, detail = describe(e)
-        offset = relative(e["offset_ms"]) if e.get("offset_ms") is not None else "?"
-        line = f"  {offset:>9}  {label:<21} {detail}"
-        out.append(line if full else truncate(line, width))
-
-    from .conversation_view import answer_lines, failure_lines, prompt_lines
-
-    prompt = next((e for e in events if e.get("type") == "prompt_built"), None)
-    if prompt is not None:
-        out.extend(prompt_lines(prompt, full))
-    out.extend(failure_lines(events, full))
-    success = next((e for e in reversed(events) if e.get("type") == "attempt_succeeded"), None)
-    text = (answer or {}).get("response_text") if answer else None
-    if text is None and success is not None:
-        text = success.get("text")
-    out.extend(answer_lines(text, success, full))
-    return out
-
-
-# --- tail ------------------------------------------------------------------------------------
-
-
-def _tail_line(e: dict[str, Any], full: bool, width: int) -> str:
-    import json
-
-    from .timeline import describe
-
-    try:
-        body = json.loads(e["payload"])
-    except (TypeError, ValueError):
-        body = {"type": e["type"]}
-    body.setdefault("type", e["type"])
-    label, detail = describe(body)
-    ts = local_time(e["ts"], millis=True)[11:]
-    key = short_id(e.get("call_id"), full) if e.get("call_id") else "-"
-    line = f"{e['seq']:>8}  {ts}  {key:<18}  {label:<21} {detail}"
-    return line if full else truncate(line, width)
-
-
-def _check_types(types: tuple[str, ...]) -> None:
-    """An unknown ``--type`` is an error naming the valid ones (else ``-f`` waits forever)."""
-    import difflib
-
-    from ..log.events import EVENT_CLASSES
-
-    for name in types:
-        if name not in EVENT_CLASSES:
-            close = difflib.get_close_matches(name, EVENT_CLASSES, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise BadOption(
-                f"bad --type: unknown event type {name!r}: {hint}"
-                f"the types are {', '.join(EVENT_CLASSES)}"
-            )
-
-
-@click.command(name="tail")
-@db_option
-@call_filter_options(limit=20, json_help="Print one JSON object per event (JSON Lines).")
-@full_option
-@include_replays_option
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they are appended.")
-@click.option(
-    "--type",
-    "types",
-    multiple=True,
-    help="Only events of this type (repeatable), e.g. attempt_failed.",
-)
-@click.option(
-    "--interval", type=float, default=0.5, show_default=True, help="Seconds between polls with -f."
-)
-@friendly_errors
-def tail_command(
-    db: Path | None,
-    limit: int,
-    as_json: bool,
-    full: bool,
-    follow: bool,
-    types: tuple[str, ...],
-    interval: float,
-    **filters: Any,
-) -> None:
-    """Print the newest events; with -f, follow events other processes append.
-
-    \b
-    Examples:
-      llm-events tail -n 50
-      llm-events tail -f --type attempt_failed
-    """
-    import json
-
-    from ..log.queries import recent_events
-
-    _check_types(types)
-    flt = build_filter(**filters)
-    conn = open_read(db)
-    width = terminal_width()
-
-    def emit(rows: list[dict[str, Any]]) -> None:
-        for e in rows:
-            if as_json:
-                body = json.loads(e["payload"])
-                click.echo(json.dumps({"seq": e["seq"], **body}, ensure_ascii=False))
-            else:
-                click.echo(_tail_line(e, full, width))
-
-    def head(conn: Any) -> int:
-        return conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-
-    try:
-        type_list = list(types) or None
-        # read up to a known seq, then poll strictly after it: nothing is missed or repeated
-        last = head(conn)
-        rows = []
-        if limit:
-            rows = recent_events(conn, until_seq=last, limit=limit, flt=flt, types=type_list)
-        emit(rows)
-        if not follow:
-            if not rows and not as_json:
-                click.echo("no events match", err=True)
-            return
-        try:
-            while True:
-                time.sleep(interval)
-                now = head(conn)
-                if now > last:
-                    emit(
-                        recent_events(conn, after_seq=last, until_seq=now, flt=flt, types=type_list)
-                    )
-                    last = now
-        except KeyboardInterrupt:
-            return
-    finally:
-        conn.close()
 
 
 # --- search ----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from ..log.conversation import (
     ToolCallPart,
     ToolDefinition,
 )
+from .lines import SSEStream
 
 #: Longest provider error message kept (the rest is cut, marked with an ellipsis).
 MAX_MESSAGE_CHARS = 2000
@@ -335,6 +336,52 @@ class StreamParser:
         return []
 
     def response(self) -> ModelResponse:
+        raise NotImplementedError
+
+
+class SSEJsonParser(StreamParser):
+    """A stream of SSE events each holding one JSON object (OpenAI's and Anthropic's): the
+    framing, blank events, the ``[DONE]`` marker and a malformed event handled once here;
+    a format reads each object in :meth:`_event`."""
+
+    #: what one event is called in the error for a malformed one
+    unit: ClassVar[str] = "event"
+
+    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(headers)
+        self._sse = SSEStream()
+
+    def feed(self, chunk: bytes) -> list[str]:
+        return self._handle(self._sse.feed(chunk))
+
+    def close(self) -> list[str]:
+        return self._handle(self._sse.close())
+
+    def _handle(self, events: list[Any]) -> list[str]:
+        deltas: list[str] = []
+        for event in events:
+            data = event.data
+            stripped = data.strip()
+            if not stripped:
+                continue
+            if stripped == "[DONE]":
+                self._done_marker()
+                continue
+            try:
+                value = json.loads(data)
+            except ValueError:
+                raise StreamFormatError(
+                    f"a stream {self.unit} is not valid JSON: {data[:200]!r}"
+                ) from None
+            if isinstance(value, dict):
+                self._event(value, data, deltas)
+        return deltas
+
+    def _done_marker(self) -> None:
+        """``data: [DONE]``: OpenAI's end of a chat stream (ignored by the others)."""
+
+    def _event(self, value: dict[str, Any], data: str, deltas: list[str]) -> None:
+        """One event's object (``data``: its text as sent); append the text deltas it holds."""
         raise NotImplementedError
 
 

@@ -44,7 +44,7 @@ from .base import (
     parse_error,
 )
 from .lines import LineSplitter
-from .openai_chat import neutral_tool, response_text, wire_tool
+from .openai_chat.requests import neutral_tool, response_text, wire_tool
 
 #: The answer's timing fields, kept as stop details (nanoseconds, as Ollama reports them).
 TIMINGS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")

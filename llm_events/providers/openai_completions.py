@@ -13,7 +13,8 @@ from typing import Any
 
 from ..log.conversation import Message, ModelResponse, TextPart, ToolDefinition
 from .base import Adapter, Blobs
-from .openai_chat import ChatStreamParser, choice_fields, first_choice, text_of
+from .openai_chat.answers import ChatStreamParser, choice_fields, first_choice
+from .openai_chat.requests import text_of
 
 
 def parse_text_response(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:

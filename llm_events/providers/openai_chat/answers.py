@@ -1,0 +1,196 @@
+"""Chat Completions answers, whole (``parse_chat_response``) and streamed (SSE chunks,
+:class:`ChatStreamParser`), read into a neutral ``ModelResponse``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...log.conversation import ModelResponse, ReasoningPart, ToolCallPart, Usage
+from ..base import (
+    SSEJsonParser,
+    ToolCallAssembly,
+    as_dict,
+    as_list,
+    header_request_id,
+    int_or_none,
+    kept_headers,
+    parse_error,
+)
+from .requests import call_body, tool_call
+
+
+def usage(data: Any) -> Usage:
+    """OpenAI usage: ``prompt_tokens`` (cached ones included) and ``completion_tokens``
+    (reasoning ones included), with the cached and reasoning counts from the details."""
+    data = as_dict(data)
+    prompt = as_dict(data.get("prompt_tokens_details"))
+    completion = as_dict(data.get("completion_tokens_details"))
+    return Usage(
+        input_tokens=int_or_none(data.get("prompt_tokens")),
+        output_tokens=int_or_none(data.get("completion_tokens")),
+        cache_read_tokens=int_or_none(prompt.get("cached_tokens")),
+        reasoning_tokens=int_or_none(completion.get("reasoning_tokens")),
+    )
+
+
+def reasoning_of(message: dict[str, Any]) -> str | None:
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def stop_details(choice: dict[str, Any]) -> dict[str, Any] | None:
+    """vLLM's ``stop_reason`` (the stop string or token id that ended the answer)."""
+    if choice.get("stop_reason") is not None:
+        return {"stop_reason": choice["stop_reason"]}
+    return None
+
+
+def choice_fields(
+    data: dict[str, Any], choice: dict[str, Any], headers: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """The ModelResponse fields every OpenAI-shaped answer has, whatever its choice holds
+    (chat completions and legacy completions alike)."""
+    return {
+        "finish_reason": choice.get("finish_reason"),
+        "stop_details": stop_details(choice),
+        "usage": usage(data.get("usage")),
+        "response_id": data.get("id"),
+        "response_model": data.get("model"),
+        "request_id": header_request_id(headers),
+        "headers": kept_headers(headers),
+        "logprobs": choice.get("logprobs"),
+        "raw": data,
+    }
+
+
+def first_choice(data: Any) -> dict[str, Any]:
+    """``choices[0]`` of an OpenAI-shaped answer (chat or legacy completions), or ValueError."""
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("choices"), list)
+        or not data["choices"]
+    ):
+        raise ValueError("the server's answer has no ['choices'][0]")
+    return as_dict(data["choices"][0])
+
+
+def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelResponse:
+    choice = first_choice(data)
+    if "message" not in choice:
+        raise ValueError("the server's answer has no ['choices'][0]['message']")
+    message = as_dict(choice.get("message"))
+    calls = [tool_call(c) for c in as_list(message.get("tool_calls")) if isinstance(c, dict)]
+    legacy = as_dict(message.get("function_call"))
+    if legacy:
+        calls.append(
+            ToolCallPart(
+                name=str(legacy.get("name") or ""), arguments=str(legacy.get("arguments") or "")
+            )
+        )
+    thinking = reasoning_of(message)
+    content = message.get("content")
+    return ModelResponse(
+        text=content if isinstance(content, str) else "",
+        tool_calls=calls,
+        refusal=message.get("refusal") if isinstance(message.get("refusal"), str) else None,
+        reasoning=[ReasoningPart(content=thinking)] if thinking else [],
+        **choice_fields(data, choice, headers),
+    )
+
+
+class ChatStreamParser(SSEJsonParser):
+    """``data:`` chunks of ``chat.completion.chunk``; ``[DONE]`` ends the stream."""
+
+    unit = "chunk"
+
+    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(headers)
+        self._text: list[str] = []
+        self._refusal: list[str] = []
+        self._reasoning: list[str] = []
+        self._calls = ToolCallAssembly()
+        self._logprobs: dict[str, list[Any]] = {}
+        self.finish_reason: str | None = None
+        self._stop_details: dict[str, Any] | None = None
+        self._usage = Usage()
+        self._id: str | None = None
+        self._model: str | None = None
+        self._extra: dict[str, Any] = {}
+
+    def _done_marker(self) -> None:
+        self.done = True
+
+    def _event(self, chunk: dict[str, Any], data: str, deltas: list[str]) -> None:
+        if "error" in chunk:
+            self.error = parse_error(500, data, self.headers)
+            self.error.request_id = self.error.request_id or self.request_id
+            return
+        self._chunk(chunk, deltas)
+
+    def _chunk(self, chunk: dict[str, Any], deltas: list[str]) -> None:
+        self._id = self._id or chunk.get("id")
+        self._model = chunk.get("model") or self._model
+        for key in ("system_fingerprint", "service_tier"):
+            if chunk.get(key) is not None:
+                self._extra[key] = chunk[key]
+        if chunk.get("usage"):
+            self._usage = usage(chunk["usage"])
+        for choice in as_list(chunk.get("choices")):
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = as_dict(choice.get("delta"))
+            if "delta" not in choice and isinstance(choice.get("text"), str):
+                delta = {"content": choice["text"]}  # legacy /completions chunks
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                self._text.append(delta["content"])
+                deltas.append(delta["content"])
+            if isinstance(delta.get("refusal"), str):
+                self._refusal.append(delta["refusal"])
+            thinking = reasoning_of(delta)
+            if thinking:
+                self._reasoning.append(thinking)
+            for position, call in enumerate(as_list(delta.get("tool_calls"))):
+                if not isinstance(call, dict):
+                    continue
+                key = call.get("index", position)
+                function, field = call_body(call)
+                self._calls.start(key, id=call.get("id"), name=function.get("name"))
+                arguments = function.get(field)
+                if isinstance(arguments, str):
+                    self._calls.add(key, arguments)
+            legacy = as_dict(delta.get("function_call"))
+            if legacy:
+                self._calls.start("function_call", name=legacy.get("name"))
+                self._calls.add("function_call", str(legacy.get("arguments") or ""))
+            logprobs = as_dict(choice.get("logprobs"))
+            for key, tokens in logprobs.items():
+                if isinstance(tokens, list):
+                    self._logprobs.setdefault(key, []).extend(tokens)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            details = stop_details(choice)
+            if details:
+                self._stop_details = details
+
+    def response(self) -> ModelResponse:
+        reasoning = "".join(self._reasoning)
+        raw: dict[str, Any] = {"id": self._id, "model": self._model, **self._extra}
+        return ModelResponse(
+            text="".join(self._text),
+            tool_calls=self._calls.parts(),
+            refusal="".join(self._refusal) if self._refusal else None,
+            reasoning=[ReasoningPart(content=reasoning)] if reasoning else [],
+            finish_reason=self.finish_reason,
+            stop_details=self._stop_details,
+            usage=self._usage,
+            response_id=self._id,
+            response_model=self._model,
+            request_id=self.request_id,
+            headers=dict(self.headers),
+            logprobs=dict(self._logprobs) if self._logprobs else None,
+            raw={k: v for k, v in raw.items() if v is not None},
+        )
