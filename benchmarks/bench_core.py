@@ -967,10 +967,11 @@ def work(t):
         mine.append((time.perf_counter() - t0) * 1000)
     with lock:
         lat.extend(mine)
+cpu = time.process_time()
 ts = [threading.Thread(target=work, args=(t,)) for t in range({threads})]
 [t.start() for t in ts]
 [t.join() for t in ts]
-print(json.dumps(lat))
+print(json.dumps({{"lat": lat, "cpu": time.process_time() - cpu}}))
 """
 
 #: Recording: the recording benchmark's call.  The warm-up call asks a question like the
@@ -1076,9 +1077,12 @@ def _run_writers(
         for c in extra
     ]
     lat: list[float] = []
+    cpu = 0.0  # the writers' CPU while timed (all their threads): the figure load moves least
     for w in writers:
         out, _ = w.communicate(timeout=900)
-        lat += json.loads(out)
+        got = json.loads(out)
+        lat += got["lat"]
+        cpu += got["cpu"]
     for o in others:
         o.communicate(timeout=900)
     return {
@@ -1086,6 +1090,7 @@ def _run_writers(
         "p50_ms": round(_percentile(lat, 0.5), 2),
         "p99_ms": round(_percentile(lat, 0.99), 2),
         "max_ms": round(max(lat), 2),
+        "cpu_ms_per_call": round(cpu / len(lat) * 1000, 3),
     }
 
 
