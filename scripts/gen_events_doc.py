@@ -94,10 +94,14 @@ TAIL = """## Tables
 | `_projections` | each projection's checkpoint: its `version` and `last_seq`, the last event it applied (moved in the same transaction as the rows it wrote) | yes |
 
 How the tables follow the log (store schema 3): an append commits its events and `_meta.head`
-only. Each projection applies the events after its `last_seq`, in batches: on the writing
-process's background thread once appends pause (2 ms; at most 50 ms behind under a steady
-stream), at flush, close and exit, when a process opens the store, and before the library and
-the reading commands read them. So a projection row always belongs to a committed event, a
+only. Each projection applies the events after its `last_seq`, in batches: on the background
+thread of the one writing process that follows the file once appends pause (2 ms; at most 50
+ms behind under a steady stream), at flush, close and exit, when a process opens the store, and
+before the library and the reading commands read them. The follower holds a `flock` on the
+file `<store>-follower` beside the store and watches for every process's commits; the others'
+background threads leave the projections to it, take its role when it ends (the kernel
+releases the lock of a killed process) and catch up themselves if it applies nothing for
+0.5 s. Where `flock` fails, each writing process follows after its own appends, as before. So a projection row always belongs to a committed event, a
 crash at any moment leaves every checkpoint true, and after catching up every projection
 equals what `rebuild` derives. `max(events.seq) - min(_projections.last_seq)` is how far the
 tables are behind.

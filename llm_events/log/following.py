@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import catchup, rebuilding
+from .follower import FollowerRole
+from .lag import positions
 from .writer import StoreLockedError
 
 #: How long flush, close, exit and the background thread wait for the write lock to do
@@ -36,6 +38,7 @@ class ProjectionFollowing:
     """Catch-up and rebuild for the store (see the module docstring)."""
 
     projections: list[Any]
+    path: str | None
     readonly: bool
     batch: bool
     projection_error: Exception | None
@@ -47,6 +50,9 @@ class ProjectionFollowing:
     _wlock: Any
     _shared_conn: sqlite3.Connection | None
     path: str | None
+    #: whether this process follows the file (:mod:`.follower`), made on first use
+    _role: FollowerRole | None = None
+    _data_version: int | None = None
 
     # provided by the store
     def conn(self) -> sqlite3.Connection:  # pragma: no cover
@@ -90,16 +96,28 @@ class ProjectionFollowing:
             if pause_s:
                 time.sleep(pause_s)
 
-    def _catch_up_behind(self) -> None:
+    def _catch_up_behind(self) -> bool | None:
         """The background thread's catch-up: in small transactions, each started only when
         no append of this process is waiting or under way (appends go first; the lock is
-        never held long by derived work)."""
+        never held long by derived work).  Only the follower of the file does it
+        (:mod:`.follower`): True here; another process follows and has events to apply,
+        False (look again whether it keeps up); nothing left to apply, None."""
         if self._rebuilding or self.readonly or self._closed:
-            return
+            return True
+        role = self._follower_role()
+        mine = role.mine()
+        left = False
         try:
+            takeover = False
             while not self._closed:
-                if not catchup.lag(self.conn()):  # another process caught up: no lock taken
+                head, applied = positions(self.conn())
+                if applied >= head:  # another process caught up: no lock taken
                     break
+                if not mine and not takeover:
+                    if role.keeps_up(head, applied):
+                        left = True  # another process follows this file, and keeps up
+                        break
+                    takeover = True  # it stopped applying: do its work this round
                 self._group.wait_idle(BACKGROUND_YIELD_S)  # this process's appends first
                 with self._write_transaction(SETTLE_WAIT_MS) as conn:
                     if self._rebuilding:  # one began while this waited for the lock
@@ -119,6 +137,32 @@ class ProjectionFollowing:
             pass
         except Exception as e:  # noqa: BLE001 - derived data: reported through lag()
             self.projection_error = e
+        return True if mine else (False if left else None)
+
+    def _follower_role(self) -> FollowerRole:
+        if self._role is None:
+            assert self.path is not None
+            self._role = FollowerRole(self.path)
+        return self._role
+
+    def _others_committed(self) -> bool | None:
+        """For the background thread of the follower: have commits come since its last
+        look (``PRAGMA data_version``: any other connection's, this process's appends
+        included)?  None when this process is not the follower (it does not watch)."""
+        role = self._role
+        if role is None or not role.watching or self._closed:
+            return None
+        try:
+            version = self.conn().execute("PRAGMA data_version").fetchone()[0]
+        except Exception:  # noqa: BLE001 - closed or gone: the next look tells
+            return None
+        seen, self._data_version = self._data_version, version
+        return version != seen
+
+    def _leave_role(self) -> None:
+        if self._role is not None:
+            self._role.close()
+            self._role = None
 
     def _end_rebuild(self) -> None:
         self._rebuilding -= 1

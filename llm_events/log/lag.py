@@ -15,6 +15,13 @@ from pathlib import Path
 
 def lag(conn: sqlite3.Connection, names: Sequence[str] | None = None) -> int:
     """Events committed that the slowest projection has not applied yet (0: up to date)."""
+    head, slowest = positions(conn, names)
+    return max(0, head - slowest)
+
+
+def positions(conn: sqlite3.Connection, names: Sequence[str] | None = None) -> tuple[int, int]:
+    """The log's head and the slowest projection's checkpoint (``seq``; equal when there
+    is nothing to apply, or the file is not a store)."""
     try:
         row = conn.execute(
             "SELECT (SELECT ifnull(max(seq), 0) FROM events), "
@@ -24,9 +31,9 @@ def lag(conn: sqlite3.Connection, names: Sequence[str] | None = None) -> int:
             tuple(names or ()),
         ).fetchone()
     except sqlite3.OperationalError:  # not a store (yet), or an older layout
-        return 0
+        return 0, 0
     head, slowest = row
-    return max(0, head - (slowest if slowest is not None else head))
+    return head, (slowest if slowest is not None else head)
 
 
 def stale(conn: sqlite3.Connection) -> list[str]:

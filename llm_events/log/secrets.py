@@ -2,7 +2,7 @@
 
 Three sources, each masked by :class:`SecretFinder`:
 
-1. **gitleaks' default rules** (``secret_rules.toml``: data converted from gitleaks'
+1. **gitleaks' default rules** (``secret_rules.json``: data converted from gitleaks'
    ``config/gitleaks.toml`` by ``scripts/update_secret_rules.py``): 220 token formats
    (AWS, Google, GitHub, GitLab, Slack, Stripe, JWTs, private keys, ...), each with the
    keywords gitleaks pre-filters on and its entropy threshold.  A maintained list beats a
@@ -23,11 +23,11 @@ whose keywords occur next to such a run.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import threading
-import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 MASK = "[REDACTED]"
-RULES_FILE = Path(__file__).with_name("secret_rules.toml")
+RULES_FILE = Path(__file__).with_name("secret_rules.json")
 
 #: A token-like run: the shape every gitleaks-format secret has.
 _RUN = re.compile(r"[A-Za-z0-9_\-+/=.~]{16,}")
@@ -87,7 +87,7 @@ def _compile(regex: str) -> re.Pattern[str]:
 def gitleaks_rules() -> tuple[tuple[Rule, ...], dict[str, tuple[Rule, ...]]]:
     """The rules and, for each keyword, the rules that need it (loaded once)."""
     with open(RULES_FILE, "rb") as f:
-        data = tomllib.load(f)
+        data = json.load(f)
     rules = tuple(
         Rule(
             id=r["id"],

@@ -238,7 +238,8 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
             self._wconn = self._connect(for_writes=True)
             if self.path != ":memory:" and self._background is None:
                 behind = self._catch_up_behind if self.follow_in_background else None
-                self._background = Background(self.path, behind, self._idle_work)
+                watch = self._others_committed if self.follow_in_background else None
+                self._background = Background(self.path, behind, self._idle_work, watch)
         return self._wconn
 
     @contextlib.contextmanager
@@ -488,6 +489,7 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
             if self._background is not None and self._pid == os.getpid():
                 self._background.stop()
             self._background = None
+            self._leave_role()
             if self._shared_conn is None:
                 for c in self._all_conns:
                     with contextlib.suppress(sqlite3.Error):

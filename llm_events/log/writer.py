@@ -8,8 +8,9 @@
   leader and commits everything queued meanwhile in one transaction; each caller returns
   only once its own events are committed (or raises its own error).
 * :class:`Background` runs, on one daemon thread per store and process, what should not
-  cost a caller anything: projections catching up a few milliseconds after appends, WAL
-  checkpoints, and the search index once appends pause.
+  cost a caller anything: projections catching up a few milliseconds after appends (in the
+  one process that follows the file, :mod:`.follower`, which also watches for the other
+  processes' commits), WAL checkpoints, and the search index once appends pause.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def is_locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in msg or "busy" in msg
 
 
+#: The longest sleep between two tries for the write lock (they start at 0.2 ms and double).
+LOCK_POLL_MAX_S = 0.004
+
+
 def begin_immediate(conn: sqlite3.Connection, wait_ms: int, path: str | None) -> None:
     """``BEGIN IMMEDIATE`` on a connection whose busy timeout is 0, waiting at most ``wait_ms``."""
     deadline = time.monotonic() + wait_ms / 1000
@@ -65,7 +70,7 @@ def begin_immediate(conn: sqlite3.Connection, wait_ms: int, path: str | None) ->
             if time.monotonic() >= deadline:
                 raise StoreLockedError(locked_message(conn, path, wait_ms)) from None
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.004)
+        delay = min(delay * 2, LOCK_POLL_MAX_S)
 
 
 def locked_message(conn: sqlite3.Connection, path: str | None, wait_ms: int) -> str:
@@ -231,6 +236,11 @@ PROJECT_DELAY_S = 0.002
 PROJECT_MAX_DELAY_S = 0.05
 #: Appends paused this long: the search index is brought up to date.
 IDLE_S = 0.3
+#: The follower of a file (:mod:`.follower`) looks for other processes' commits this often
+#: while some came in the last ``FOLLOW_QUIET_S``, and every ``FOLLOW_IDLE_POLL_S`` after.
+FOLLOW_POLL_S = 0.005
+FOLLOW_IDLE_POLL_S = 0.05
+FOLLOW_QUIET_S = 1.0
 
 
 class Background:
@@ -248,12 +258,20 @@ class Background:
     def __init__(
         self,
         path: str,
-        catch_up: Callable[[], None] | None = None,
+        catch_up: Callable[[], bool | None] | None = None,
         idle_work: Callable[[], None] | None = None,
+        watch: Callable[[], bool | None] | None = None,
     ) -> None:
         self.path = path
         self.catch_up = catch_up
         self.idle_work = idle_work
+        #: True: other processes committed since the last look; None: not watching
+        self.watch = watch
+        self._watching = False
+        self._last_foreign = 0.0
+        #: ``catch_up`` said another process follows the file (it returns True when this
+        #: one does): this one's appends no longer wake the thread (its rounds look again)
+        self._elsewhere = False
         self._last_commit = time.monotonic()
         self._pending = 0
         self._unprojected = False
@@ -269,7 +287,8 @@ class Background:
         if self.catch_up is not None and not self._unprojected:
             self._first_unprojected = now
             self._unprojected = True
-            self._wake.set()  # (waking costs the caller: only at the start of a batch)
+            if not self._elsewhere:  # (else the next round looks whether it still is)
+                self._wake.set()  # (waking costs the caller: only at the start of a batch)
         elif self._pending >= CHECKPOINT_EVERY_EVENTS and not self._wake.is_set():
             self._wake.set()
 
@@ -286,15 +305,22 @@ class Background:
         conn: sqlite3.Connection | None = None
         try:
             while not self._stopping:
-                self._wake.wait(CHECKPOINT_INTERVAL_S)
+                self._wake.wait(self._interval())
                 self._wake.clear()
                 if self._stopping:
                     break
+                if self.watch is not None:
+                    self._look_for_others()
                 if self._unprojected:
-                    self._wait_for_a_pause()  # let the appends of this moment join
+                    if not self._elsewhere:
+                        self._wait_for_a_pause()  # let the appends of this moment join
                     self._unprojected = False
                     with contextlib.suppress(Exception):
-                        self.catch_up()  # type: ignore[misc]
+                        done = self.catch_up()  # type: ignore[misc]
+                        # not True: another process follows the file; False: it has events
+                        # to apply, and the next round looks whether it kept up
+                        self._elsewhere = done is not True
+                        self._unprojected = done is False
                 try:
                     if self._pending >= CHECKPOINT_EVERY_EVENTS or (
                         self._pending and time.monotonic() - self._last_commit >= IDLE_S
@@ -312,6 +338,26 @@ class Background:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
+
+    def _interval(self) -> float:
+        if not self._watching:
+            return CHECKPOINT_INTERVAL_S
+        if time.monotonic() - self._last_foreign < FOLLOW_QUIET_S:
+            return FOLLOW_POLL_S
+        return FOLLOW_IDLE_POLL_S
+
+    def _look_for_others(self) -> None:
+        """The follower: other processes' commits are projected as this process's are."""
+        try:
+            seen = self.watch()  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - a look that fails is taken again next round
+            seen = None
+        self._watching = seen is not None
+        if seen and self.catch_up is not None:
+            now = self._last_foreign = time.monotonic()
+            if not self._unprojected:
+                self._first_unprojected = now
+                self._unprojected = True
 
     def stop(self) -> None:
         self._stopping = True
