@@ -36,9 +36,7 @@ What is measured, and why this way:
   alone (an upgrade's cost); then, on it, one call's events (``EventStore.call_events``)
   and the 50 newest calls from ``calls``, and the floor (:func:`rebuild_floor`: reading,
   decoding, writing the same rows, indexing them, each alone; and the one writer's SQL for
-  those rows with the rebuild's best settings).  The rebuild folds in a second process
-  (``llm_events.log.foldworker``): its CPU is reported apart, and the same rebuild folding
-  in one process is timed right after, as the baseline.
+  those rows with the rebuild's best settings).
 """
 
 from __future__ import annotations
@@ -1187,14 +1185,6 @@ def big_store(cache_dir: Path, n_events: int) -> tuple[Path, float | None]:
     return path, took
 
 
-def _children_cpu() -> float:
-    """CPU seconds of this process's finished children (the rebuild's fold worker)."""
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-
-
 def _warm(path: Path) -> None:
     """Read the file once, so a rebuild is timed on a file in the page cache (this machine
     evicts pages left idle: a cold 1.7 GB file alone costs a minute at 30 MB/s)."""
@@ -1330,44 +1320,18 @@ def bench_rebuild(cache_dir: Path, tmp: Path, n_events: int, lookups: int) -> di
     store = EventStore(path)
     total = store.count()
     log(f"rebuild: {total:,} events")
-    from llm_events.log import rebuilding
-
     _warm(path)
     gc.collect()
-    spare = rebuilding.spare_cpu
-    rebuilding.spare_cpu = lambda: True  # the pipeline even on a busy machine (compared below)
-    try:
-        t0, c0, w0 = time.perf_counter(), time.process_time(), _children_cpu()
-        applied = store.rebuild()
-    finally:
-        rebuilding.spare_cpu = spare
+    t0, c0 = time.perf_counter(), time.process_time()
+    applied = store.rebuild()
     rebuild_s = time.perf_counter() - t0
     rebuild_cpu_s = time.process_time() - c0
-    worker_cpu_s = _children_cpu() - w0
-    log(
-        f"  rebuilt in {rebuild_s:.1f} s ({rebuild_cpu_s:.1f} s of CPU here, "
-        f"{worker_cpu_s:.1f} s in the fold worker)"
-    )
-    # the same rebuild folding in this process alone (the pipeline's baseline, same run)
-    _warm(path)
-    gc.collect()
-    saved, rebuilding.PIPELINE_MIN_EVENTS = rebuilding.PIPELINE_MIN_EVENTS, 2**62
-    try:
-        t0, c0 = time.perf_counter(), time.process_time()
-        store.rebuild()
-        alone_s, alone_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    finally:
-        rebuilding.PIPELINE_MIN_EVENTS = saved
-    log(f"  folding in one process: {alone_s:.1f} s ({alone_cpu_s:.1f} s of CPU)")
+    log(f"  rebuilt in {rebuild_s:.1f} s ({rebuild_cpu_s:.1f} s of CPU)")
     # what upgrading a store to a new projection costs (tool_calls: only the answers)
-    t0, c0, w0 = time.perf_counter(), time.process_time(), _children_cpu()
-    store.rebuild(only=["tool_calls"])  # (folds in a worker only if a CPU is free)
+    t0, c0 = time.perf_counter(), time.process_time()
+    store.rebuild(only=["tool_calls"])
     only_s, only_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    only_worker_cpu_s = _children_cpu() - w0
-    log(
-        f"  rebuilt tool_calls alone in {only_s:.1f} s ({only_cpu_s:.1f} s of CPU here, "
-        f"{only_worker_cpu_s:.1f} s in the fold worker)"
-    )
+    log(f"  rebuilt tool_calls alone in {only_s:.1f} s ({only_cpu_s:.1f} s of CPU)")
     store.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
 
@@ -1415,15 +1379,10 @@ def bench_rebuild(cache_dir: Path, tmp: Path, n_events: int, lookups: int) -> di
         "generated_events_per_s": None if generated_s is None else round(total / generated_s),
         "rebuild_s": round(rebuild_s, 2),
         "rebuild_cpu_s": round(rebuild_cpu_s, 2),
-        "rebuild_worker_cpu_s": round(worker_cpu_s, 2),
-        "rebuild_one_process_s": round(alone_s, 2),
-        "rebuild_one_process_cpu_s": round(alone_cpu_s, 2),
-        "rebuild_vs_one_process": round(rebuild_s / alone_s, 2),
         "rebuild_s_target_max": TARGETS["rebuild_s_max"],
         "rebuild_s_met": rebuild_s < TARGETS["rebuild_s_max"],
         "rebuild_only_tool_calls_s": round(only_s, 2),
         "rebuild_only_tool_calls_cpu_s": round(only_cpu_s, 2),
-        "rebuild_only_tool_calls_worker_cpu_s": round(only_worker_cpu_s, 2),
         "floor": floor,
         "call_events_ms": round(one_call, 2),
         "call_events_ms_max": round(max(one_call_ms), 2),

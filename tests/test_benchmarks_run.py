@@ -59,7 +59,6 @@ def test_rebuild_and_its_floor_on_a_small_store(bench_core, tmp_path):
         "sum_cpu_s",
         "writer_best_cpu_s",
     }
-    assert out["rebuild_one_process_s"] > 0 and out["rebuild_worker_cpu_s"] >= 0
     assert out["lookups_met"] in (True, False)
 
 

@@ -228,22 +228,15 @@ class ProjectionFollowing:
         with contextlib.ExitStack() as stack:
             stack.callback(self._end_rebuild)
             checkpointer = stack.enter_context(self._rebuild_settings())
-            # a second process folds the log meanwhile, if it is large (``foldworker``)
-            worker = rebuilding.pipelined(self, targets, chunk, progress)
-            if worker is not None:
-                stack.callback(worker.close)
             with self._write_transaction() as conn:
                 catchup.reset(conn, targets)
-                if worker is None or not rebuilding.PIPELINE_KEEPS_INDEXES:
-                    catchup.defer_indexes(conn, targets)
+                catchup.defer_indexes(conn, targets)
                 rebuilding.bulk_search_index(conn, targets)
             stack.callback(self._restore_indexes)  # at the end, or if the rebuild fails
             stack.enter_context(catchup.collector_paused())
             for p in targets:
                 p.bulk(True)
                 stack.callback(p.bulk, False)
-            if worker is not None:  # its chunks; then this loop folds what it did not
-                rebuilding.write_folded(self, worker, targets, progress, checkpointer, SETTLE_ROWS)
             while True:
                 with self._write_transaction() as conn:
                     try:

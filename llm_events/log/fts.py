@@ -45,13 +45,6 @@ def behind(conn: sqlite3.Connection) -> bool:
     return last is not None and _top(conn) > last
 
 
-def backlog(conn: sqlite3.Connection) -> int:
-    """About how many ``prompts`` rows the index lacks (ids only grow, nearly one by one):
-    two lookups, no count."""
-    last = indexed_upto(conn)
-    return 0 if last is None else max(0, _top(conn) - last)
-
-
 def unindexed(conn: sqlite3.Connection) -> int:
     """How many ``prompts`` rows the index does not hold yet."""
     last = indexed_upto(conn)
