@@ -90,7 +90,7 @@ TAIL = """## Tables
 | `replay_results` | one row per compared call of a replay run | yes |
 | `replays` | one row per replay run: status, counts per verdict, resumes | yes |
 | `blobs` | inline images and files of conversations, once per `sha256` (`mime_type`, `size`, `data`), written in the transaction of the first event naming them; empty with `configure(store_blobs=False)` | no: events hold only digests |
-| `_meta` | the chain head (`head` = `seq:hash`), the last `prompts.id` in `prompts_fts` (`prompts_fts_indexed`), and while a rebuild runs the indexes it makes at its end (`deferred_indexes`: their SQL; the next process to open the file makes them if the rebuild was killed) | no |
+| `_meta` | the chain head (`head` = `seq:hash`), the last `prompts.id` in `prompts_fts` (`prompts_fts_indexed`), and while a rebuild runs the work it does at its end (`deferred_indexes`: the SQL of the indexes it makes then, and setting the search index's FTS5 options back to their defaults; the next process to open the file does it if the rebuild was killed) | no |
 | `_projections` | each projection's checkpoint: its `version` and `last_seq`, the last event it applied (moved in the same transaction as the rows it wrote) | yes |
 
 How the tables follow the log (store schema 3): an append commits its events and `_meta.head`

@@ -57,6 +57,7 @@ def test_rebuild_and_its_floor_on_a_small_store(bench_core, tmp_path):
         "write_cpu_s",
         "index_cpu_s",
         "sum_cpu_s",
+        "writer_best_cpu_s",
     }
     assert out["lookups_met"] in (True, False)
 

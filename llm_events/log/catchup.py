@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 import msgspec
 
 from . import events as ev
+from . import fts
 from .lag import lag
 from .projections import Projection
 from .projections.base import PromptFields
@@ -56,14 +57,31 @@ def apply_pending(
     active = [p for p in projections if p.name in marks]
     if not active:
         return 0
-    start = min(marks[p.name] for p in active)
-    rows = conn.execute(
+    rows = read_after(conn, min(marks[p.name] for p in active), limit)
+    if not rows:
+        return 0
+    apply_rows(conn, active, marks, rows)
+    return len(rows)
+
+
+def read_after(conn: sqlite3.Connection, start: int, limit: int) -> list[tuple[int, str, bytes]]:
+    """``(seq, type, payload)`` of the first ``limit`` events after ``start``."""
+    return conn.execute(
         # as bytes: msgspec decodes them directly, with no str made of each payload first
         "SELECT seq, type, CAST(payload AS BLOB) FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
         (start, limit),
     ).fetchall()
-    if not rows:
-        return 0
+
+
+def apply_rows(
+    conn: sqlite3.Connection,
+    active: Sequence[Projection],
+    marks: dict[str, int],
+    rows: list[tuple[int, str, bytes]],
+) -> None:
+    """Fold ``rows`` (the events after the lowest of ``marks``, the checkpoints of
+    ``active``) into each projection that lacks them, and move its checkpoint."""
+    start = min(marks[p.name] for p in active)
     # decode only the types some projection reads (an upgrade rebuilding ``tool_calls``
     # decodes the answers, not the whole log)
     wanted = [p.types for p in active if marks[p.name] < rows[-1][0]]
@@ -98,7 +116,6 @@ def apply_pending(
             f"UPDATE _projections SET last_seq = ? WHERE name IN ({','.join('?' * len(moved))})",
             (last, *moved),
         )
-    return len(rows)
 
 
 _prompt_fields = msgspec.json.Decoder(PromptFields)
@@ -200,7 +217,8 @@ _read_json = msgspec.json.Decoder(list[str])
 
 
 def deferred(conn: sqlite3.Connection) -> list[str]:
-    """The ``CREATE INDEX`` statements of the indexes a rebuild has dropped until its end."""
+    """The work a rebuild left for its end: the ``CREATE INDEX`` statements of the indexes
+    it dropped, and :data:`.fts.END_BULK`."""
     row = conn.execute("SELECT value FROM _meta WHERE key = ?", (DEFERRED_KEY,)).fetchone()
     return [] if row is None else _read_json.decode(row[0])
 
@@ -218,23 +236,32 @@ def defer_indexes(conn: sqlite3.Connection, projections: Sequence[Projection]) -
     ).fetchall()
     if not found:
         return
-    keep = deferred(conn)
-    conn.execute(
-        "INSERT OR REPLACE INTO _meta(key, value) VALUES (?, ?)",
-        (DEFERRED_KEY, _json.encode(keep + [sql for _name, sql in found]).decode()),
-    )
+    defer_to_end(conn, [sql for _name, sql in found])
     for name, _sql in found:
         conn.execute(f"DROP INDEX [{name}]")
 
 
+def defer_to_end(conn: sqlite3.Connection, statements: Sequence[str]) -> None:
+    """Add these to the work the rebuild does at its end (:func:`restore_index`): a
+    ``CREATE INDEX``, or :data:`.fts.END_BULK`."""
+    conn.execute(
+        "INSERT OR REPLACE INTO _meta(key, value) VALUES (?, ?)",
+        (DEFERRED_KEY, _json.encode(deferred(conn) + list(statements)).decode()),
+    )
+
+
 def restore_index(conn: sqlite3.Connection) -> bool:
-    """Make one deferred index (inside the caller's write transaction: one index per
-    transaction keeps each hold of the write lock short); False when none is left."""
+    """Do one piece of the work a rebuild left for its end, most often one deferred index
+    (inside the caller's write transaction: one per transaction keeps each hold of the
+    write lock short); False when none is left."""
     todo = deferred(conn)
     if not todo:
         return False
     sql, rest = todo[0], todo[1:]
-    conn.execute(sql.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
+    if sql == fts.END_BULK:
+        fts.end_bulk(conn)
+    else:
+        conn.execute(sql.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
     if rest:
         conn.execute(
             "UPDATE _meta SET value = ? WHERE key = ?", (_json.encode(rest).decode(), DEFERRED_KEY)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import catchup
+from . import catchup, rebuilding
 from .follower import FollowerRole
 from .lag import positions
 from .writer import StoreLockedError
@@ -47,6 +47,9 @@ class ProjectionFollowing:
     _deferred: list[Any]
     _queue: Any
     _group: Any
+    _wlock: Any
+    _shared_conn: sqlite3.Connection | None
+    path: str | None
     #: whether this process follows the file (:mod:`.follower`), made on first use
     _role: FollowerRole | None = None
     _data_version: int | None = None
@@ -199,6 +202,14 @@ class ProjectionFollowing:
             for projection in self.projections:
                 projection.settle(conn)
 
+    def _rebuild_settings(self) -> Any:
+        """:func:`.rebuilding.rebuild_settings` on the write connection."""
+        with self._wlock:
+            conn = self._write_conn()
+        return rebuilding.rebuild_settings(
+            conn, None if self._shared_conn is not None else self.path, self._wlock
+        )
+
     def rebuild(
         self,
         only: Iterable[str] | None = None,
@@ -216,9 +227,11 @@ class ProjectionFollowing:
         self._rebuilding += 1  # the background thread leaves the work to this loop
         with contextlib.ExitStack() as stack:
             stack.callback(self._end_rebuild)
+            checkpointer = stack.enter_context(self._rebuild_settings())
             with self._write_transaction() as conn:
                 catchup.reset(conn, targets)
                 catchup.defer_indexes(conn, targets)
+                rebuilding.bulk_search_index(conn, targets)
             stack.callback(self._restore_indexes)  # at the end, or if the rebuild fails
             stack.enter_context(catchup.collector_paused())
             for p in targets:
@@ -233,6 +246,8 @@ class ProjectionFollowing:
                         raise
                 if not n:
                     break
+                if checkpointer is not None:
+                    checkpointer.nudge()
                 if progress is not None:
                     progress(n)
             left = True
