@@ -59,6 +59,31 @@ def role_free(path: Path) -> bool:
     return True
 
 
+def follower_child(path: Path, call_id: str) -> subprocess.Popen:
+    """A process that appends one event, holds the follower role of ``path`` and then
+    sleeps (a minute at most); returned once it says it follows."""
+    code = (
+        "import time\n"
+        "from llm_events import EventStore\n"
+        "from llm_events.log import events as ev\n"
+        f"s = EventStore({str(path)!r})\n"
+        f"s.append([ev.CallStarted(id=ev.new_id(), ts=ev.now_iso(), call_id={call_id!r})])\n"
+        "while not (s._role and s._role.mine()):\n"
+        "    time.sleep(0.01)\n"
+        "print('following', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    if child.stdout.readline().strip() != "following":
+        child.kill()
+        child.wait()
+        raise AssertionError("the child did not take the follower role")
+    return child
+
+
 def test_the_appends_of_a_store_that_does_not_follow_are_projected_by_the_one_that_does(tmp_path):
     path = tmp_path / "shared.db"
     first, second = EventStore(path), EventStore(path)  # two descriptors: two contenders
@@ -81,23 +106,8 @@ def test_the_appends_of_a_store_that_does_not_follow_are_projected_by_the_one_th
 def test_a_killed_follower_is_replaced_and_its_unapplied_events_are_projected(tmp_path):
     path = tmp_path / "killed.db"
     EventStore(path).close()
-    code = (
-        "import sys, time\n"
-        "from llm_events import EventStore\n"
-        "from llm_events.log import events as ev\n"
-        f"s = EventStore({str(path)!r})\n"
-        "s.append([ev.CallStarted(id=ev.new_id(), ts=ev.now_iso(), call_id='k0')])\n"
-        "while not (s._role and s._role.mine()):\n"
-        "    time.sleep(0.01)\n"
-        "print('following', flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    child = follower_child(path, "k0")
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "following"
         store = EventStore(path)
         store.append(started("m", 2))  # left to the child, which follows
         assert eventually(lambda: {"k0", "m0", "m1"} <= projected(path))
@@ -120,23 +130,8 @@ def test_a_killed_follower_is_replaced_and_its_unapplied_events_are_projected(tm
 def test_a_follower_that_stops_applying_is_passed_over(tmp_path):
     path = tmp_path / "stopped.db"
     EventStore(path).close()
-    code = (
-        "import os, signal, time\n"
-        "from llm_events import EventStore\n"
-        "from llm_events.log import events as ev\n"
-        f"s = EventStore({str(path)!r})\n"
-        "s.append([ev.CallStarted(id=ev.new_id(), ts=ev.now_iso(), call_id='s0')])\n"
-        "while not (s._role and s._role.mine()):\n"
-        "    time.sleep(0.01)\n"
-        "print('following', flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    child = follower_child(path, "s0")
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "following"
         os.kill(child.pid, signal.SIGSTOP)  # alive, holding the role, applying nothing
         store = EventStore(path)
         for i in range(40):  # appends going on: each round looks whether it kept up
