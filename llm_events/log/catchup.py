@@ -57,31 +57,14 @@ def apply_pending(
     active = [p for p in projections if p.name in marks]
     if not active:
         return 0
-    rows = read_after(conn, min(marks[p.name] for p in active), limit)
-    if not rows:
-        return 0
-    apply_rows(conn, active, marks, rows)
-    return len(rows)
-
-
-def read_after(conn: sqlite3.Connection, start: int, limit: int) -> list[tuple[int, str, bytes]]:
-    """``(seq, type, payload)`` of the first ``limit`` events after ``start``."""
-    return conn.execute(
+    start = min(marks[p.name] for p in active)
+    rows = conn.execute(
         # as bytes: msgspec decodes them directly, with no str made of each payload first
         "SELECT seq, type, CAST(payload AS BLOB) FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
         (start, limit),
     ).fetchall()
-
-
-def apply_rows(
-    conn: sqlite3.Connection,
-    active: Sequence[Projection],
-    marks: dict[str, int],
-    rows: list[tuple[int, str, bytes]],
-) -> None:
-    """Fold ``rows`` (the events after the lowest of ``marks``, the checkpoints of
-    ``active``) into each projection that lacks them, and move its checkpoint."""
-    start = min(marks[p.name] for p in active)
+    if not rows:
+        return 0
     # decode only the types some projection reads (an upgrade rebuilding ``tool_calls``
     # decodes the answers, not the whole log)
     wanted = [p.types for p in active if marks[p.name] < rows[-1][0]]
@@ -116,6 +99,7 @@ def apply_rows(
             f"UPDATE _projections SET last_seq = ? WHERE name IN ({','.join('?' * len(moved))})",
             (last, *moved),
         )
+    return len(rows)
 
 
 _prompt_fields = msgspec.json.Decoder(PromptFields)

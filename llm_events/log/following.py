@@ -49,7 +49,6 @@ class ProjectionFollowing:
     _group: Any
     _wlock: Any
     _shared_conn: sqlite3.Connection | None
-    path: str | None
     #: whether this process follows the file (:mod:`.follower`), made on first use
     _role: FollowerRole | None = None
     _data_version: int | None = None

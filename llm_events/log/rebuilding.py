@@ -100,12 +100,10 @@ def rebuild_settings(
     ``lock``), put back when it ends; yields the checkpointer to nudge after each chunk
     (``None`` when the store is not a file of its own)."""
     values = {"cache_size": -REBUILD_CACHE_KIB, "threads": REBUILD_SORT_THREADS}
-    checkpointer = None
-    if path is not None and path != ":memory:":
+    checkpointer = Checkpointer(path) if path is not None and path != ":memory:" else None
+    if checkpointer is not None:
         values["wal_autocheckpoint"] = 0
     before = _pragmas(conn, lock, values)
-    if path is not None and "wal_autocheckpoint" in values:
-        checkpointer = Checkpointer(path)
     try:
         yield checkpointer
     finally:

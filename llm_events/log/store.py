@@ -248,34 +248,25 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
         error; SQLite errors become one-line :class:`StoreError`.  ``wait_ms``: how long to
         wait for the write lock (default: ``busy_timeout_ms``)."""
         with self._wlock:
-            conn = self._begin_write(wait_ms)
+            conn = self._write_conn()
+            wait = self.busy_timeout_ms if wait_ms is None else wait_ms
+            if self._shared_conn is not None:
+                conn.execute(f"PRAGMA busy_timeout = {int(wait)}")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as e:
+                    raise StoreError(f"cannot write to event store {self.path}: {e}") from None
+            else:
+                begin_immediate(conn, wait, self.path)
             try:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as e:
-                self._write_failed(conn, e)
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error) and not isinstance(e, sqlite3.IntegrityError):
+                    raise StoreError(f"cannot write to event store {self.path}: {e}") from None
                 raise
-
-    def _begin_write(self, wait_ms: int | None = None) -> sqlite3.Connection:
-        """``BEGIN IMMEDIATE`` on the write connection (under ``_wlock``)."""
-        conn = self._write_conn()
-        wait = self.busy_timeout_ms if wait_ms is None else wait_ms
-        if self._shared_conn is not None:
-            conn.execute(f"PRAGMA busy_timeout = {int(wait)}")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise StoreError(f"cannot write to event store {self.path}: {e}") from None
-        else:
-            begin_immediate(conn, wait, self.path)
-        return conn
-
-    def _write_failed(self, conn: sqlite3.Connection, e: BaseException) -> None:
-        """Roll back after ``e``; SQLite errors (but integrity ones) raise as a StoreError."""
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        if isinstance(e, sqlite3.Error) and not isinstance(e, sqlite3.IntegrityError):
-            raise StoreError(f"cannot write to event store {self.path}: {e}") from None
 
     # --- schema ----------------------------------------------------------------------------
 
@@ -363,24 +354,17 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
         with self._deferred_lock:
             deferred, self._deferred = self._deferred, []
         try:
-            encoded = [(e, ev.encode(e)) for e in deferred]
-            # _write_transaction() written out: its generator cost 2 us a commit
-            with self._wlock:
-                conn = self._begin_write()
-                try:
-                    for r in requests:
-                        if r.ignore_existing:
-                            encoded = encoded + _without_existing(conn, r.encoded, encoded)
-                        else:
-                            encoded = encoded + r.encoded
-                    if encoded:
-                        self._insert(conn, encoded)
-                    conn.execute("COMMIT")
-                except BaseException as e:
-                    self._write_failed(conn, e)
-                    raise
-            if not encoded:
-                return
+            held = [(e, ev.encode(e)) for e in deferred]
+            with self._write_transaction() as conn:
+                encoded = held
+                for r in requests:
+                    if r.ignore_existing:
+                        encoded = encoded + _without_existing(conn, r.encoded, encoded)
+                    else:
+                        encoded = encoded + r.encoded
+                if not encoded:
+                    return
+                self._insert(conn, encoded)
         except BaseException:
             if deferred:
                 with self._deferred_lock:
