@@ -113,6 +113,25 @@ def case(case_id: str) -> Case:
     return _load(directory)
 
 
+def request_body(case: Case) -> dict:
+    """The request a client sends for ``case``: its recorded body, or a minimal one of its
+    provider's shape, with ``stream`` as the case was served."""
+    if case.request is not None:
+        body = dict(case.request)
+    elif case.provider == "anthropic":
+        body = {
+            "model": "claude-x",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    elif case.provider == "openai_responses":
+        body = {"model": "gpt-x", "input": "hi"}
+    else:
+        body = {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]}
+    body["stream"] = case.stream
+    return body
+
+
 def chunks(body: bytes, size: int = 7) -> list[bytes]:
     """Split ``body`` into pieces of ``size`` bytes, plus a cut inside every multi-byte character.
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from llm_events.capture.server import ProxySettings, ProxyThread, build_app
 from llm_events.log import events as ev
 from llm_events.log.store import EventStore
+from llm_events.providers import adapter_for_path
 
+from .corpus import Case
 from .fake_upstream import FakeUpstream
 
 OPENAI_KEY = "sk-proj-testkey0123456789abcdefXYZ"
@@ -65,3 +67,24 @@ def store_bytes(db: Path) -> bytes:
         if p.exists():
             out += p.read_bytes()
     return out
+
+
+def parsed_answer(case: Case):
+    """What the provider adapter (checked against the SDKs) makes of the case's answer."""
+    adapter = adapter_for_path(case.path)
+    if not case.stream:
+        return adapter.parse_response(case.body, case.headers())
+    parser = adapter.stream_parser(case.headers())
+    parser.feed(case.body)
+    parser.close()
+    return parser.response()
+
+
+def stream_reports_error(case: Case) -> bool:
+    """Whether the case is a 200 stream that reports an error inside (a failed attempt)."""
+    if not case.stream:
+        return False
+    parser = adapter_for_path(case.path).stream_parser(case.headers())
+    parser.feed(case.body)
+    parser.close()
+    return parser.error is not None

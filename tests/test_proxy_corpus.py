@@ -11,10 +11,16 @@ import pytest
 from llm_events.capture.blob_refs import BLOB_REF
 from llm_events.capture.server import ProxySettings, ProxyThread, build_app
 from llm_events.log.conversation import BlobPart
-from llm_events.providers import adapter_for_path
 
 from . import corpus
-from .proxy_support import OPENAI_KEY, call_events, finished_calls, store_bytes
+from .proxy_support import (
+    OPENAI_KEY,
+    call_events,
+    finished_calls,
+    parsed_answer,
+    store_bytes,
+    stream_reports_error,
+)
 
 CASES = [
     c
@@ -24,47 +30,9 @@ CASES = [
 ]
 
 
-def _request_body(case: corpus.Case) -> dict:
-    if case.request is not None:
-        body = dict(case.request)
-    elif case.provider == "anthropic":
-        body = {
-            "model": "claude-x",
-            "max_tokens": 10,
-            "messages": [{"role": "user", "content": "hi"}],
-        }
-    elif case.provider == "openai_responses":
-        body = {"model": "gpt-x", "input": "hi"}
-    else:
-        body = {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]}
-    body["stream"] = case.stream
-    return body
-
-
-def _parsed(case: corpus.Case):
-    """What the provider adapter (checked against the SDKs) makes of the case's answer."""
-    adapter = adapter_for_path(case.path)
-    if not case.stream:
-        return adapter.parse_response(case.body, case.headers())
-    parser = adapter.stream_parser(case.headers())
-    parser.feed(case.body)
-    parser.close()
-    return parser.response()
-
-
-def _stream_error(case: corpus.Case) -> bool:
-    """Whether the case is a 200 stream that reports an error inside (a failed attempt)."""
-    if not case.stream:
-        return False
-    parser = adapter_for_path(case.path).stream_parser(case.headers())
-    parser.feed(case.body)
-    parser.close()
-    return parser.error is not None
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_corpus_case_through_the_proxy(case, store, db_path):
-    body = _request_body(case)
+    body = corpus.request_body(case)
     headers = {"authorization": f"Bearer {OPENAI_KEY}", "x-stainless-retry-count": "0"}
     with corpus.serve(case) as server:
         direct = httpx.post(server.url + case.path, json=body, headers=headers)
@@ -81,10 +49,10 @@ def test_corpus_case_through_the_proxy(case, store, db_path):
     (call_id,) = finished_calls(store, 1)
     events = call_events(store, call_id)
     assert events["call_started"][0].source == "proxy"
-    if case.status < 400 and not _stream_error(case):
+    if case.status < 400 and not stream_reports_error(case):
         assert events["call_finished"][0].status == "ok"
         ok = events["attempt_succeeded"][0]
-        want = _parsed(case)
+        want = parsed_answer(case)
         assert ok.text == want.text
         assert [(t.id, t.name, t.arguments) for t in ok.tool_calls] == [
             (t.id, t.name, t.arguments) for t in want.tool_calls
