@@ -104,6 +104,16 @@ def cases(provider: str | None = None) -> list[Case]:
     return found
 
 
+def proxied_cases() -> list[Case]:
+    """The cases of the providers an SDK reaches through the proxy's ``/v1/`` paths."""
+    return [
+        c
+        for p in ("openai_chat", "openai_responses", "anthropic")
+        for c in cases(p)
+        if c.path.startswith("/v1/")
+    ]
+
+
 def case(case_id: str) -> Case:
     """One case by ``provider/name``."""
     provider, _, name = case_id.partition("/")

@@ -33,12 +33,7 @@ from .proxy_support import (
 )
 
 NODE_DIR = Path(__file__).parent / "node"
-CASES = [
-    c
-    for p in ("openai_chat", "openai_responses", "anthropic")
-    for c in corpus.cases(p)
-    if c.path.startswith("/v1/")
-]
+CASES = corpus.proxied_cases()
 
 
 class NodeSDKs:

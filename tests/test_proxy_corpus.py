@@ -22,12 +22,7 @@ from .proxy_support import (
     stream_reports_error,
 )
 
-CASES = [
-    c
-    for p in ("openai_chat", "openai_responses", "anthropic")
-    for c in corpus.cases(p)
-    if c.path.startswith("/v1/")
-]
+CASES = corpus.proxied_cases()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
