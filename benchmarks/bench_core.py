@@ -999,9 +999,10 @@ import sqlite3
 from llm_events.log import writer
 groups = json.load(open({groups!r}))
 conn = sqlite3.connect({db!r}, isolation_level=None, check_same_thread=False)
-conn.execute("PRAGMA busy_timeout = 0")
+conn.execute("PRAGMA busy_timeout = 30000")  # 8 processes opening at once: wait, then
 conn.execute("PRAGMA synchronous = NORMAL")
 conn.execute(f"PRAGMA wal_autocheckpoint = {{writer.SAFETY_AUTOCHECKPOINT_PAGES}}")
+conn.execute("PRAGMA busy_timeout = 0")  # take the write lock as the store does (below)
 checkpoints = writer.Background({db!r})  # checkpoints as the store runs them
 plain = b.UnrecordedBuilder([b.KeywordRetriever(b.DOCS)], system=b.SYSTEM)
 client = b.InstantClient("instant-1")
