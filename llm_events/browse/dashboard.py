@@ -35,7 +35,7 @@ class _Day:
     """One day's figures, for application calls and for replay calls apart."""
 
     fingerprint: tuple[int, int, int]
-    #: (model, is_replay) -> [calls, errors, input tokens, output tokens, cost]
+    #: (model, is_replay) -> [calls, errors, input tokens, output tokens, cost, priced calls]
     groups: dict[tuple[str, bool], list[float]] = field(default_factory=dict)
     #: is_replay -> sorted latencies (ms)
     latencies: dict[bool, array] = field(default_factory=dict)
@@ -77,12 +77,13 @@ def _read_day(conn: sqlite3.Connection, day: str, fingerprint: tuple[int, int, i
         key = (model or "-", bool(is_replay))
         g = out.groups.get(key)
         if g is None:
-            g = out.groups[key] = [0, 0, 0, 0, 0.0]
+            g = out.groups[key] = [0, 0, 0, 0, 0.0, 0]
         g[0] += 1
         g[1] += status == "error"
         g[2] += tin or 0
         g[3] += tout or 0
         g[4] += cost or 0.0
+        g[5] += cost is not None
         if ms is not None:
             lat[bool(is_replay)].append(ms)
     out.latencies = {k: array("d", sorted(v)) for k, v in lat.items()}
@@ -128,21 +129,26 @@ def dashboard(
     p50: list[float | None] = []
     p95: list[float | None] = []
     all_ms: list[float] = []
+    priced = 0
     for i, day in enumerate(day_list):
         fig = figures[day]
-        for (model, is_replay), (n, errors, tin, tout, cost) in fig.groups.items():
+        for (model, is_replay), (n, errors, tin, tout, cost, n_priced) in fig.groups.items():
             if is_replay not in kinds:
                 continue
+            priced += n_priced
             per_day["calls"][i] += n
             per_day["errors"][i] += errors
             per_day["input_tokens"][i] += tin
             per_day["output_tokens"][i] += tout
             cost_day[i] += cost
-            m = per_model.setdefault(model, {"calls": 0, "errors": 0, "tokens": 0, "cost": 0.0})
+            m = per_model.setdefault(
+                model, {"calls": 0, "errors": 0, "tokens": 0, "cost": 0.0, "priced": 0}
+            )
             m["calls"] += n
             m["errors"] += errors
             m["tokens"] += tin + tout
             m["cost"] += cost
+            m["priced"] += n_priced
             series = by_model_day.setdefault(model, [[0] * len(day_list), [0.0] * len(day_list)])
             series[0][i] += n
             series[1][i] += cost
@@ -181,6 +187,8 @@ def dashboard(
         "input_tokens": sum(per_day["input_tokens"]),
         "output_tokens": sum(per_day["output_tokens"]),
         "cost": sum(cost_day),
+        #: calls with a known price: with none, the cost is unknown, not $0
+        "priced": priced,
         "p50_ms": percentile(all_ms, 50),
         "p95_ms": percentile(all_ms, 95),
     }
