@@ -3,20 +3,19 @@ failed calls and fallbacks, and a prompt holding a script tag that must never ru
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.browser_support import (
+    card,
+    chromium,
+    fresh_page,
+    needs_chromium,
+    no_horizontal_scroll,
+    shot,
+)
 from tests.cli_support import XSS, Browse, make_sample_store
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 DB = "events"
 
@@ -31,61 +30,12 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright  # a test dependency: missing is a failure
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield b
-        b.close()
+    yield from chromium()
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    pg = context.new_page()
-    dialogs: list[str] = []
-    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    pg.dialogs = dialogs  # type: ignore[attr-defined]
-    yield pg
-    context.close()
-
-
-#: Screenshots go here (a tmp dir per run; the best are copied into docs/images/ by hand).
-SHOTS = "LLM_EVENTS_SCREENSHOTS"
-
-
-def shot(page, tmp_path, name: str, full_page: bool = True) -> Path:
-    import os
-
-    target = Path(os.environ.get(SHOTS) or tmp_path) / f"{name}.png"
-    page.screenshot(path=str(target), full_page=full_page)
-    assert target.stat().st_size > 10_000
-    return target
-
-
-def card(page, title: str):
-    """The section of one of our pages whose heading starts with ``title``."""
-    return page.locator("section.le-card").filter(has=page.locator("h2", has_text=title)).first
-
-
-def no_horizontal_scroll(page) -> None:
-    widths = page.evaluate(
-        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
-        " ...[...document.querySelectorAll('.table-wrapper')].map(e => e.scrollWidth - e.clientWidth)]"
-    )
-    assert widths[0] <= widths[1], f"page scrolls sideways: {widths}"
-    assert all(w <= 0 for w in widths[2:]), f"a table scrolls sideways: {widths}"
+    yield from fresh_page(browser)
 
 
 def test_calls_table_reads_at_1400px_and_a_failed_call_is_one_click_away(server, page, tmp_path):

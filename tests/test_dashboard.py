@@ -11,7 +11,9 @@ from llm_events.browse.dashboard import dashboard
 from llm_events.log import events as ev
 
 
-def _call(store: EventStore, when: float, model: str, status: str = "ok", parent=None) -> str:
+def _call(
+    store: EventStore, when: float, model: str, status: str = "ok", parent=None, cost=0.5
+) -> str:
     cid = ev.new_id()
     ts = ev.now_iso(when)
     out = [
@@ -30,7 +32,7 @@ def _call(store: EventStore, when: float, model: str, status: str = "ok", parent
                 text="a",
                 input_tokens=10,
                 output_tokens=5,
-                cost=0.5,
+                cost=cost,
                 latency_ms=100.0,
             )
         )
@@ -81,4 +83,44 @@ def test_figures_per_day_and_model_and_replays_apart(tmp_path):
     again = dashboard(conn, days=30, key=db)
     assert again["per_day"]["calls"] == [3, 1]
     assert "m3" in again["calls_by_model"]
+    conn.close()
+
+
+def test_a_cost_nobody_knows_is_not_zero(tmp_path):
+    """Answered calls without a price are counted apart (the page says so instead of $0);
+    a failed call costs nothing and is not one of them."""
+    db = tmp_path / "d.db"
+    store = EventStore(db)
+    now = time.time()
+    _call(store, now, "mine", cost=None)
+    _call(store, now, "mine", status="error")
+    store.close()
+    conn = sqlite3.connect(db)
+    t = dashboard(conn, days=30, key=db)["totals"]
+    assert (t["calls"], t["priced"], t["unpriced"]) == (2, 0, 1)
+    store = EventStore(db)
+    _call(store, now, "priced", cost=0.25)
+    store.close()
+    t = dashboard(conn, days=30, key=db)["totals"]
+    assert (t["calls"], t["priced"], t["unpriced"], t["cost"]) == (3, 1, 1, 0.25)
+    conn.close()
+
+
+def test_the_dashboard_answers_while_an_upgrade_rebuilds_the_calls_table(tmp_path):
+    """An upgrade (or ``rebuild``) in another process empties ``calls``, refills it, and
+    makes its indexes last: meanwhile the dashboard shows what is there and says so (it
+    answered 500, "no such index: calls_started")."""
+    db = tmp_path / "d.db"
+    store = EventStore(db)
+    now = time.time()
+    for _ in range(3):
+        _call(store, now, "m1")
+    store.close()
+    conn = sqlite3.connect(db)
+    with conn:  # the state a rebuild is in before its secondary indexes come back
+        conn.execute("DROP INDEX calls_started")
+        conn.execute("DROP INDEX calls_status")
+        conn.execute("UPDATE _projections SET last_seq = 2 WHERE name = 'calls'")
+    d = dashboard(conn, days=30, key=db)
+    assert d["totals"]["calls"] == 3 and d["behind"] > 0
     conn.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..log.queries import call_timeline, get_answer, get_call, resolve_call_id
-from .render import attempt_label, pretty_json
+from .render import attempt_label, compact_json, pretty_json
 
 #: Messages longer than this many characters are folded (a click opens them).
 FOLD_CHARS = 1200
@@ -41,6 +41,27 @@ class Attempt:
     @property
     def label(self) -> str:
         return attempt_label(self.backend, self.model)
+
+    @property
+    def param_items(self) -> list[tuple[str, str, str | None]]:
+        """``(name, one line, indented JSON or None)`` per parameter: a value as JSON (not
+        Python's repr), cut to one line; a long one (a proxy's whole request ``body``)
+        unfolds indented."""
+        return [param_item(k, v) for k, v in self.params.items()]
+
+
+#: A parameter's value is one line of at most this many characters; past it, it folds.
+PARAM_CHARS = 80
+
+
+def param_item(name: str, value: Any) -> tuple[str, str, str | None]:
+    line = value if isinstance(value, str) else compact_json(value)
+    if len(line) <= PARAM_CHARS:
+        return name, line, None
+    full = pretty_json(value)
+    if len(full) > FOLD_CHARS * 20:
+        full = full[: FOLD_CHARS * 20] + "\n… (cut: the raw event has it all)"
+    return name, line[:PARAM_CHARS] + "…", full
 
 
 def find_call(conn: sqlite3.Connection, prefix: str) -> str:
@@ -121,11 +142,13 @@ def _part(p: dict[str, Any]) -> dict[str, Any]:
     if kind == "text":
         return _text(p.get("content") or "")
     if kind == "tool_call":
+        arguments = pretty_json(p.get("arguments"))
         return {
             "type": "tool_call",
             "id": p.get("id"),
             "name": p.get("name") or "?",
-            "arguments": pretty_json(p.get("arguments")),
+            "arguments": arguments,
+            "fold": len(arguments) > FOLD_CHARS,
         }
     if kind == "tool_call_response":
         response = p.get("response")
@@ -220,6 +243,7 @@ def _answer(success: dict[str, Any] | None, row: dict[str, Any] | None) -> dict[
     as_json = pretty_json(text) if text.strip()[:1] in ("{", "[") else None
     return {
         "text": text,
+        "fold": len(text) > FOLD_CHARS,
         "json": as_json if as_json != text else None,
         "parsed": None if parsed is None else json.dumps(parsed, indent=2, ensure_ascii=False),
         "tool_calls": [_part({**t, "type": "tool_call"}) for t in s.get("tool_calls") or []],

@@ -83,6 +83,16 @@ def _is_replay(row: Any) -> bool:
         return False
 
 
+def _is_replay_event(row: Any) -> bool:
+    """An ``events`` row of a replay run (``replay_started`` ...): its ``call_id`` column
+    holds the run's id, whose page is the replay page, not a call page."""
+    try:
+        kind = row["type"]
+    except (KeyError, IndexError, TypeError):
+        return False
+    return isinstance(kind, str) and kind.startswith("replay_")
+
+
 def needs_replay_lookup(row: Any, column: str, table: str | None) -> bool:
     """A ``calls`` status cell whose row lacks ``parent_call_id`` (the default columns):
     the plugin looks it up by primary key to mark a replay's call."""
@@ -105,6 +115,8 @@ def render(value: Any, column: str, table: str | None, row: Any, base: str) -> M
         return None
     if not isinstance(value, str) or not value:
         return None
+    if column == "call_id" and _is_replay_event(row):  # a replay run's own events
+        return _link(replay_href(base, value), value, "le-run")
     if column in CALL_COLUMNS:
         link = _link(call_href(base, value), value, "le-call")
         if column == "parent_call_id" and table in (None, "calls"):

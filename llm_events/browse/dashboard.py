@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from ..log.lag import lag
 from ..log.queries import replay_call_sql
 from ..log.stats import percentile
 
@@ -35,7 +36,8 @@ class _Day:
     """One day's figures, for application calls and for replay calls apart."""
 
     fingerprint: tuple[int, int, int]
-    #: (model, is_replay) -> [calls, errors, input tokens, output tokens, cost]
+    #: (model, is_replay) -> [calls, errors, input tokens, output tokens, cost, priced calls,
+    #: answered calls without a price]
     groups: dict[tuple[str, bool], list[float]] = field(default_factory=dict)
     #: is_replay -> sorted latencies (ms)
     latencies: dict[bool, array] = field(default_factory=dict)
@@ -45,17 +47,28 @@ class _Day:
 _days: dict[Any, dict[str, _Day]] = {}
 
 
+def _indexed_by(conn: sqlite3.Connection, index: str) -> str:
+    """``INDEXED BY index`` when the index is there: an upgrade or rebuild running in
+    another process drops the secondary indexes and makes them again after the rows, and
+    SQLite refuses a query that names a missing one ("no such index")."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)
+    ).fetchone()
+    return f"INDEXED BY {index}" if found else ""
+
+
 def _fingerprints(conn: sqlite3.Connection, since: str) -> dict[str, tuple[int, int, int]]:
     counts: dict[str, list[int]] = {}
     for day, n in conn.execute(
-        "SELECT substr(started_at, 1, 10), count(*) FROM calls INDEXED BY calls_started "
+        f"SELECT substr(started_at, 1, 10), count(*) FROM calls {_indexed_by(conn, 'calls_started')} "
         "WHERE started_at >= ? GROUP BY 1",
         (since,),
     ):
         counts[day] = [n, 0, 0]
+    by_status = _indexed_by(conn, "calls_status")
     for i, status in ((1, "error"), (2, "running")):
         for day, n in conn.execute(
-            "SELECT substr(started_at, 1, 10), count(*) FROM calls INDEXED BY calls_status "
+            f"SELECT substr(started_at, 1, 10), count(*) FROM calls {by_status} "
             "WHERE status = ? AND started_at >= ? GROUP BY 1",
             (status, since),
         ):
@@ -77,12 +90,14 @@ def _read_day(conn: sqlite3.Connection, day: str, fingerprint: tuple[int, int, i
         key = (model or "-", bool(is_replay))
         g = out.groups.get(key)
         if g is None:
-            g = out.groups[key] = [0, 0, 0, 0, 0.0]
+            g = out.groups[key] = [0, 0, 0, 0, 0.0, 0, 0]
         g[0] += 1
         g[1] += status == "error"
         g[2] += tin or 0
         g[3] += tout or 0
         g[4] += cost or 0.0
+        g[5] += cost is not None
+        g[6] += cost is None and status == "ok"
         if ms is not None:
             lat[bool(is_replay)].append(ms)
     out.latencies = {k: array("d", sorted(v)) for k, v in lat.items()}
@@ -128,21 +143,28 @@ def dashboard(
     p50: list[float | None] = []
     p95: list[float | None] = []
     all_ms: list[float] = []
+    priced = unpriced = 0
     for i, day in enumerate(day_list):
         fig = figures[day]
-        for (model, is_replay), (n, errors, tin, tout, cost) in fig.groups.items():
+        for (model, is_replay), group in fig.groups.items():
             if is_replay not in kinds:
                 continue
+            n, errors, tin, tout, cost, n_priced, n_unpriced = group
+            priced += n_priced
+            unpriced += n_unpriced
             per_day["calls"][i] += n
             per_day["errors"][i] += errors
             per_day["input_tokens"][i] += tin
             per_day["output_tokens"][i] += tout
             cost_day[i] += cost
-            m = per_model.setdefault(model, {"calls": 0, "errors": 0, "tokens": 0, "cost": 0.0})
+            m = per_model.setdefault(
+                model, {"calls": 0, "errors": 0, "tokens": 0, "cost": 0.0, "priced": 0}
+            )
             m["calls"] += n
             m["errors"] += errors
             m["tokens"] += tin + tout
             m["cost"] += cost
+            m["priced"] += n_priced
             series = by_model_day.setdefault(model, [[0] * len(day_list), [0.0] * len(day_list)])
             series[0][i] += n
             series[1][i] += cost
@@ -181,6 +203,9 @@ def dashboard(
         "input_tokens": sum(per_day["input_tokens"]),
         "output_tokens": sum(per_day["output_tokens"]),
         "cost": sum(cost_day),
+        #: calls with a known price: with none, the cost is unknown, not $0
+        "priced": priced,
+        "unpriced": unpriced,
         "p50_ms": percentile(all_ms, 50),
         "p95_ms": percentile(all_ms, 95),
     }
@@ -193,6 +218,8 @@ def dashboard(
         "models": [{"model": m, **per_model[m]} for m in models],
         "totals": totals,
         "failures": newest_failures(conn, since, include_replays),
+        #: events the calls table has not caught up with (an upgrade or rebuild running)
+        "behind": lag(conn, ["calls"]),
     }
 
 

@@ -93,6 +93,15 @@ def _db(datasette: Any) -> Any:
     return datasette.get_database()
 
 
+#: An event's one-line description on the call page is cut here (a 50 KB prompt is in
+#: the conversation, folded; the events table lists what happened).
+DETAIL_CHARS = 300
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= DETAIL_CHARS else text[:DETAIL_CHARS] + "…"
+
+
 async def _render(datasette: Any, request: Any, template: str, context: dict[str, Any]) -> Any:
     db = _db(datasette)
     context = {
@@ -101,7 +110,7 @@ async def _render(datasette: Any, request: Any, template: str, context: dict[str
         "db_url": datasette.urls.database(db.name),
         "base": datasette.setting("base_url") or "/",
         "fmt": fmt,
-        "describe": lambda e: describe(e)[1],
+        "describe": lambda e: _cut(describe(e)[1]),
         "static": f"{datasette.setting('base_url') or '/'}{_STATIC}/",
     }
     html = await datasette.render_template(template, context, request=request)
