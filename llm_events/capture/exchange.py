@@ -224,10 +224,11 @@ class Exchange:
 
     def closed_early(self) -> list[ev.Event]:
         """The reader stopped before the body's end: an error status or a stream whose
-        last event had come (an SDK stops at ``[DONE]``) ended as it was; anything else
-        was cancelled."""
+        last event had come (an SDK stops at ``[DONE]``, and raises at an error event)
+        ended as it was; anything else was cancelled."""
+        stream = self.stream
         if (self.status or 0) >= 400 or (
-            self.stream is not None and not self.parse_failed and self.stream.done
+            stream is not None and not self.parse_failed and (stream.done or stream.error)
         ):
             return self.finished()
         return self.cancelled()
@@ -305,7 +306,9 @@ class Exchange:
             fields["raw"] = self._plain_raw()
             return self._event(ev.AttemptSucceeded, **fields)
         u = r.usage
-        raw = None if self.stream is not None else self._clean(self._body_json(), "response")
+        # a stream's raw: what the parser kept of it beyond the fields (ids, the choices of
+        # an n > 1 stream); a whole answer's: its body
+        raw = self._clean(r.raw if self.stream is not None else self._body_json(), "response")
         fields.update(
             text=self._text(r.text) or "",
             raw=raw,
