@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from ..log.pricing import price_call
 from ..log.redaction import Redactor, UnstorableValueError, clean
 from ..providers import parse_error
 from . import parsing
+from .encodings import Decoder
 from .request_head import Request
 from .retries import OpenCall
 
@@ -74,28 +74,6 @@ def retryable_status(status: int) -> bool:
     return status in (408, 409, 429) or status >= 500
 
 
-class _Decoder:
-    """Undoes gzip/deflate so a compressed answer can be parsed (bytes go on unchanged)."""
-
-    def __init__(self, encoding: str) -> None:
-        encoding = encoding.strip().lower()
-        self.ok = encoding in ("", "identity", "gzip", "deflate", "x-gzip")
-        self.z = (
-            zlib.decompressobj(zlib.MAX_WBITS | 32)
-            if encoding in ("gzip", "deflate", "x-gzip")
-            else None
-        )
-
-    def __call__(self, data: bytes) -> bytes:
-        if self.z is None:
-            return data
-        try:
-            return self.z.decompress(data)
-        except zlib.error:
-            self.ok = False
-            return b""
-
-
 class Exchange:
     """One request and its answer, becoming events (see the module docstring)."""
 
@@ -128,7 +106,7 @@ class Exchange:
         self.body = bytearray()
         self.body_over = False
         self.bytes_out = 0
-        self.decoder: _Decoder | None = None
+        self.decoder: Decoder | None = None
         self.done = False
         self._json: Any = _UNSET
 
@@ -145,7 +123,7 @@ class Exchange:
     def response_started(self, status: int, headers: dict[str, str]) -> None:
         """The response head (header names lower-cased)."""
         self.status, self.headers = status, headers
-        self.decoder = _Decoder(headers.get("content-encoding", ""))
+        self.decoder = Decoder(headers.get("content-encoding", ""))
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
         if self.adapter is not None and status < 400 and kind in _STREAM_TYPES:
             try:
