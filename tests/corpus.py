@@ -16,6 +16,7 @@ import itertools
 import json
 import socket
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,6 +157,19 @@ def chunks(body: bytes, size: int = 7) -> list[bytes]:
     return [body[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
+def gzip_bytes(body: bytes) -> bytes:
+    """``body`` gzip-compressed, flushed after every blank line (each SSE event), so the
+    compressed bytes arrive in pieces a decoder can decode as they come."""
+    z = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    out = []
+    pieces = body.split(b"\n\n")
+    for i, piece in enumerate(pieces):
+        data = piece + (b"\n\n" if i < len(pieces) - 1 else b"")
+        out.append(z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH))
+    out.append(z.flush())
+    return b"".join(out)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _ReplayServer
@@ -181,17 +195,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response_only(served.status)  # no Server/Date of our own: the recorded ones
         for key, value in served.headers().items():
             self.send_header(key, value)
+        payload = served.body
+        if self.server.encoding == "gzip":
+            self.send_header("Content-Encoding", "gzip")
+            payload = gzip_bytes(payload)
         if served.stream:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for piece in chunks(served.body, self.server.chunk_size):
+            for piece in chunks(payload, self.server.chunk_size):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
         else:
-            self.send_header("Content-Length", str(len(served.body)))
+            self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(served.body)
+            self.wfile.write(payload)
         self.wfile.flush()
 
     do_POST = do_GET = _reply
@@ -200,10 +218,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _ReplayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, replays: tuple[Case, ...], chunk_size: int) -> None:
+    def __init__(self, replays: tuple[Case, ...], chunk_size: int, encoding: str | None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.replays = replays
         self.chunk_size = chunk_size
+        self.encoding = encoding
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -216,16 +235,20 @@ class _ReplayServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serve(*replays: Case, chunk_size: int = 7) -> Iterator[_ReplayServer]:
+def serve(
+    *replays: Case, chunk_size: int = 7, encoding: str | None = None
+) -> Iterator[_ReplayServer]:
     """Serve cases on 127.0.0.1 (any method, any path) while in the block.
 
     The n-th request gets the n-th case and later ones the last, so ``serve(rate_limited, ok)``
     answers an SDK's first attempt with the 429 and its retry with the 200. The server keeps each
-    request it got in ``.requests`` (method, path, headers, body bytes).
+    request it got in ``.requests`` (method, path, headers, body bytes).  ``encoding="gzip"``
+    sends the body gzip-compressed with ``Content-Encoding: gzip``, as the providers do for
+    clients that accept it (a stream compressed with a flush after each event).
     """
     if not replays:
         raise ValueError("serve() needs at least one case")
-    server = _ReplayServer(replays, chunk_size)
+    server = _ReplayServer(replays, chunk_size, encoding)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )

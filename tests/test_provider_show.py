@@ -51,6 +51,27 @@ ANSWERS = {
         "  ids       request req_011CZknLUJYvpB2LarebrVDv   "
         "response msg_01Eg56TYRnKCEgWtZu2yjR1t   model claude-haiku-4-5-20251001",
     ],
+    "anthropic/stream_refusal_stop_details": [
+        "  refusal: This request was blocked as it seems to violate Anthropic's Terms of Service "
+        "restrictions on reverse engineering or duplicating model outputs. To learn more, visit "
+        "https://www.anthropic.com/legal/commercial-terms. API integrators: you can reduce "
+        "refusals for your users by configuring a fallback model \u2014 see "
+        "https://platform.claude.com/docs/en/build-with-claude/refusals-and-fallback",
+        "",
+        '  finish    refusal {"stop_details": {"type": "refusal", "category": '
+        '"reasoning_extraction", "explanation": "This reque\u2026',
+        "  ids       request req_011Cef1BeSqcyH3S7gNQq2MN   "
+        "response msg_011Cef1BfCEZn512shRMGG4q   model claude-fable-5-1",
+    ],
+    "anthropic/stream_thinking_tool_use": [
+        "  thinking (180 chars; --full shows it)",
+        "  tool call fixed_version {} (toolu_01825dXWLSoJwCst1qTsiWdb)",
+        "",
+        "  finish    tool_use",
+        "  usage     598 in / 92 out (53 reasoning)",
+        "  ids       request req_011CbVjqiXA7wxBTF7BBSFMV   "
+        "response msg_01JdU4xqNHXL9QCFWkwCDKGr   model claude-haiku-4-5-20251001",
+    ],
     "ollama/chat_stream_tool_calls": [
         '  tool call get_weather {"city":"Tokyo"}',
         "",

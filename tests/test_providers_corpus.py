@@ -173,7 +173,7 @@ def sdk_anthropic(case):
 def check_anthropic(case, got, sdk):
     blocks = sdk.content
     assert got.text == "".join(b.text for b in blocks if b.type == "text")
-    calls = [b for b in blocks if b.type == "tool_use"]
+    calls = [b for b in blocks if b.type in ("tool_use", "server_tool_use")]  # web_search too
     assert [(c.id, c.name) for c in got.tool_calls] == [(b.id, b.name) for b in calls]
     assert [json.loads(c.arguments) for c in got.tool_calls] == [b.input for b in calls]
     thinking = [b for b in blocks if b.type in ("thinking", "redacted_thinking")]
@@ -182,7 +182,13 @@ def check_anthropic(case, got, sdk):
         for b in thinking
     ]
     assert got.finish_reason == sdk.stop_reason
-    assert got.stop_details == ({"stop_sequence": sdk.stop_sequence} if sdk.stop_sequence else None)
+    said = {"stop_sequence": sdk.stop_sequence} if sdk.stop_sequence else {}
+    if getattr(sdk, "stop_details", None) is not None:
+        said["stop_details"] = sdk.stop_details.model_dump(exclude_unset=True)
+    assert got.stop_details == (said or None)
+    # a refused answer (stop_reason refusal) is recorded as a refusal, with its explanation
+    refused = sdk.stop_details.explanation if sdk.stop_reason == "refusal" else None
+    assert got.refusal == refused
     assert (got.response_id, got.response_model) == (sdk.id, sdk.model)
     u = sdk.usage
     read, written = u.cache_read_input_tokens, u.cache_creation_input_tokens
@@ -192,6 +198,8 @@ def check_anthropic(case, got, sdk):
         read,
         written,
     )
+    details = getattr(u, "output_tokens_details", None)
+    assert got.usage.reasoning_tokens == (details.thinking_tokens if details else None)
 
 
 def sdk_responses(case):
@@ -447,5 +455,9 @@ def test_an_error_inside_a_stream_is_reported_with_what_came_before(case):
         (e.get("message") or {}).get("content") or e.get("response") or e.get("delta") or ""
         for e in before
         if e.get("type", "response.output_text.delta") == "response.output_text.delta"
+    ) + "".join(  # Anthropic's text deltas
+        e["delta"].get("text") or ""
+        for e in before
+        if e.get("type") == "content_block_delta" and e["delta"].get("type") == "text_delta"
     )
     assert parser.response().text == text

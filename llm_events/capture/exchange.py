@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from ..log.pricing import price_call
 from ..log.redaction import Redactor, UnstorableValueError, clean
 from ..providers import parse_error
 from . import parsing
+from .encodings import Decoder
 from .request_head import Request
 from .retries import OpenCall
 
@@ -74,28 +74,6 @@ def retryable_status(status: int) -> bool:
     return status in (408, 409, 429) or status >= 500
 
 
-class _Decoder:
-    """Undoes gzip/deflate so a compressed answer can be parsed (bytes go on unchanged)."""
-
-    def __init__(self, encoding: str) -> None:
-        encoding = encoding.strip().lower()
-        self.ok = encoding in ("", "identity", "gzip", "deflate", "x-gzip")
-        self.z = (
-            zlib.decompressobj(zlib.MAX_WBITS | 32)
-            if encoding in ("gzip", "deflate", "x-gzip")
-            else None
-        )
-
-    def __call__(self, data: bytes) -> bytes:
-        if self.z is None:
-            return data
-        try:
-            return self.z.decompress(data)
-        except zlib.error:
-            self.ok = False
-            return b""
-
-
 class Exchange:
     """One request and its answer, becoming events (see the module docstring)."""
 
@@ -128,7 +106,7 @@ class Exchange:
         self.body = bytearray()
         self.body_over = False
         self.bytes_out = 0
-        self.decoder: _Decoder | None = None
+        self.decoder: Decoder | None = None
         self.done = False
         self._json: Any = _UNSET
 
@@ -145,7 +123,7 @@ class Exchange:
     def response_started(self, status: int, headers: dict[str, str]) -> None:
         """The response head (header names lower-cased)."""
         self.status, self.headers = status, headers
-        self.decoder = _Decoder(headers.get("content-encoding", ""))
+        self.decoder = Decoder(headers.get("content-encoding", ""))
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
         if self.adapter is not None and status < 400 and kind in _STREAM_TYPES:
             try:
@@ -224,10 +202,11 @@ class Exchange:
 
     def closed_early(self) -> list[ev.Event]:
         """The reader stopped before the body's end: an error status or a stream whose
-        last event had come (an SDK stops at ``[DONE]``) ended as it was; anything else
-        was cancelled."""
+        last event had come (an SDK stops at ``[DONE]``, and raises at an error event)
+        ended as it was; anything else was cancelled."""
+        stream = self.stream
         if (self.status or 0) >= 400 or (
-            self.stream is not None and not self.parse_failed and self.stream.done
+            stream is not None and not self.parse_failed and (stream.done or stream.error)
         ):
             return self.finished()
         return self.cancelled()
@@ -305,7 +284,9 @@ class Exchange:
             fields["raw"] = self._plain_raw()
             return self._event(ev.AttemptSucceeded, **fields)
         u = r.usage
-        raw = None if self.stream is not None else self._clean(self._body_json(), "response")
+        # a stream's raw: what the parser kept of it beyond the fields (ids, the choices of
+        # an n > 1 stream); a whole answer's: its body
+        raw = self._clean(r.raw if self.stream is not None else self._body_json(), "response")
         fields.update(
             text=self._text(r.text) or "",
             raw=raw,

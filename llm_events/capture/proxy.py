@@ -25,6 +25,7 @@ import httpx
 
 from ..recording.workers import in_thread
 from .commits import Committer
+from .encodings import narrowed_accept_encoding
 from .exchange import Exchange
 from .exchange_recorder import ExchangeRecorder
 from .request_head import ANNOTATION_PREFIX, Request
@@ -60,7 +61,8 @@ class UpstreamCut(Exception):
 
 
 def forwarded_request_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The client's headers as they go upstream: less hop-by-hop and our own."""
+    """The client's headers as they go upstream: less hop-by-hop and our own, and an
+    ``Accept-Encoding`` narrowed to the codings the recorder can undo."""
     connection = set()
     for k, v in raw:
         if k.lower() == b"connection":
@@ -70,6 +72,8 @@ def forwarded_request_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[byte
         name = k.decode("latin-1").lower()
         if name in _NOT_FORWARDED or name in connection or name.startswith(ANNOTATION_PREFIX):
             continue
+        if name == "accept-encoding":  # only codings the recorder can undo (see .encodings)
+            v = narrowed_accept_encoding(v.decode("latin-1")).encode("latin-1")
         out.append((k, v))
     return out
 

@@ -35,7 +35,8 @@ STREAM_ERROR_STATUS = {
 
 
 def usage(data: Any, previous: Usage | None = None) -> Usage:
-    """Anthropic usage with input counting cached reads and writes (as OpenAI's does).
+    """Anthropic usage with input counting cached reads and writes (as OpenAI's does), and
+    ``output_tokens_details.thinking_tokens`` (part of ``output_tokens``) as reasoning tokens.
 
     In a stream ``message_delta`` repeats the counts cumulatively, some of them only; a count
     it leaves out keeps its earlier value."""
@@ -57,11 +58,13 @@ def usage(data: Any, previous: Usage | None = None) -> Usage:
             )
         total = None if base is None else base + (read or 0) + (written or 0)
     output = int_or_none(data.get("output_tokens"))
+    thinking = int_or_none(as_dict(data.get("output_tokens_details")).get("thinking_tokens"))
     return Usage(
         input_tokens=total,
         output_tokens=output if output is not None else before.output_tokens,
         cache_read_tokens=read if read is not None else before.cache_read_tokens,
         cache_write_tokens=written if written is not None else before.cache_write_tokens,
+        reasoning_tokens=thinking if thinking is not None else before.reasoning_tokens,
     )
 
 
@@ -72,6 +75,15 @@ def stop_details(data: dict[str, Any]) -> dict[str, Any] | None:
     if data.get("stop_details") is not None:
         details["stop_details"] = data["stop_details"]
     return details or None
+
+
+def refusal_of(stop_reason: Any, details: dict[str, Any] | None) -> str | None:
+    """A refused answer (``stop_reason`` ``refusal``) as the neutral refusal: the
+    explanation of its ``stop_details`` (or their category), else the stop reason itself."""
+    if stop_reason != "refusal":
+        return None
+    said = as_dict((details or {}).get("stop_details"))
+    return str(said.get("explanation") or said.get("category") or stop_reason)
 
 
 def split_content(blocks: list[Any]) -> tuple[str, list[ToolCallPart], list[ReasoningPart]]:
@@ -93,12 +105,14 @@ def parse_message(data: Any, headers: Mapping[str, str] | None) -> ModelResponse
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise ValueError("the server's answer has no ['content'] list")
     text, calls, reasoning = split_content(data["content"])
+    details = stop_details(data)
     return ModelResponse(
         text=text,
         tool_calls=calls,
+        refusal=refusal_of(data.get("stop_reason"), details),
         reasoning=reasoning,
         finish_reason=data.get("stop_reason"),
-        stop_details=stop_details(data),
+        stop_details=details,
         usage=usage(data.get("usage")),
         response_id=data.get("id"),
         response_model=data.get("model"),
@@ -213,12 +227,14 @@ class MessagesStreamParser(SSEJsonParser):
                 )
             elif kind == "redacted_thinking":
                 reasoning.append(ReasoningPart(redacted=True, data=block.get("data")))
+        details = dict(self._stop) or None
         return ModelResponse(
             text="".join(text),
             tool_calls=calls,
+            refusal=refusal_of(self.finish_reason, details),
             reasoning=reasoning,
             finish_reason=self.finish_reason,
-            stop_details=dict(self._stop) or None,
+            stop_details=details,
             usage=self._usage,
             response_id=self._id,
             response_model=self._model,

@@ -102,24 +102,92 @@ def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
     )
 
 
+class _Choice:
+    """One choice of a stream (``n`` > 1 streams interleave them by ``index``), assembled
+    from its deltas."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls = ToolCallAssembly()
+        self.logprobs: dict[str, list[Any]] = {}
+        self.finish_reason: str | None = None
+        self.stop_details: dict[str, Any] | None = None
+
+    def add(self, choice: dict[str, Any], deltas: list[str] | None) -> None:
+        delta = as_dict(choice.get("delta"))
+        if "delta" not in choice and isinstance(choice.get("text"), str):
+            delta = {"content": choice["text"]}  # legacy /completions chunks
+        if isinstance(delta.get("content"), str) and delta["content"]:
+            self.text.append(delta["content"])
+            if deltas is not None:
+                deltas.append(delta["content"])
+        if isinstance(delta.get("refusal"), str):
+            self.refusal.append(delta["refusal"])
+        thinking = reasoning_of(delta)
+        if thinking:
+            self.reasoning.append(thinking)
+        for position, call in enumerate(as_list(delta.get("tool_calls"))):
+            if not isinstance(call, dict):
+                continue
+            key = call.get("index", position)
+            function, field = call_body(call)
+            self.calls.start(key, id=call.get("id"), name=function.get("name"))
+            arguments = function.get(field)
+            if isinstance(arguments, str):
+                self.calls.add(key, arguments)
+        legacy = as_dict(delta.get("function_call"))
+        if legacy:
+            self.calls.start("function_call", name=legacy.get("name"))
+            self.calls.add("function_call", str(legacy.get("arguments") or ""))
+        logprobs = as_dict(choice.get("logprobs"))
+        for key, tokens in logprobs.items():
+            if isinstance(tokens, list):
+                self.logprobs.setdefault(key, []).extend(tokens)
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+        details = stop_details(choice)
+        if details:
+            self.stop_details = details
+
+    def wire(self, index: int) -> dict[str, Any]:
+        """The choice as a whole answer would have it (``choices[]`` of a completion)."""
+        text = "".join(self.text)
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if self.refusal:
+            message["refusal"] = "".join(self.refusal)
+        if self.calls:
+            message["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in self.calls.parts()
+            ]
+        return {"index": index, "message": message, "finish_reason": self.finish_reason}
+
+
 class ChatStreamParser(SSEJsonParser):
-    """``data:`` chunks of ``chat.completion.chunk``; ``[DONE]`` ends the stream."""
+    """``data:`` chunks of ``chat.completion.chunk``; ``[DONE]`` ends the stream.
+
+    The answer is choice 0's; a stream of several choices (``n`` > 1) keeps them all,
+    assembled, in ``raw["choices"]``."""
 
     unit = "chunk"
 
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(headers)
-        self._text: list[str] = []
-        self._refusal: list[str] = []
-        self._reasoning: list[str] = []
-        self._calls = ToolCallAssembly()
-        self._logprobs: dict[str, list[Any]] = {}
-        self.finish_reason: str | None = None
-        self._stop_details: dict[str, Any] | None = None
+        self._choices: dict[int, _Choice] = {0: _Choice()}
         self._usage = Usage()
         self._id: str | None = None
         self._model: str | None = None
         self._extra: dict[str, Any] = {}
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._choices[0].finish_reason
 
     def _done_marker(self) -> None:
         self.done = True
@@ -140,57 +208,32 @@ class ChatStreamParser(SSEJsonParser):
         if chunk.get("usage"):
             self._usage = usage(chunk["usage"])
         for choice in as_list(chunk.get("choices")):
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            if not isinstance(choice, dict):
                 continue
-            delta = as_dict(choice.get("delta"))
-            if "delta" not in choice and isinstance(choice.get("text"), str):
-                delta = {"content": choice["text"]}  # legacy /completions chunks
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                self._text.append(delta["content"])
-                deltas.append(delta["content"])
-            if isinstance(delta.get("refusal"), str):
-                self._refusal.append(delta["refusal"])
-            thinking = reasoning_of(delta)
-            if thinking:
-                self._reasoning.append(thinking)
-            for position, call in enumerate(as_list(delta.get("tool_calls"))):
-                if not isinstance(call, dict):
-                    continue
-                key = call.get("index", position)
-                function, field = call_body(call)
-                self._calls.start(key, id=call.get("id"), name=function.get("name"))
-                arguments = function.get(field)
-                if isinstance(arguments, str):
-                    self._calls.add(key, arguments)
-            legacy = as_dict(delta.get("function_call"))
-            if legacy:
-                self._calls.start("function_call", name=legacy.get("name"))
-                self._calls.add("function_call", str(legacy.get("arguments") or ""))
-            logprobs = as_dict(choice.get("logprobs"))
-            for key, tokens in logprobs.items():
-                if isinstance(tokens, list):
-                    self._logprobs.setdefault(key, []).extend(tokens)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-            details = stop_details(choice)
-            if details:
-                self._stop_details = details
+            index = int_or_none(choice.get("index")) or 0
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = _Choice()
+            state.add(choice, deltas if index == 0 else None)
 
     def response(self) -> ModelResponse:
-        reasoning = "".join(self._reasoning)
+        first = self._choices[0]
+        reasoning = "".join(first.reasoning)
         raw: dict[str, Any] = {"id": self._id, "model": self._model, **self._extra}
+        if len(self._choices) > 1:
+            raw["choices"] = [self._choices[i].wire(i) for i in sorted(self._choices)]
         return ModelResponse(
-            text="".join(self._text),
-            tool_calls=self._calls.parts(),
-            refusal="".join(self._refusal) if self._refusal else None,
+            text="".join(first.text),
+            tool_calls=first.calls.parts(),
+            refusal="".join(first.refusal) if first.refusal else None,
             reasoning=[ReasoningPart(content=reasoning)] if reasoning else [],
-            finish_reason=self.finish_reason,
-            stop_details=self._stop_details,
+            finish_reason=first.finish_reason,
+            stop_details=first.stop_details,
             usage=self._usage,
             response_id=self._id,
             response_model=self._model,
             request_id=self.request_id,
             headers=dict(self.headers),
-            logprobs=dict(self._logprobs) if self._logprobs else None,
+            logprobs=dict(first.logprobs) if first.logprobs else None,
             raw={k: v for k, v in raw.items() if v is not None},
         )
