@@ -567,3 +567,36 @@ def test_parse_error(status, body, headers, expected):
     err = messages.parse_error(status, json.dumps(body).encode(), headers)
     assert (err.error_type, err.code, err.request_id, err.retryable, err.retry_after_s) == expected
     assert err.message == body["error"]["message"] and err.headers == kept_headers(headers)
+
+
+def test_a_conversation_with_server_tool_blocks_goes_back_as_it_came():
+    """A web search turn sent back (as the docs say to continue a conversation): the real
+    recorded answer (corpus anthropic/stream_web_search) read by the anthropic SDK, its
+    content passed back as the assistant turn; the SDK's request body parses and builds
+    back with its server_tool_use and web_search_tool_result blocks as they were (they
+    came back as a client tool_use with no result: a conversation the API refuses)."""
+    from tests import corpus
+
+    case = corpus.case("anthropic/stream_web_search")
+    request = {k: v for k, v in case.request.items() if k not in ("stream", "temperature")}
+    with corpus.serve(case, chunk_size=4096) as server:
+        client = anthropic.Anthropic(base_url=server.url, api_key="k", max_retries=0)
+        with client.messages.stream(**request) as stream:
+            final = stream.get_final_message()
+        turns = [
+            *request["messages"],
+            {"role": "assistant", "content": final.content},
+            {"role": "user", "content": "And tomorrow?"},
+        ]
+        with client.messages.stream(**{**request, "messages": turns}) as stream:
+            stream.get_final_message()
+        client.close()
+        sent = json.loads(server.requests[-1]["body"])
+    req, blobs = messages.parse_request(sent)
+    assistant = req.messages[1]
+    search = [p for p in assistant.parts if isinstance(p, ToolCallResponsePart)]
+    assert [p.extra["type"] for p in search] == ["web_search_tool_result"]
+    assert search[0].response == sent["messages"][1]["content"][1]["content"]  # the results
+    (call,) = [p for p in assistant.parts if isinstance(p, ToolCallPart)]
+    assert (call.name, json.loads(call.arguments)) == ("web_search", final.content[0].input)
+    assert messages.build_request(req, blobs)["messages"][1:] == sent["messages"][1:]

@@ -249,3 +249,54 @@ def test_failed_response_and_error_event():
         "rate_limit_exceeded",
         True,
     )
+
+
+def _two_summary_parts() -> tuple[list[bytes], list[str]]:
+    """SYNTHETIC, derived from the real corpus stream openai_responses/stream_reasoning_summary:
+    its one reasoning summary part followed by a second one (summary_index 1, two deltas),
+    the second also in the item's and the response's ``summary`` (o-series models often
+    write several parts).  The events, each as SSE bytes."""
+    from tests import corpus
+
+    body = corpus.case("openai_responses/stream_reasoning_summary").body.decode()
+    events = [json.loads(e.split("data: ", 1)[1]) for e in body.split("\n\n") if "data: " in e]
+    second = ["**Checking**", "\n\nx = 9 indeed."]
+    out: list[dict] = []
+    first = ""
+    for event in events:
+        for item in [event.get("item"), *(event.get("response") or {}).get("output", [])]:
+            if isinstance(item, dict) and item.get("type") == "reasoning":
+                item["summary"].append({"type": "summary_text", "text": "".join(second)})
+        out.append(event)
+        if event["type"] == "response.reasoning_summary_part.done":
+            first = event["part"]["text"]
+            at = {k: event[k] for k in ("item_id", "output_index")}
+            kind = "response.reasoning_summary_text.delta"
+            out += [{"type": kind, **at, "summary_index": 1, "delta": d} for d in second]
+            done = {"type": "summary_text", "text": "".join(second)}
+            out.append({**event, "summary_index": 1, "part": done})
+    frames = [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in out]
+    return frames, [first, "".join(second)]
+
+
+def test_a_streamed_summary_of_several_parts_reads_as_the_whole_answer():
+    frames, summaries = _two_summary_parts()
+    parser = responses.stream_parser({})
+    for frame in frames:
+        parser.feed(frame)
+    parser.close()
+    completed = json.loads(frames[-1].split(b"data: ", 1)[1])
+    assert completed["type"] == "response.completed"
+    whole = responses.parse_response(completed["response"])
+    assert (
+        [r.content for r in parser.response().reasoning]
+        == [r.content for r in whole.reasoning]
+        == ["\n\n".join(summaries)]
+    )
+    # cut before the item is done: the parts received, a blank line between them
+    parser = responses.stream_parser({})
+    for frame in frames:
+        if b'"summary_index": 1, "part"' in frame:
+            break
+        parser.feed(frame)
+    assert parser.response().reasoning[0].content == "\n\n".join(summaries)

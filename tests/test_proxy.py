@@ -16,7 +16,7 @@ import pytest
 
 from llm_events.log.events import CallStarted
 
-from .fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, FakeUpstream, Scripted
+from .fake_upstream import ANTHROPIC_TEXT, OPENAI_TEXT, FakeUpstream, Scripted, openai_body
 from .proxy_support import (
     ANTHROPIC_KEY,
     OPENAI_KEY,
@@ -394,6 +394,22 @@ def test_large_body_is_forwarded_whole_and_recorded_truncated(up, store):
     body = events["attempt_started"][0].params["body"]
     assert body["truncated"] is True and body["size"] > 5000 and len(body["text"]) == 2048
     assert events["prompt_built"][0].user == big
+
+
+def test_an_answer_over_the_limit_is_read_whole_and_recorded_truncated(up, store):
+    with proxy_to(up, store, max_body_bytes=256) as proxy:
+        answer = oai(proxy.url + "/v1").chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+    assert answer.choices[0].message.content == OPENAI_TEXT
+    (call_id,) = finished_calls(store, 1)
+    ok = call_events(store, call_id)["attempt_succeeded"][0]
+    assert (ok.text, ok.input_tokens, ok.finish_reason) == (OPENAI_TEXT, 19, "stop")
+    assert ok.response_id == "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG"
+    assert ok.raw["truncated"] is True and ok.raw["size"] == len(
+        json.dumps(openai_body("gpt-4o-mini"))
+    )
+    assert len(ok.raw["text"]) == 256 and ok.raw["text"].startswith('{"id": "chatcmpl-')
 
 
 def test_plain_client_retry_and_idempotency_key_are_attempts_of_one_call(up, proxy, store):

@@ -11,7 +11,8 @@ What is recorded: the conversation parsed by the provider adapters (chat paths),
 method, path, status and sizes (plain exchanges: models, embeddings, files, anything the
 adapters do not know).  Credentials in request headers are never recorded, and their values
 are masked wherever they come back (an error body quoting the key).  Bodies over
-``max_body_bytes`` are recorded truncated, with ``truncated`` and the full size.
+``max_body_bytes`` are recorded truncated, with ``truncated`` and the full size; a chat
+answer over it is still read whole (up to :data:`PARSE_LIMIT` times the limit).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("llm_events.capture")
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: An answer on a chat path is read whole up to this many times ``max_body_bytes``.
+PARSE_LIMIT = 16
 
 _UNSET: Any = object()
 
@@ -105,10 +108,12 @@ class Exchange:
         self.parse_failed = False
         self.body = bytearray()
         self.body_over = False
+        self.body_dropped = False
         self.bytes_out = 0
         self.decoder: Decoder | None = None
         self.done = False
         self._json: Any = _UNSET
+        self._decoded: Any = _UNSET
 
     @property
     def call_id(self) -> str:
@@ -147,12 +152,18 @@ class Exchange:
                     log.debug("stream parser failed", exc_info=True)
                     self.parse_failed = True
             return
-        if not self.body_over:
-            if len(self.body) + len(data) > self.recorder.max_body_bytes:
-                self.body_over = True
+        if self.body_dropped:
+            return
+        self.body += data
+        if len(self.body) > self.recorder.max_body_bytes:
+            # an answer over the limit is still read whole (text, tool calls, usage) and
+            # recorded truncated; past PARSE_LIMIT times the limit, or for a plain exchange,
+            # it is not kept at all
+            self.body_over = True
+            keep = self.recorder.max_body_bytes * (PARSE_LIMIT if self.adapter else 1)
+            if len(self.body) > keep:
+                self.body_dropped = True
                 self.body.clear()
-            else:
-                self.body += data
 
     # --- how it ends ---------------------------------------------------------------------
 
@@ -286,7 +297,7 @@ class Exchange:
         u = r.usage
         # a stream's raw: what the parser kept of it beyond the fields (ids, the choices of
         # an n > 1 stream); a whole answer's: its body
-        raw = self._clean(r.raw if self.stream is not None else self._body_json(), "response")
+        raw = self._clean(r.raw, "response") if self.stream is not None else self._recorded_raw()
         fields.update(
             text=self._text(r.text) or "",
             raw=raw,
@@ -322,9 +333,22 @@ class Exchange:
             return []
 
     def _body_bytes(self) -> bytes | None:
-        if self.body_over or self.decoder is None or not self.decoder.ok:
-            return None
-        return self.decoder(bytes(self.body))
+        """The answer's body decoded (once: the decoder is fed the whole body)."""
+        if self._decoded is _UNSET:
+            if self.body_dropped or self.decoder is None or not self.decoder.ok:
+                self._decoded = None
+            else:
+                self._decoded = self.decoder(bytes(self.body))
+        return self._decoded
+
+    def _recorded_raw(self) -> Any:
+        """A whole answer's body as recorded: its JSON, or over ``max_body_bytes`` a
+        truncated prefix with the full size."""
+        if not self.body_over:
+            return self._clean(self._body_json(), "response")
+        data = self._body_bytes() or b""
+        head = data[: self.recorder.max_body_bytes].decode("utf-8", "replace")
+        return {"truncated": True, "size": len(data), "text": self._text(head)}
 
     def _failed_status(self, status: int) -> list[ev.Event]:
         body = self._body_bytes()

@@ -18,7 +18,7 @@ from ..base import (
     kept_headers,
     parse_error,
 )
-from .requests import neutral_block
+from .requests import is_server_block, neutral_block, server_extra
 
 #: Stream error types and the HTTP status they stand for (what a retry decision needs).
 STREAM_ERROR_STATUS = {
@@ -158,7 +158,7 @@ class MessagesStreamParser(SSEJsonParser):
             index = int_or_none(data.get("index")) or 0
             block = dict(as_dict(data.get("content_block")))
             self._blocks[index] = block
-            if block.get("type") in ("tool_use", "server_tool_use"):
+            if block.get("type") == "tool_use" or is_server_block(block.get("type"), "_tool_use"):
                 self._calls.start(index, id=block.get("id"), name=block.get("name"))
             elif block.get("type") == "text" and block.get("text"):
                 deltas.append(block["text"])
@@ -208,14 +208,17 @@ class MessagesStreamParser(SSEJsonParser):
             kind = block.get("type")
             if kind == "text":
                 text.append(str(block.get("text") or ""))
-            elif kind in ("tool_use", "server_tool_use"):
+            elif kind == "tool_use" or is_server_block(kind, "_tool_use"):
                 arguments = self._calls.arguments(index)
                 if not arguments and "input" in block and index in self._stopped:
                     # no fragments, or only empty ones: the call's input is its start's
                     arguments = json_text(block["input"])
                 calls.append(
                     ToolCallPart(
-                        id=block.get("id"), name=str(block.get("name") or ""), arguments=arguments
+                        id=block.get("id"),
+                        name=str(block.get("name") or ""),
+                        arguments=arguments,
+                        extra=server_extra(block, ("id", "name", "input")),
                     )
                 )
             elif kind == "thinking":

@@ -66,9 +66,10 @@ def _wire_block(part: Part, blobs: Mapping[str, bytes] | None) -> dict[str, Any]
     if isinstance(part, ToolCallResponsePart):
         block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.id}
         if part.response is not None:
+            server = "type" in part.extra  # a server tool's result: its content as it came
             block["content"] = (
                 part.response
-                if isinstance(part.response, (str, list))
+                if server or isinstance(part.response, (str, list))
                 else json_text(part.response)
             )
         if part.is_error:
@@ -171,10 +172,30 @@ def neutral_source(block: dict[str, Any], blobs: Blobs) -> Part | None:
     return None
 
 
+def is_server_block(kind: Any, suffix: str) -> bool:
+    """A block of a tool the API runs itself: ``server_tool_use``, ``mcp_tool_use`` and
+    their results (``web_search_tool_result``, ``code_execution_tool_result``, ...)."""
+    return (
+        isinstance(kind, str) and kind.endswith(suffix) and kind not in ("tool_use", "tool_result")
+    )
+
+
+def server_extra(block: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """A server tool block's own keys (its ``type`` first), kept on the part's ``extra`` so
+    that it is sent back as that block, not as a client tool call or result."""
+    if not is_server_block(block.get("type"), "_tool_use") and not is_server_block(
+        block.get("type"), "_tool_result"
+    ):
+        return {}
+    return {k: v for k, v in block.items() if k not in fields}
+
+
 def neutral_block(block: Any, blobs: Blobs) -> Part | None:
     part = _neutral_block(block, blobs)
-    extra = part_extra(block)
-    return msgspec.structs.replace(part, extra=extra) if part is not None and extra else part
+    if part is None:
+        return None
+    extra = {**part.extra, **part_extra(block)}
+    return msgspec.structs.replace(part, extra=extra) if extra != part.extra else part
 
 
 def _neutral_block(block: Any, blobs: Blobs) -> Part | None:
@@ -187,11 +208,18 @@ def _neutral_block(block: Any, blobs: Blobs) -> Part | None:
         return TextPart(content=str(block.get("text") or ""))
     if kind in ("image", "document"):
         return neutral_source(block, blobs)
-    if kind in ("tool_use", "server_tool_use"):
+    if kind == "tool_use" or is_server_block(kind, "_tool_use"):
         return ToolCallPart(
             id=block.get("id"),
             name=str(block.get("name") or ""),
             arguments=json_text(block.get("input", {})),
+            extra=server_extra(block, ("id", "name", "input")),
+        )
+    if is_server_block(kind, "_tool_result"):  # web_search_tool_result, ...: the server's
+        return ToolCallResponsePart(
+            id=block.get("tool_use_id"),
+            response=block.get("content"),
+            extra=server_extra(block, ("tool_use_id", "content")),
         )
     if kind == "tool_result":
         content = block.get("content")

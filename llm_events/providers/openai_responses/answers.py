@@ -153,14 +153,15 @@ class ResponsesStreamParser(SSEJsonParser):
                 if initial:
                     self._calls.add(index, str(initial))
             elif item.get("type") == "reasoning":
-                self._reasoning.setdefault(index or 0, {"text": [], "signature": None})
+                self._slot(index)
         elif kind == "response.output_item.done":
             item = as_dict(data.get("item"))
             if item.get("type") == "reasoning":
-                slot = self._reasoning.setdefault(index or 0, {"text": [], "signature": None})
+                slot = self._slot(index)
                 slot["signature"] = item.get("encrypted_content")
-                if not slot["text"]:
-                    slot["text"] = [reasoning_part(item).content]
+                whole = reasoning_part(item).content
+                if whole:  # the item whole: what a non-streamed answer holds
+                    slot["parts"] = {(0, 0): [whole]}
             elif item.get("type") in ("function_call", "custom_tool_call"):
                 self._calls.start(index, id=item.get("call_id"), name=item.get("name"))
                 final = (
@@ -184,8 +185,12 @@ class ResponsesStreamParser(SSEJsonParser):
         ):
             self._calls.add(index, str(data.get("delta") or ""))
         elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
-            slot = self._reasoning.setdefault(index or 0, {"text": [], "signature": None})
-            slot["text"].append(str(data.get("delta") or ""))
+            # summary parts, then content parts, each by its own index (as reasoning_part
+            # joins them: with a blank line between parts)
+            summary = kind == "response.reasoning_summary_text.delta"
+            part = int_or_none(data.get("summary_index" if summary else "content_index")) or 0
+            key = (0 if summary else 1, part)
+            self._slot(index)["parts"].setdefault(key, []).append(str(data.get("delta") or ""))
         elif kind == "error":
             code = data.get("code")
             status = 429 if code == "rate_limit_exceeded" else 500
@@ -200,6 +205,10 @@ class ResponsesStreamParser(SSEJsonParser):
                 raw=data,
             )
 
+    def _slot(self, index: int | None) -> dict[str, Any]:
+        """The reasoning item at ``index``: its text parts by (kind, index), its signature."""
+        return self._reasoning.setdefault(index or 0, {"parts": {}, "signature": None})
+
     def response(self) -> ModelResponse:
         response = self._response
         return ModelResponse(
@@ -207,7 +216,12 @@ class ResponsesStreamParser(SSEJsonParser):
             tool_calls=self._calls.parts(),
             refusal="".join(self._refusal) if self._refusal else None,
             reasoning=[
-                ReasoningPart(content="".join(slot["text"]), signature=slot["signature"])
+                ReasoningPart(
+                    content="\n\n".join(
+                        text for _, p in sorted(slot["parts"].items()) if (text := "".join(p))
+                    ),
+                    signature=slot["signature"],
+                )
                 for _, slot in sorted(self._reasoning.items())
             ],
             finish_reason=self.finish_reason,
