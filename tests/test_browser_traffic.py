@@ -13,7 +13,14 @@ import httpx
 import pytest
 
 from tests import corpus
-from tests.browser_support import chromium, fresh_page, needs_chromium, page_scrolls_sideways, shot
+from tests.browser_support import (
+    chromium,
+    fresh_page,
+    needs_chromium,
+    no_horizontal_scroll,
+    page_scrolls_sideways,
+    shot,
+)
 from tests.cli_support import Browse
 from tests.proxy_support import OPENAI_KEY, finished_calls
 
@@ -70,6 +77,14 @@ def _through_proxy(store) -> dict[str, str]:
 
 def _started(store) -> list[str]:
     return [s.event.call_id for s in store.iter_events(types=["call_started"])]
+
+
+#: a replay candidate that fails every call (its calls are replay traffic)
+FAILING = "tests.test_browser_traffic:failing_candidate"
+
+
+def failing_candidate(prompt) -> str:
+    raise ConnectionError("candidate unreachable")
 
 
 def unpriced_answer(prompt) -> str:
@@ -204,6 +219,8 @@ def traffic(tmp_path_factory):
         store.flush()
         run = replay.run(store, "echo", select={"tags": ["demo"], "limit": 3}, batch=False)
         ids["replay"] = run.replay_id
+        failing = replay.run(store, FAILING, select={"tags": ["demo"], "limit": 2}, batch=False)
+        ids["failing_replay"] = failing.replay_id
     finally:
         store.close()
     browse = Browse(path).wait()
@@ -471,3 +488,32 @@ def test_json_cells_stay_one_line(traffic, page):
         "() => [...document.querySelectorAll('table.rows-and-columns tbody td')].map(t => t.getBoundingClientRect().height)"
     )
     assert heights and max(heights) < 60, max(heights)
+
+
+def test_canned_queries_leave_replay_calls_out_and_fit_1400px(traffic, page):
+    """Real model names and provider error messages still fit one screen; a replay that
+    failed every call does not fill "Failed calls" (its run's page lists them)."""
+    browse, ids = traffic
+    db = browse.db.stem
+    for query in (
+        "failed_calls",
+        "retried_calls",
+        "fallback_calls",
+        "slowest_calls",
+        "cost_per_model_per_day",
+        f"replay_regressions?replay_id={ids['replay']}",
+    ):
+        _open(page, f"{browse.base}/{db}/{query}")
+        no_horizontal_scroll(page)
+        table = page.locator("table.rows-and-columns")
+        assert table.count() == 1, query
+        if not query.startswith("replay_"):
+            assert FAILING not in table.inner_text(), query
+    _open(page, f"{browse.base}/{db}/failed_calls")
+    shown = page.locator("td.col-call_id a").evaluate_all("els => els.map(a => a.title)")
+    assert ids["failed_demo"] in shown and ids["openai_chat/error_429_rate_limit"] in shown
+    _open(page, f"{browse.base}/-/replays/{ids['failing_replay']}")
+    assert "candidate unreachable" in page.locator("section.le-result").first.inner_text()
+    _open(page, f"{browse.base}/{db}/replay_regressions?replay_id={ids['replay']}")
+    scores = page.locator("td.col-score").all_inner_texts()
+    assert scores and all(len(t) == 4 and t[1] == "." for t in scores if t.strip()), scores
