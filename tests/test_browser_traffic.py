@@ -4,6 +4,8 @@ keys, tool names and earlier turns, a replay run; at 1400 px and on a phone (390
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 import urllib.error
 import urllib.request
@@ -38,7 +40,10 @@ CASES = (
     "openai_chat/multi_turn_tool_result",
     "openai_chat/error_429_rate_limit",
     "openai_chat/plain",
+    "anthropic/image_base64_request",
 )
+#: an SVG holding a script, sent as an image: described on the call page, never served
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert("svg")</script></svg>'
 
 
 def _request(case: corpus.Case) -> dict:
@@ -105,7 +110,17 @@ def _hostile(store) -> str:
             metadata={XSS: IMG, "url": JS_URL},
             tools=[{"name": f"tool{XSS}", "description": IMG, "parameters": {"type": "object"}}],
             history=[
-                {"role": "user", "parts": [{"type": "text", "content": f"earlier {XSS}"}]},
+                {
+                    "role": "user",
+                    "parts": [
+                        {"type": "text", "content": f"earlier {XSS}"},
+                        {
+                            "type": "blob",
+                            "mime_type": "image/svg+xml",
+                            "content": base64.b64encode(SVG).decode(),
+                        },
+                    ],
+                },
                 {
                     "role": "assistant",
                     "parts": [
@@ -517,3 +532,31 @@ def test_canned_queries_leave_replay_calls_out_and_fit_1400px(traffic, page):
     _open(page, f"{browse.base}/{db}/replay_regressions?replay_id={ids['replay']}")
     scores = page.locator("td.col-score").all_inner_texts()
     assert scores and all(len(t) == 4 and t[1] == "." for t in scores if t.strip()), scores
+
+
+def test_a_sent_image_shows_inline_and_an_svg_never(traffic, page):
+    """The image a request sent (stored once by sha256) is drawn on the call page from the
+    store, with no network; an SVG (which can hold a script) is only described."""
+    browse, ids = traffic
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    _open(page, f"{browse.base}/-/calls/{ids['anthropic/image_base64_request']}")
+    image = page.locator("section.le-card", has_text="Conversation").locator("img.le-image")
+    assert image.count() == 1
+    page.wait_for_function("() => document.querySelector('img.le-image').complete")
+    assert image.evaluate("i => i.naturalWidth") > 0  # the bytes were served and decoded
+    assert "image (image/png" in page.locator(".le-attachment").first.inner_text()
+    assert all(u.startswith(browse.base) for u in requests), requests
+    with urllib.request.urlopen(browse.base + image.get_attribute("src"), timeout=60) as r:
+        headers = r.headers
+    assert headers["Content-Type"] == "image/png"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    _open(page, f"{browse.base}/-/calls/{ids['hostile']}")
+    assert page.locator("img").count() == 0
+    assert "image (image/svg+xml" in page.locator(".le-attachment").first.inner_text()
+    svg = hashlib.sha256(SVG).hexdigest()
+    assert _status(f"{browse.base}/-/blobs/{svg}") == 404
+    assert _status(f"{browse.base}/-/blobs/{'0' * 64}") == 404
+    assert page.evaluate("() => window.__ran") == []
+    assert page.problems == []  # type: ignore[attr-defined]
