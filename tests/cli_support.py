@@ -263,17 +263,26 @@ class Browse:
 
     def __init__(self, db: Path, cwd: Path | None = None) -> None:
         import subprocess
+        import tempfile
 
         self.db = db
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # its log goes to a file: a pipe nobody reads fills after some 64 KB of access
+        # log lines, and the server then hangs on its next write
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by stop)
         self.proc = subprocess.Popen(
             [console_script(), "browse", "--db", str(db), "--port", str(self.port)],
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,
             cwd=cwd,
         )
+
+    def output(self) -> str:
+        """What the server has printed so far."""
+        self.log.seek(0)
+        return self.log.read()
 
     def wait(self, timeout: float = 30.0) -> Browse:
         import time
@@ -282,7 +291,7 @@ class Browse:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"browse exited: {self.proc.stdout.read()}")
+                raise RuntimeError(f"browse exited: {self.output()}")
             try:
                 with urllib.request.urlopen(f"{self.base}/-/versions.json", timeout=2):
                     return self
@@ -316,5 +325,4 @@ class Browse:
             except Exception:
                 self.proc.kill()
                 self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        self.log.close()

@@ -4,6 +4,8 @@ keys, tool names and earlier turns, a replay run; at 1400 px and on a phone (390
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +15,14 @@ import httpx
 import pytest
 
 from tests import corpus
-from tests.browser_support import chromium, fresh_page, needs_chromium, page_scrolls_sideways, shot
+from tests.browser_support import (
+    chromium,
+    fresh_page,
+    needs_chromium,
+    no_horizontal_scroll,
+    page_scrolls_sideways,
+    shot,
+)
 from tests.cli_support import Browse
 from tests.proxy_support import OPENAI_KEY, finished_calls
 
@@ -31,7 +40,10 @@ CASES = (
     "openai_chat/multi_turn_tool_result",
     "openai_chat/error_429_rate_limit",
     "openai_chat/plain",
+    "anthropic/image_base64_request",
 )
+#: an SVG holding a script, sent as an image: described on the call page, never served
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert("svg")</script></svg>'
 
 
 def _request(case: corpus.Case) -> dict:
@@ -72,6 +84,14 @@ def _started(store) -> list[str]:
     return [s.event.call_id for s in store.iter_events(types=["call_started"])]
 
 
+#: a replay candidate that fails every call (its calls are replay traffic)
+FAILING = "tests.test_browser_traffic:failing_candidate"
+
+
+def failing_candidate(prompt) -> str:
+    raise ConnectionError("candidate unreachable")
+
+
 def unpriced_answer(prompt) -> str:
     """A client of the user's own (``module:attr``): no price is known for it."""
     return prompt.user.upper()
@@ -90,7 +110,17 @@ def _hostile(store) -> str:
             metadata={XSS: IMG, "url": JS_URL},
             tools=[{"name": f"tool{XSS}", "description": IMG, "parameters": {"type": "object"}}],
             history=[
-                {"role": "user", "parts": [{"type": "text", "content": f"earlier {XSS}"}]},
+                {
+                    "role": "user",
+                    "parts": [
+                        {"type": "text", "content": f"earlier {XSS}"},
+                        {
+                            "type": "blob",
+                            "mime_type": "image/svg+xml",
+                            "content": base64.b64encode(SVG).decode(),
+                        },
+                    ],
+                },
                 {
                     "role": "assistant",
                     "parts": [
@@ -204,6 +234,8 @@ def traffic(tmp_path_factory):
         store.flush()
         run = replay.run(store, "echo", select={"tags": ["demo"], "limit": 3}, batch=False)
         ids["replay"] = run.replay_id
+        failing = replay.run(store, FAILING, select={"tags": ["demo"], "limit": 2}, batch=False)
+        ids["failing_replay"] = failing.replay_id
     finally:
         store.close()
     browse = Browse(path).wait()
@@ -471,3 +503,60 @@ def test_json_cells_stay_one_line(traffic, page):
         "() => [...document.querySelectorAll('table.rows-and-columns tbody td')].map(t => t.getBoundingClientRect().height)"
     )
     assert heights and max(heights) < 60, max(heights)
+
+
+def test_canned_queries_leave_replay_calls_out_and_fit_1400px(traffic, page):
+    """Real model names and provider error messages still fit one screen; a replay that
+    failed every call does not fill "Failed calls" (its run's page lists them)."""
+    browse, ids = traffic
+    db = browse.db.stem
+    for query in (
+        "failed_calls",
+        "retried_calls",
+        "fallback_calls",
+        "slowest_calls",
+        "cost_per_model_per_day",
+        f"replay_regressions?replay_id={ids['replay']}",
+    ):
+        _open(page, f"{browse.base}/{db}/{query}")
+        no_horizontal_scroll(page)
+        table = page.locator("table.rows-and-columns")
+        assert table.count() == 1, query
+        if not query.startswith(("replay_", "cost_")):  # (replays cost money: counted)
+            assert FAILING not in table.inner_text(), query
+    _open(page, f"{browse.base}/{db}/failed_calls")
+    shown = page.locator("td.col-call_id a").evaluate_all("els => els.map(a => a.title)")
+    assert ids["failed_demo"] in shown and ids["openai_chat/error_429_rate_limit"] in shown
+    _open(page, f"{browse.base}/-/replays/{ids['failing_replay']}")
+    assert "candidate unreachable" in page.locator("section.le-result").first.inner_text()
+    _open(page, f"{browse.base}/{db}/replay_regressions?replay_id={ids['replay']}")
+    scores = page.locator("td.col-score").all_inner_texts()
+    assert scores and all(len(t) == 4 and t[1] == "." for t in scores if t.strip()), scores
+
+
+def test_a_sent_image_shows_inline_and_an_svg_never(traffic, page):
+    """The image a request sent (stored once by sha256) is drawn on the call page from the
+    store, with no network; an SVG (which can hold a script) is only described."""
+    browse, ids = traffic
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    _open(page, f"{browse.base}/-/calls/{ids['anthropic/image_base64_request']}")
+    image = page.locator("section.le-card", has_text="Conversation").locator("img.le-image")
+    assert image.count() == 1
+    page.wait_for_function("() => document.querySelector('img.le-image').complete")
+    assert image.evaluate("i => i.naturalWidth") > 0  # the bytes were served and decoded
+    assert "image (image/png" in page.locator(".le-attachment").first.inner_text()
+    assert all(u.startswith(browse.base) for u in requests), requests
+    with urllib.request.urlopen(browse.base + image.get_attribute("src"), timeout=60) as r:
+        headers = r.headers
+    assert headers["Content-Type"] == "image/png"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    _open(page, f"{browse.base}/-/calls/{ids['hostile']}")
+    assert page.locator("img").count() == 0
+    assert "image (image/svg+xml" in page.locator(".le-attachment").first.inner_text()
+    svg = hashlib.sha256(SVG).hexdigest()
+    assert _status(f"{browse.base}/-/blobs/{svg}") == 404
+    assert _status(f"{browse.base}/-/blobs/{'0' * 64}") == 404
+    assert page.evaluate("() => window.__ran") == []
+    assert page.problems == []  # type: ignore[attr-defined]

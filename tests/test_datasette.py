@@ -235,6 +235,7 @@ def test_canned_queries_answer_the_audit_questions(server, sample):
     assert slowest[0]["latency_ms"] == max(r["latency_ms"] for r in slowest)
     per_day = canned(server, "cost_per_model_per_day")
     assert sum(r["calls"] for r in per_day) == 14
+    assert sum(r["by_replays"] for r in per_day) == 3  # replays cost money too: counted, named
     assert canned(server, "replay_regressions") == []
     assert canned(server, "replay_regressions", replay_id="nope") == []
 

@@ -78,6 +78,8 @@ def call_page(conn: sqlite3.Connection, call_id: str) -> dict[str, Any]:
     started = next((e for e in events if e.get("type") == "call_started"), {})
     success = next((e for e in reversed(events) if e.get("type") == "attempt_succeeded"), None)
     attempts = _attempts(events)
+    messages = conversation(prompt)
+    mark_stored_images(conn, messages)
     total_ms = max(
         [call.get("latency_ms") or 0.0]
         + [(a.start_ms + (a.latency_ms or 0.0)) for a in attempts]
@@ -88,7 +90,7 @@ def call_page(conn: sqlite3.Connection, call_id: str) -> dict[str, Any]:
         "events": events,
         "prompt": prompt,
         "started": started,
-        "conversation": conversation(prompt),
+        "conversation": messages,
         "tools": (prompt or {}).get("tools") or [],
         "options": (prompt or {}).get("options") or {},
         "attempts": attempts,
@@ -167,15 +169,66 @@ def _part(p: dict[str, Any]) -> dict[str, Any]:
             "redacted": p.get("redacted"),
         }
     if kind in ("blob", "uri"):
+        mime = p.get("mime_type") or ""
         return {
             "type": kind,
-            "modality": p.get("modality") or "file",
+            "modality": p.get("modality") or _modality(mime),
             "mime_type": p.get("mime_type"),
+            #: set by :func:`mark_stored_images` when the bytes are in the ``blobs`` table
+            "shown": False,
             "uri": p.get("uri"),
             "sha256": p.get("sha256"),
             "size": p.get("size"),
         }
     return {"type": str(kind or "?"), "content": json.dumps(p)}
+
+
+#: Image types the call page shows inline (served by ``/-/blobs/SHA256``); others (SVG can
+#: hold scripts) are described, never shown.
+INLINE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+def _modality(mime: str) -> str:
+    kind = mime.split("/", 1)[0]
+    return kind if kind in ("image", "audio", "video") else "file"
+
+
+def mark_stored_images(conn: sqlite3.Connection, messages: list[dict[str, Any]]) -> None:
+    """Mark the image parts whose bytes the store holds (``shown``): the page shows those
+    inline; an image recorded without its bytes (``store_blobs=False``, an import with
+    ``--no-blobs``) is described instead of drawn as a broken image."""
+    parts = [
+        p
+        for m in messages
+        for p in m["parts"]
+        if p["type"] == "blob" and p.get("sha256") and p.get("mime_type") in INLINE_IMAGES
+    ]
+    if not parts:
+        return
+    digests = sorted({p["sha256"] for p in parts})
+    try:
+        rows = conn.execute(
+            f"SELECT sha256 FROM blobs WHERE sha256 IN ({','.join('?' * len(digests))})",
+            digests,
+        ).fetchall()
+    except sqlite3.OperationalError:  # no blobs table: nothing was ever stored
+        return
+    stored = {r[0] for r in rows}
+    for p in parts:
+        p["shown"] = p["sha256"] in stored
+
+
+def stored_image(conn: sqlite3.Connection, sha256: str) -> tuple[str, bytes] | None:
+    """``(mime type, bytes)`` of a stored image the page may show inline, else ``None``."""
+    try:
+        row = conn.execute(
+            "SELECT mime_type, data FROM blobs WHERE sha256 = ?", (sha256,)
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    if row is None or row[0] not in INLINE_IMAGES or row[1] is None:
+        return None
+    return row[0], bytes(row[1])
 
 
 def _attempts(events: list[dict[str, Any]]) -> list[Attempt]:

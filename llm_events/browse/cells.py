@@ -112,6 +112,8 @@ def render(value: Any, column: str, table: str | None, row: Any, base: str) -> M
             return Markup(f'<span class="le-num" title="{value}">{escape(fmt_ms(value))}</span>')
         if column in ("cost", "cost_delta"):
             return Markup(f'<span class="le-num" title="{value}">{escape(fmt_cost(value))}</span>')
+        if column == "score" and isinstance(value, float):  # a replay's similarity
+            return Markup(f'<span class="le-num" title="{value}">{value:.2f}</span>')
         return None
     if not isinstance(value, str) or not value:
         return None

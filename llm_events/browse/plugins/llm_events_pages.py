@@ -3,6 +3,8 @@
 - ``/-/calls/{call_id}``: one call (a unique prefix of the id works too);
 - ``/-/replays/{replay_id}``: one replay run, its verdicts and answers side by side;
 - ``/-/dashboard``: calls, errors, latency, tokens and cost per day and model;
+- ``/-/blobs/{sha256}``: an image a conversation sent (PNG, JPEG, GIF, WebP only), for the
+  call page;
 - the ``calls`` table opens on the columns a person scans first (``_col=``; every column is
   one click away), and a search of ``prompts`` opens the ranked, highlighted canned query.
 
@@ -154,6 +156,24 @@ async def replay_view(datasette: Any, request: Any) -> Any:
     return await _render(datasette, request, "llm_events_replay.html", data)
 
 
+#: An image from the store is sent as exactly its type, never sniffed, never able to run
+#: anything, even opened on its own.
+IMAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cache-Control": "private, max-age=86400",
+}
+
+
+async def blob_view(datasette: Any, request: Any) -> Any:
+    sha256 = request.url_vars["sha256"]
+    found = await _db(datasette).execute_fn(lambda conn: calls.stored_image(conn, sha256))
+    if found is None:
+        raise NotFound(f"no stored image with sha256 {sha256}")
+    mime, data = found
+    return Response(data, content_type=mime, headers=dict(IMAGE_HEADERS))
+
+
 def _int_arg(request: Any, name: str, default: int) -> int:
     try:
         return max(0, int(request.args.get(name) or default))
@@ -182,6 +202,7 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
         (r"^/-/calls/(?P<call_id>[0-9a-zA-Z_-]+)$", call_view),
         (r"^/-/replays/(?P<replay_id>[0-9a-zA-Z_-]+)$", replay_view),
         (r"^/-/dashboard$", dashboard_view),
+        (r"^/-/blobs/(?P<sha256>[0-9a-f]{64})$", blob_view),
     ]
 
 
