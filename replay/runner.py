@@ -175,7 +175,7 @@ def run(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not timeout > 0:  # also refuses nan (which never expires)
         raise ValueError(f"timeout must be more than 0 seconds, not {timeout}")
     if not isinstance(store, EventStore):
         store = open_store(store)
@@ -278,7 +278,9 @@ def _drive(
     timeout: float | None,
     progress: Progress | None,
 ) -> None:
-    pool = _Pool(concurrency, lambda job: runner.run(job.source, job))
+    # never more workers than calls: each is a thread, started up front
+    workers = max(1, min(concurrency, report.planned))
+    pool = _Pool(workers, lambda job: runner.run(job.source, job))
     in_flight: set[_Job] = set()
     exhausted = False
     done = 0

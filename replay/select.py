@@ -22,6 +22,10 @@ class SelectionError(ValueError):
     """The selection cannot be run as given (a bad time, an unknown call id)."""
 
 
+#: The statuses a call ends (or is left) in; ``None`` selects them all.
+STATUSES = (None, "ok", "error", "running")
+
+
 @dataclass(frozen=True)
 class Selection:
     """Filters over recorded calls.  Every field left at its default matches everything but
@@ -48,6 +52,12 @@ class Selection:
         object.__setattr__(self, "ids", tuple(self.ids))
         object.__setattr__(self, "since", normalize_time(self.since, "since"))
         object.__setattr__(self, "until", normalize_time(self.until, "until"))
+        if self.status == "all":  # the CLI's spelling of every status
+            object.__setattr__(self, "status", None)
+        if self.status not in STATUSES:
+            raise SelectionError(
+                f"status must be one of ok, error, running or all (or None), not {self.status!r}"
+            )
         for name in ("limit", "sample"):
             value = getattr(self, name)
             if value is not None and value < 0:

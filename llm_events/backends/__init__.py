@@ -27,8 +27,13 @@ _REGISTRY: dict[str, Factory | str] = {
 
 def register_backend(name: str, factory: Factory | str) -> None:
     """Make ``factory`` available as backend ``name`` (replacing any earlier one)."""
-    if not name or ":" in name:
+    if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"invalid backend name {name!r}")
+    if not isinstance(factory, str) and not callable(factory):
+        raise ValueError(
+            f"backend {name!r}: {factory!r} is neither a client class, a factory function "
+            "nor a dotted path to one ('package.module:factory')"
+        )
     _REGISTRY[name.lower()] = factory
 
 
@@ -71,7 +76,12 @@ def get_backend(name: str) -> Factory:
             f"unknown LLM backend {name!r}; known backends: {', '.join(available_backends())}"
         )
     if isinstance(entry, str):
-        entry = load_dotted(entry)
+        path, entry = entry, load_dotted(entry)
+        if not callable(entry):
+            raise ValueError(
+                f"backend {name!r}: {path!r} is a {type(entry).__name__}, not a client class "
+                "or factory function"
+            )
         _REGISTRY[name.lower()] = entry
     return entry
 

@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
 
 class LazyGroup(click.Group):
     """A group whose commands are imported only when they are run or listed."""
@@ -48,7 +51,10 @@ class LazyGroup(click.Group):
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except click.Abort:
+        except click.Abort as e:
+            if isinstance(e.__context__, KeyboardInterrupt):  # Ctrl-C: the shell's 128 + SIGINT
+                click.echo("interrupted", err=True)
+                sys.exit(EXIT_INTERRUPTED)
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
@@ -79,6 +85,23 @@ def db_path(db: Path | None) -> Path:
     from ..recording.config import resolve_db_path
 
     return resolve_db_path(db)
+
+
+def db_hint(db: Path | None) -> str:
+    """`` --db PATH`` for a command line printed for the user to run next (quoted for the
+    shell: a path with spaces stays one argument) when --db was given; empty when the store
+    is the default or comes from $LLM_EVENTS_DB (which the next command sees too)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        given = ctx.get_parameter_source("db") == click.core.ParameterSource.COMMANDLINE
+        given = given or (ctx.parent is not None and ctx.parent.params.get("db") is not None)
+        if not given:
+            return ""
+    if db is None:
+        return ""
+    import shlex
+
+    return f" --db {shlex.quote(str(db_path(db)))}"
 
 
 def open_cli_store(db: Path | None, *, readonly: bool = False, must_exist: bool = True) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import db_option, db_path, friendly_errors, open_cli_store
+from .common import db_hint, db_option, db_path, friendly_errors, open_cli_store
 
 
 @click.command(name="demo")
@@ -34,7 +34,7 @@ def demo_command(db: Path | None) -> None:
     click.echo(
         f"  attempts: {report.attempts}   retries: {report.retries}   fallbacks: {report.fallbacks}"
     )
-    db_arg = f" --db {path}" if db is not None else ""
+    db_arg = db_hint(db)
     click.echo("")
     click.echo("Look at it:")
     click.echo(f"  llm-events calls{db_arg}")

@@ -6,6 +6,7 @@ One decorator so ``-n``, ``--since``, ``--model``, ``--backend``, ``--status``, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,14 @@ def parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -
         return parse_time(value)
     except QueryError as e:
         raise BadOption(f"bad --{param.name}: {e}") from None
+
+
+def finite_number(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A callback after click's FloatRange, which lets ``nan`` through (it compares false
+    with every bound) and ``inf`` past an open upper end (``time.sleep(inf)`` overflows)."""
+    if value is not None and not math.isfinite(value):
+        raise BadOption(f"bad --{param.name.replace('_', '-')}: {value} is not a finite number")
+    return value
 
 
 #: The ``--since`` / ``--until`` help every command shares.
@@ -65,6 +74,7 @@ def call_filter_options(
     *,
     limit: int | None = 50,
     json_help: str | None = "Print JSON (call objects carry call_id).",
+    limit_help: str = "How many to show (0: all).",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add the filter options; the command receives them as keyword arguments."""
 
@@ -79,7 +89,7 @@ def call_filter_options(
                 metavar="N",
                 default=limit,
                 show_default=limit is not None,
-                help="How many to show (0: all).",
+                help=limit_help,
             ),
             click.option(
                 "--since",

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .common import db_option, friendly_errors
+from .options import finite_number
 
 #: Exit status after Ctrl-C (128 + SIGINT), as ``llm-events replay`` uses.
 EXIT_INTERRUPTED = 130
@@ -126,6 +127,7 @@ def _call_row(call_id: str | None) -> dict[str, Any]:
 @click.option(
     "--retry-delay",
     type=click.FloatRange(min=0),
+    callback=finite_number,
     default=1.0,
     show_default=True,
     help="Seconds before the first retry, doubling after; a server's Retry-After wins if longer.",

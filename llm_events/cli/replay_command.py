@@ -18,8 +18,8 @@ from typing import Any
 
 import click
 
-from .common import db_option, db_path
-from .options import SINCE_HELP, UNTIL_HELP, full_option, parse_since
+from .common import db_hint, db_option, db_path
+from .options import SINCE_HELP, UNTIL_HELP, finite_number, full_option, parse_since
 
 EXIT_OVER = 1
 EXIT_USAGE = 2
@@ -154,6 +154,7 @@ def _emit(report: Any, as_json: bool, markdown: Path | None, full: bool = False)
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1),
+    callback=finite_number,
     default=0.9,
     show_default=True,
     help="Similarity at or above which --compare similarity says same.",
@@ -168,6 +169,7 @@ def _emit(report: Any, as_json: bool, markdown: Path | None, full: bool = False)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
+    callback=finite_number,
     metavar="SECONDS",
     help="Give up on a call after this long: its verdict is error and the run goes on.",
 )
@@ -310,7 +312,7 @@ def replay_command(
         _emit(report, as_json, markdown, full)
         click.echo(
             f"interrupted: {report.compared} of {report.total} calls compared; continue with "
-            f"`llm-events replay --resume {report.replay_id}`",
+            f"`llm-events replay --resume {report.replay_id}{db_hint(db)}`",
             err=True,
         )
         sys.exit(EXIT_INTERRUPTED)

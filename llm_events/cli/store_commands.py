@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 
 import click
 
 from ..log import salvage
-from .common import db_option, db_path, friendly_errors, open_cli_store, progress_bar
+from .common import (
+    EXIT_INTERRUPTED,
+    db_option,
+    db_path,
+    friendly_errors,
+    open_cli_store,
+    progress_bar,
+)
 
 
 @click.command(name="path")
@@ -45,7 +53,10 @@ def verify_command(db: Path | None, expect_head: str | None, quiet: bool) -> Non
             raise click.BadParameter(str(e), param_hint="--expect-head") from None
     store = open_cli_store(db, readonly=True)
     try:
-        total = store.last_seq()
+        try:
+            total = store.last_seq()  # for the progress bar only
+        except sqlite3.DatabaseError:
+            total = 0  # a damaged file: verify says what it finds
         with progress_bar(total, "verifying", quiet) as bar:
             result = store.verify(progress=bar.update, expect_head=expect_head)
     finally:
@@ -57,12 +68,13 @@ def verify_command(db: Path | None, expect_head: str | None, quiet: bool) -> Non
         return
     if not quiet:
         where = f"at seq {result.first_bad_seq}: " if result.first_bad_seq is not None else ""
-        intact = (
-            f"{result.checked} events before it are intact"
-            if result.first_bad_seq is not None
-            else f"{result.checked} events intact, head {result.head}"
-        )
-        click.echo(f"FAILED {where}{result.reason} ({intact})", err=True)
+        if result.first_bad_seq is not None:
+            intact = f" ({result.checked} events before it are intact)"
+        elif result.head:
+            intact = f" ({result.checked} events intact, head {result.head})"
+        else:
+            intact = ""
+        click.echo(f"FAILED {where}{result.reason}{intact}", err=True)
     sys.exit(1)
 
 
@@ -103,6 +115,15 @@ def rebuild_command(db: Path | None, only: tuple[str, ...], quiet: bool) -> None
         with progress_bar(total, "rebuilding", quiet) as bar:
             applied = store.rebuild(only=only or None, progress=bar.update)
         odd = salvage.drain()
+    except KeyboardInterrupt:
+        # each chunk is its own transaction, with the projections' checkpoint in it
+        click.echo(
+            "interrupted: the rebuild stopped after its last committed chunk; the projections "
+            "catch up from there (at close, or when the store is next opened); run rebuild "
+            "again to rebuild from zero",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     finally:
         store.close()
     for event_id, what in odd[:20]:  # events that do not match their schema: read, not fatal

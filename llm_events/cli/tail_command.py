@@ -54,9 +54,33 @@ def _check_types(types: tuple[str, ...]) -> None:
             )
 
 
+#: The longest poll interval ``-f`` takes (an hour): longer is surely a typo, and
+#: ``time.sleep`` overflows on values past the platform's ``time_t``.
+MAX_INTERVAL_S = 3600.0
+
+#: ``-n 0`` prints every event, read this many seqs at a time.
+ALL_WINDOW = 5000
+
+
+def _parse_interval(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise BadOption(f"bad --interval: {value!r} is not a number of seconds") from None
+    if not 0 < seconds <= MAX_INTERVAL_S:  # also refuses nan
+        raise BadOption(
+            f"bad --interval: {value} is out of range (more than 0, at most {MAX_INTERVAL_S:g} s)"
+        )
+    return seconds
+
+
 @click.command(name="tail")
 @db_option
-@call_filter_options(limit=20, json_help="Print one JSON object per event (JSON Lines).")
+@call_filter_options(
+    limit=20,
+    json_help="Print one JSON object per event (JSON Lines).",
+    limit_help="How many of the newest events to show (0: all; with -f, 0 shows only new ones).",
+)
 @full_option
 @include_replays_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they are appended.")
@@ -67,7 +91,13 @@ def _check_types(types: tuple[str, ...]) -> None:
     help="Only events of this type (repeatable), e.g. attempt_failed.",
 )
 @click.option(
-    "--interval", type=float, default=0.5, show_default=True, help="Seconds between polls with -f."
+    "--interval",
+    type=click.STRING,  # parsed by the callback: one line, exit 2, for any value
+    callback=_parse_interval,
+    metavar="SECONDS",
+    default="0.5",
+    show_default=True,
+    help=f"Seconds between polls with -f (more than 0, at most {MAX_INTERVAL_S:g}).",
 )
 @friendly_errors
 def tail_command(
@@ -111,12 +141,25 @@ def tail_command(
         type_list = list(types) or None
         # read up to a known seq, then poll strictly after it: nothing is missed or repeated
         last = head(conn)
-        rows = []
+        shown = 0
         if limit:
             rows = recent_events(conn, until_seq=last, limit=limit, flt=flt, types=type_list)
-        emit(rows)
+            emit(rows)
+            shown = len(rows)
+        elif not follow:  # -n 0: all, read in windows of seq (memory stays bounded)
+            for start in range(0, last, ALL_WINDOW):
+                window = recent_events(
+                    conn,
+                    after_seq=start,
+                    until_seq=min(start + ALL_WINDOW, last),
+                    flt=flt,
+                    types=type_list,
+                )
+                emit(window)
+                shown += len(window)
+        # with -f, -n 0 shows only what is appended from now on
         if not follow:
-            if not rows and not as_json:
+            if not shown and not as_json:
                 click.echo("no events match", err=True)
             return
         try:

@@ -12,6 +12,7 @@ stores from several hosts combine into one log ordered as the calls happened.
 from __future__ import annotations
 
 import heapq
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import IO, Any
 
 import click
 
-from .common import db_option, friendly_errors, open_cli_store
+from .common import EXIT_INTERRUPTED, db_option, friendly_errors, open_cli_store
 from .options import build_filter, call_filter_options
 
 #: Events appended per transaction during import.
@@ -93,6 +94,14 @@ class _BadLine(Exception):
     pass
 
 
+def _is_sqlite(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def _read_events(path: str, index: int, redactor: Any) -> Iterator[tuple[str, int, int, Any]]:
     """``(ts, file index, line number, (event, payload, blobs))`` for each event of one JSONL
     file, checked and redacted (:mod:`llm_events.transfer.incoming`), with the blobs read
@@ -100,8 +109,13 @@ def _read_events(path: str, index: int, redactor: Any) -> Iterator[tuple[str, in
     from ..transfer.blob_lines import BadBlob, is_blob_line, parse_blob
     from ..transfer.incoming import Rejected, check, parse_line
 
-    handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
     name = "<stdin>" if path == "-" else path
+    if path != "-" and _is_sqlite(path):
+        raise _BadLine(
+            f"{name} is an SQLite file, not JSON Lines from `export` (an llm logs.db? "
+            f"import it with --from-llm {shlex.quote(path)})"
+        )
+    handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
     blobs: list[Any] = []
     lineno = 0
     try:
@@ -268,6 +282,14 @@ def _import_jsonl(store: Any, files: tuple[str, ...], quiet: bool) -> None:
         for _ts, _i, _line, (event, payload, blobs) in merged:
             importer.add(event, payload, blobs)
         importer.commit()
+    except KeyboardInterrupt:
+        added = store.last_seq() - before  # the chunk under way is dropped, not half-written
+        click.echo(
+            f"interrupted: {added} new events were imported (importing again is safe: "
+            "stored events are skipped)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     except _BadLine as e:
         importer.commit()  # keep what was read before the bad line, as the message says
         added = store.last_seq() - before

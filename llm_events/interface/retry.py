@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -19,12 +20,38 @@ def retry_after_seconds(exc: BaseException) -> float | None:
     """The server's ``Retry-After`` hint carried by a backend error, if any."""
     value = getattr(exc, "retry_after", None)
     try:
-        return None if value is None else max(0.0, float(value))
+        seconds = None if value is None else max(0.0, float(value))
     except (TypeError, ValueError):
         return None
+    # a server's "inf" would overflow time.sleep and replace the error with OverflowError
+    return seconds if seconds is None or math.isfinite(seconds) else None
 
 
 Exc = type[BaseException] | tuple[type[BaseException], ...]
+
+#: The longest pause between tries (2**31 - 1 s, some 68 years): longer ones (``delay=1e300``,
+#: many doublings) would raise OverflowError from ``time.sleep`` instead of waiting.
+MAX_WAIT_S = float(2**31 - 1)
+
+
+def _check_options(func: Any, attempts: Any, delay: Any, jitter: Any, exc: Any) -> None:
+    """Refuse odd arguments before the first try, with what was wrong: once a try has
+    failed, ``time.sleep(-1)`` or ``except "ValueError"`` would replace the caller's error
+    with an unrelated one."""
+    if not callable(func):
+        raise TypeError(f"with_retry needs a function to call, not {type(func).__name__}")
+    if isinstance(attempts, bool) or not isinstance(attempts, int):
+        raise TypeError(f"attempts must be a whole number, not {attempts!r}")
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for name, value in (("delay", delay), ("jitter", jitter)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, not {value!r}")
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+    kinds = exc if isinstance(exc, tuple) else (exc,)
+    if not kinds or not all(isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
+        raise TypeError(f"exc must be an exception class or a tuple of them, not {exc!r}")
 
 
 def _wait_before_retry(
@@ -40,6 +67,7 @@ def _wait_before_retry(
     hinted = retry_after_seconds(error)
     if hinted is not None and hinted > wait:
         wait = hinted
+    wait = min(wait, MAX_WAIT_S)  # time.sleep overflows past about 9.2e9 s
     if logger is not None:
         logger.warning(
             "attempt %d/%d failed (%s: %s); retrying in %.2fs",
@@ -77,8 +105,7 @@ def with_retry(
     error carries a longer one.  LLM calls made inside are one recorded call: their
     attempts, a ``retry_scheduled`` per retry, one outcome.
     """
-    if attempts < 1:
-        raise ValueError("attempts must be at least 1")
+    _check_options(func, attempts, delay, jitter, exc)
     backoff = delay
     with call_scope():
         for attempt in range(1, attempts + 1):
@@ -109,8 +136,7 @@ async def with_retry_async(
     Same backoff, filter and recording (one call, a ``retry_scheduled`` per retry); it waits
     with ``asyncio.sleep`` and writes from a worker thread, so the event loop keeps running.
     """
-    if attempts < 1:
-        raise ValueError("attempts must be at least 1")
+    _check_options(func, attempts, delay, jitter, exc)
     backoff = delay
     async with async_call_scope():
         for attempt in range(1, attempts + 1):

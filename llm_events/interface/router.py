@@ -36,6 +36,18 @@ class LLMRouter(LLMClient):
         store: Any = None,
         on_store_error: str | None = None,
     ) -> None:
+        for role, client in (("remote", remote), ("local", local)):
+            if not callable(getattr(client, "generate", None)):
+                raise TypeError(
+                    f"LLMRouter {role} must be a client (an object with generate()), "
+                    f"not {type(client).__name__}"
+                )
+        for option, value in (
+            ("size_threshold", size_threshold),
+            ("failure_cooldown", failure_cooldown),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise TypeError(f"LLMRouter {option} must be a number, not {value!r}")
         super().__init__("router", store=store, on_store_error=on_store_error)
         self.remote = remote
         self.local = local

@@ -36,6 +36,11 @@ def client_from_settings(settings: Any = None, *, size_threshold: int = 1000) ->
             extra = json.loads(os.environ["AVAILABLE_LLM_BACKENDS"])
         except ValueError as e:
             raise ValueError(f"AVAILABLE_LLM_BACKENDS is not valid JSON: {e}") from None
+    if extra is not None and not isinstance(extra, dict):
+        raise ValueError(
+            "AVAILABLE_LLM_BACKENDS must map names to factories, as a JSON object like "
+            f'{{"mine": "package.module:factory"}}, not a {type(extra).__name__}'
+        )
     for name, path in (extra or {}).items():
         register_backend(name, path)
     preferred = (

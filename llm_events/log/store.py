@@ -172,6 +172,8 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
             raise StoreError(
                 f"cannot open event store {self.path}: directory {target.parent} does not exist"
             )
+        if self.path != ":memory:" and target.is_dir():
+            raise StoreError(f"cannot open event store {self.path}: it is a directory")
         if self.readonly:
             conn = self._connect_readonly(target)
         else:
