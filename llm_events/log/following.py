@@ -83,9 +83,10 @@ class ProjectionFollowing:
             self.flush_events()
         applied = 0
         while True:
+            plan = self._plan(chunk)
             with self._write_transaction(wait_ms) as conn:
                 try:
-                    n = catchup.apply_pending(conn, self.projections, chunk)
+                    n = self._write_plan(conn, plan, chunk)
                 except BaseException:
                     catchup.forget(self.projections)
                     raise
@@ -117,12 +118,15 @@ class ProjectionFollowing:
                         left = True  # another process follows this file, and keeps up
                         break
                     takeover = True  # it stopped applying: do its work this round
+                plan = self._plan(BACKGROUND_CHUNK)  # the fold, with the write lock free
                 self._group.wait_idle(BACKGROUND_YIELD_S)  # this process's appends first
                 with self._write_transaction(SETTLE_WAIT_MS) as conn:
                     if self._rebuilding:  # one began while this waited for the lock
+                        if plan is not None:
+                            catchup.forget(self.projections)
                         break
                     try:
-                        n = catchup.apply_pending(conn, self.projections, BACKGROUND_CHUNK)
+                        n = self._write_plan(conn, plan, BACKGROUND_CHUNK)
                     except BaseException:
                         catchup.forget(self.projections)
                         raise
@@ -137,6 +141,39 @@ class ProjectionFollowing:
         except Exception as e:  # noqa: BLE001 - derived data: reported through lag()
             self.projection_error = e
         return True if mine else (False if left else None)
+
+    def _plan(self, chunk: int) -> catchup.Plan | None:
+        """The next ``chunk`` events folded on this thread's read connection, outside the
+        write lock (:func:`.catchup.plan_pending`): the lock is then held only to write the
+        rows, not to read, decode and fold the events.  None where there is no separate
+        read connection, or when the fold failed (the write transaction folds again, and
+        meets the error there)."""
+        if self._shared_conn is not None:
+            return None
+        try:
+            return catchup.plan_pending(self.conn(), self.projections, chunk)
+        except Exception:  # noqa: BLE001 - folded again under the lock, which reports it
+            catchup.forget(self.projections)
+            return None
+
+    def _write_plan(self, conn: sqlite3.Connection, plan: catchup.Plan | None, chunk: int) -> int:
+        """Write ``plan`` if the checkpoints did not move since it was folded; else (or if
+        writing it fails: a value SQLite refuses) fold again here, under the write lock, as
+        every other catch-up does.  Returns the events applied."""
+        if plan is not None and plan.read:
+            # (a plan that found nothing is not trusted: a cursor the thread left open may
+            # hold the read connection on an older snapshot; the fold under the lock looks)
+            conn.execute("SAVEPOINT planned")
+            try:
+                written = catchup.write_planned(conn, plan)
+            except Exception:  # noqa: BLE001 - folded again below, which handles or reports it
+                written = False
+                conn.execute("ROLLBACK TO planned")
+            conn.execute("RELEASE planned")
+            if written:
+                return plan.read
+            catchup.forget(self.projections)  # the caches hold what was not written
+        return catchup.apply_pending(conn, self.projections, chunk)
 
     def _follower_role(self) -> FollowerRole:
         if self._role is None:

@@ -159,7 +159,10 @@ class PromptsProjection(Projection):
             executemany(conn, _INSERT_PROMPT, rows)
             self.unindexed += len(rows)
             if self.index_every is not None and self.unindexed >= self.index_every:
-                self.settle(conn)
+                if getattr(conn, "staged", False):  # it reads the rows inserted: at write
+                    conn.later(self.settle)
+                else:
+                    self.settle(conn)
 
     def _row(self, conn: sqlite3.Connection, seq: int, done: ev.CallFinished) -> tuple | None:
         """The row of a call that finished ok, from what the log holds before ``seq`` (an
