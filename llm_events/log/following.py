@@ -86,7 +86,7 @@ class ProjectionFollowing:
             plan = self._plan(chunk)
             with self._write_transaction(wait_ms) as conn:
                 try:
-                    n = self._write_plan(conn, plan, chunk)
+                    n = self._write_plan(conn, plan, chunk) or 0
                 except BaseException:
                     catchup.forget(self.projections)
                     raise
@@ -109,6 +109,7 @@ class ProjectionFollowing:
         left = False
         try:
             takeover = False
+            missed = 0  # plans that found the checkpoints moved when written
             while not self._closed:
                 head, applied = positions(self.conn())
                 if applied >= head:  # another process caught up: no lock taken
@@ -126,12 +127,17 @@ class ProjectionFollowing:
                             catchup.forget(self.projections)
                         break
                     try:
-                        n = self._write_plan(conn, plan, BACKGROUND_CHUNK)
+                        # another process applied meanwhile: look again, lock free (twice;
+                        # then fold under the lock, so the round ends)
+                        n = self._write_plan(conn, plan, BACKGROUND_CHUNK, refold=missed >= 2)
                     except BaseException:
                         catchup.forget(self.projections)
                         raise
+                if n is None:
+                    missed += 1
+                    continue
                 if n < BACKGROUND_CHUNK:
-                    # that was the log's head when it was read (under the write lock): no
+                    # that was the log's head when it was read: no
                     # second look (a read after this process's commit costs as much as a
                     # small fold); appends since then wake this thread again
                     break
@@ -156,10 +162,17 @@ class ProjectionFollowing:
             catchup.forget(self.projections)
             return None
 
-    def _write_plan(self, conn: sqlite3.Connection, plan: catchup.Plan | None, chunk: int) -> int:
+    def _write_plan(
+        self,
+        conn: sqlite3.Connection,
+        plan: catchup.Plan | None,
+        chunk: int,
+        refold: bool = True,
+    ) -> int | None:
         """Write ``plan`` if the checkpoints did not move since it was folded; else (or if
         writing it fails: a value SQLite refuses) fold again here, under the write lock, as
-        every other catch-up does.  Returns the events applied."""
+        every other catch-up does.  Returns the events applied; None when the checkpoints
+        moved and ``refold`` is False (nothing written: the caller folds anew, lock free)."""
         if plan is not None and plan.read:
             # (a plan that found nothing is not trusted: a cursor the thread left open may
             # hold the read connection on an older snapshot; the fold under the lock looks)
@@ -167,12 +180,14 @@ class ProjectionFollowing:
             try:
                 written = catchup.write_planned(conn, plan)
             except Exception:  # noqa: BLE001 - folded again below, which handles or reports it
-                written = False
                 conn.execute("ROLLBACK TO planned")
+                written, refold = False, True  # (not a moved checkpoint: anew fails again)
             conn.execute("RELEASE planned")
             if written:
                 return plan.read
             catchup.forget(self.projections)  # the caches hold what was not written
+            if not refold:
+                return None
         return catchup.apply_pending(conn, self.projections, chunk)
 
     def _follower_role(self) -> FollowerRole:
