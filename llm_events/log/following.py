@@ -133,7 +133,9 @@ class ProjectionFollowing:
                     except BaseException:
                         catchup.forget(self.projections)
                         raise
-                if n is None:
+                if n is None:  # another process applied since the fold
+                    if not mine:
+                        break  # (taking over: the follower is back; the next round looks)
                     missed += 1
                     continue
                 if n < BACKGROUND_CHUNK:
