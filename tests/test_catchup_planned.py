@@ -10,6 +10,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,13 @@ from llm_events import EventStore
 from llm_events.log import catchup, salvage
 
 from .test_catchup_folds import _call, _tables
+
+
+@pytest.fixture(autouse=True)
+def _no_background_catch_up(monkeypatch):
+    """The folds here are the test's: no store's background thread catches up meanwhile
+    (it reads the flag when it starts, with the store's first write connection)."""
+    monkeypatch.setattr(EventStore, "follow_in_background", False)
 
 
 def _plan(store: EventStore, chunk: int = 500) -> catchup.Plan:
@@ -38,8 +46,6 @@ def _calls(path) -> list[tuple]:
 
 def test_a_plan_folded_before_another_store_caught_up_is_not_written(db_path):
     a, b = EventStore(db_path), EventStore(db_path)
-    for s in (a, b):
-        s.follow_in_background = False
     events = _call(1)
     a.append(events)
     plan = _plan(a)
@@ -62,7 +68,6 @@ def test_a_plan_folded_before_another_store_caught_up_is_not_written(db_path):
 
 def test_a_plan_holds_only_events_committed_when_it_was_folded(db_path):
     store = EventStore(db_path)
-    store.follow_in_background = False
     events = _call(1)
     store.append(events[:2])  # the prompt and call_started
     plan = _plan(store)
@@ -76,7 +81,6 @@ def test_a_plan_holds_only_events_committed_when_it_was_folded(db_path):
 
 def test_a_plan_whose_count_sqlite_cannot_hold_is_folded_again_under_the_lock(db_path):
     store = EventStore(db_path)
-    store.follow_in_background = False
     salvage.drain()
     store.append(_call(1, tokens=2**70))
     plan = _plan(store)
@@ -104,8 +108,6 @@ def test_plans_written_late_by_two_stores_in_any_order_equal_a_rebuild(tmp_path,
     path = Path(tempfile.mkdtemp(dir=tmp_path)) / "plans.db"
     queues = [_call(i, failures=f) for i, f in enumerate(failures)]
     stores = [EventStore(path), EventStore(path)]
-    for s in stores:
-        s.follow_in_background = False
     plans: list[catchup.Plan | None] = [None, None]
     while any(queues):
         open_calls = [q for q in queues if q]
@@ -133,3 +135,26 @@ def test_plans_written_late_by_two_stores_in_any_order_equal_a_rebuild(tmp_path,
     with EventStore(path) as store:
         store.rebuild()
     assert _tables(path) == caught_up
+
+
+def test_catch_ups_racing_the_background_thread_equal_a_rebuild(db_path, monkeypatch):
+    """Reads catching up in the caller's thread while the background thread folds the same
+    appends: the folds take turns (they share the projections' caches), a plan made stale
+    by the other is folded anew, and the tables equal a rebuild."""
+    monkeypatch.setattr(EventStore, "follow_in_background", True)
+    store = EventStore(db_path)
+    for i in range(120):
+        events = _call(i, failures=i % 2)
+        store.append(events[:3])
+        if i % 3 == 0:
+            store.catch_up()
+        store.append(events[3:])
+        if i % 2 == 0:
+            store.catch_up()
+    store.close()
+    caught_up = _tables(db_path)
+    assert [r[3] for r in caught_up["calls"]] == ["ok"] * 120
+    assert len(caught_up["prompts"]) == 120
+    with EventStore(db_path) as rebuilt:
+        rebuilt.rebuild()
+    assert _tables(db_path) == caught_up

@@ -48,6 +48,7 @@ class ProjectionFollowing:
     _queue: Any
     _group: Any
     _wlock: Any
+    _fold_lock: Any
     _shared_conn: sqlite3.Connection | None
     #: whether this process follows the file (:mod:`.follower`), made on first use
     _role: FollowerRole | None = None
@@ -158,11 +159,12 @@ class ProjectionFollowing:
         meets the error there)."""
         if self._shared_conn is not None:
             return None
-        try:
-            return catchup.plan_pending(self.conn(), self.projections, chunk)
-        except Exception:  # noqa: BLE001 - folded again under the lock, which reports it
-            catchup.forget(self.projections)
-            return None
+        with self._fold_lock:
+            try:
+                return catchup.plan_pending(self.conn(), self.projections, chunk)
+            except Exception:  # noqa: BLE001 - folded again under the lock, which reports it
+                catchup.forget(self.projections)
+                return None
 
     def _write_plan(
         self,
@@ -175,6 +177,12 @@ class ProjectionFollowing:
         writing it fails: a value SQLite refuses) fold again here, under the write lock, as
         every other catch-up does.  Returns the events applied; None when the checkpoints
         moved and ``refold`` is False (nothing written: the caller folds anew, lock free)."""
+        with self._fold_lock:
+            return self._write_plan_folding(conn, plan, chunk, refold)
+
+    def _write_plan_folding(
+        self, conn: sqlite3.Connection, plan: catchup.Plan | None, chunk: int, refold: bool
+    ) -> int | None:
         if plan is not None and plan.read:
             # (a plan that found nothing is not trusted: a cursor the thread left open may
             # hold the read connection on an older snapshot; the fold under the lock looks)
@@ -251,7 +259,7 @@ class ProjectionFollowing:
 
     def _settle(self, wait_ms: int | None = None) -> None:
         """Do the work projections left for later (the search index), in one transaction."""
-        with self._write_transaction(wait_ms) as conn:
+        with self._write_transaction(wait_ms) as conn, self._fold_lock:
             for projection in self.projections:
                 projection.settle(conn)
 
@@ -281,7 +289,7 @@ class ProjectionFollowing:
         with contextlib.ExitStack() as stack:
             stack.callback(self._end_rebuild)
             checkpointer = stack.enter_context(self._rebuild_settings())
-            with self._write_transaction() as conn:
+            with self._write_transaction() as conn, self._fold_lock:
                 catchup.reset(conn, targets)
                 catchup.defer_indexes(conn, targets)
                 rebuilding.bulk_search_index(conn, targets)
@@ -291,7 +299,7 @@ class ProjectionFollowing:
                 p.bulk(True)
                 stack.callback(p.bulk, False)
             while True:
-                with self._write_transaction() as conn:
+                with self._write_transaction() as conn, self._fold_lock:
                     try:
                         n = catchup.apply_pending(conn, targets, chunk)
                     except BaseException:
@@ -305,7 +313,7 @@ class ProjectionFollowing:
                     progress(n)
             left = True
             while left:  # what the projections left for the end (the search index)
-                with self._write_transaction() as conn:
+                with self._write_transaction() as conn, self._fold_lock:
                     left = any([p.settle(conn, SETTLE_ROWS) for p in targets])
         # (another process may have applied some chunks: count what is covered)
         return catchup.covered(self.conn(), [p.name for p in targets])

@@ -64,9 +64,12 @@ class PromptsProjection(Projection):
         self.index_every: int | None = fts.FTS_BATCH  # index once this many are waiting
 
     def reset_caches(self) -> None:
-        index_every = self.index_every
+        index_every, unindexed = self.index_every, self.unindexed
         self.__init__()
         self.index_every = index_every  # a rebuild's choice outlives the caches
+        # the rows waiting for the index are not a cache: forgetting them (a catch-up
+        # another thread's made stale) would leave them unindexed at close
+        self.unindexed = unindexed
 
     def create(self, conn: sqlite3.Connection) -> None:
         conn.execute(
