@@ -450,8 +450,9 @@ class RequiredWork:
 
         self.close()
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if create:  # (WAL stays set in the file: the other processes' opens leave it be)
+            conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA busy_timeout = 0")  # the lock is polled for (begin_immediate)
-        conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {writer_module.SAFETY_AUTOCHECKPOINT_PAGES}")
         if create:
