@@ -37,6 +37,10 @@ def test_recording_batch_and_threads_produce_their_figures_and_floors(bench_core
         "events_rows_vs_raw_background_checkpoints",
         "minimal_python_us",
         "floor_with_minimal_python_vs_raw_background_checkpoints",
+        "required_work_floor_us",
+        "required_work_without_projection_rows_us",
+        "required_work_events_only_us",
+        "overhead_vs_required_work_floor",
     ):
         assert rec[key] > 0, key
     assert rec["wal_pages_per_call"]["recorded"] > 0
@@ -46,6 +50,29 @@ def test_recording_batch_and_threads_produce_their_figures_and_floors(bench_core
     assert batch["vs_raw_executemany"] > 0 and batch["import_vs_raw_executemany"] > 0
     threads = bench_core.bench_threads(tmp_path, calls=64, reps=1)
     assert threads["one_thread_cpu_us_per_call"] > 0 and threads["threads_64_cpu_us_per_call"] > 0
+    assert threads["required_work_threads_64_vs_1"] > 0
+
+
+def test_the_required_work_floor_writes_a_store_that_verifies(bench_core, tmp_path):
+    """What the floor times is a correct store: a chain that verifies, every call's row,
+    its prompt and its search entry (so the floor leaves out nothing the spec requires)."""
+    from llm_events import EventStore
+
+    src = tmp_path / "src.db"
+    bench_core._sequential_groups(src, 6)
+    work = bench_core.RequiredWork(str(src), 6, batch=4)
+    work.fresh(str(tmp_path / "floor.db"))
+    for i in range(10):
+        work.call(i)
+    work.close()
+    with EventStore(tmp_path / "floor.db", readonly=True) as store:
+        assert store.verify().ok
+        conn = store.conn()
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 50
+        assert conn.execute("SELECT count(DISTINCT call_id) FROM calls").fetchone()[0] == 10
+        assert conn.execute("SELECT count(*) FROM prompts").fetchone()[0] == 10
+        hits = "SELECT count(*) FROM prompts_fts WHERE prompts_fts MATCH 'restart'"
+        assert conn.execute(hits).fetchone()[0] == 10
 
 
 def test_rebuild_and_its_floor_on_a_small_store(bench_core, tmp_path):
@@ -114,6 +141,11 @@ def test_the_interleaved_ab_of_a_recorded_call_against_a_commit():
 
 def test_the_eight_process_run_and_its_plain_sqlite3_floor(bench_core, tmp_path):
     out = bench_core.bench_processes(tmp_path, calls=2, history=500)
-    for run in ("writers_alone", "raw_commits_floor", "with_readers_and_rebuild"):
+    for run in (
+        "writers_alone",
+        "raw_commits_floor",
+        "required_work_floor",
+        "with_readers_and_rebuild",
+    ):
         assert out[run]["calls"] == 8 * 4 * 2, run
         assert 0 < out[run]["p50_ms"] <= out[run]["p99_ms"] <= out[run]["max_ms"], run
