@@ -20,8 +20,7 @@ import bisect
 import contextlib
 import gc
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
@@ -31,16 +30,7 @@ from .lag import lag
 from .projections import Projection
 from .projections.base import PromptFields
 
-__all__ = [
-    "Plan",
-    "apply_pending",
-    "covered",
-    "forget",
-    "lag",
-    "plan_pending",
-    "reset",
-    "write_planned",
-]
+__all__ = ["apply_pending", "covered", "forget", "lag", "reset"]
 
 #: Events applied per transaction by the background thread and at open (short lock holds).
 CATCH_UP_CHUNK = 2000
@@ -110,81 +100,6 @@ def apply_pending(
             (last, *moved),
         )
     return len(rows)
-
-
-class Plan:
-    """A catch-up folded outside the write lock (:func:`plan_pending`): the statements the
-    projections would run, kept in order to run in the write transaction
-    (:func:`write_planned`), and the checkpoints the fold started from.
-
-    It stands in for the connection while the projections fold: ``SELECT`` s read the
-    snapshot the fold started in; every other statement is kept.  Projections that need
-    the write transaction's own state (the search index reads the rows just inserted) hand
-    over a function instead (:meth:`later`); one that must know whether a row is stored
-    asks (``staged`` is True) rather than counting changes.
-    """
-
-    staged = True
-
-    def __init__(self, reader: sqlite3.Connection) -> None:
-        self._reader = reader
-        self.marks: dict[str, int] = {}
-        self.read = 0  # events read (what ``apply_pending`` returned)
-        self.writes: list[tuple[Any, Any, bool]] = []
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        if sql.startswith("SELECT"):
-            return self._reader.execute(sql, params)
-        self.writes.append((sql, params, False))
-        return None
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.writes.append((sql, list(rows), True))
-
-    def later(self, work: Callable[[sqlite3.Connection], Any]) -> None:
-        """Run ``work(conn)`` in the write transaction, in its place among the statements."""
-        self.writes.append((work, None, False))
-
-
-def plan_pending(
-    reader: sqlite3.Connection, projections: Sequence[Projection], limit: int = CATCH_UP_CHUNK
-) -> Plan:
-    """:func:`apply_pending` folded on a read connection (no write lock held), from one
-    snapshot: what it would write, to run with :func:`write_planned`.
-
-    The projections' caches move as if the batch were applied; if it never is (the write
-    finds other checkpoints, or fails), the caller calls :func:`forget`.
-    """
-    plan = Plan(reader)
-    reader.execute("BEGIN")
-    try:
-        plan.marks = dict(reader.execute("SELECT name, last_seq FROM _projections").fetchall())
-        plan.read = apply_pending(plan, projections, limit)  # type: ignore[arg-type]
-    finally:
-        reader.execute("COMMIT")  # (a read: ends the snapshot)
-    return plan
-
-
-def write_planned(conn: sqlite3.Connection, plan: Plan) -> bool:
-    """Run ``plan``'s statements inside the caller's write transaction if the checkpoints
-    are still those it was folded from (False, nothing written: they moved).
-
-    Unchanged checkpoints mean the projections' tables are as the fold read them: only a
-    catch-up or a rebuild writes them, and each moves the checkpoints in the same
-    transaction; the events it read are immutable.  So the rows written are the ones
-    :func:`apply_pending` would write now, and the checkpoints move with them.
-    """
-    marks = dict(conn.execute("SELECT name, last_seq FROM _projections").fetchall())
-    if marks != plan.marks:
-        return False
-    for sql, params, many in plan.writes:
-        if params is None:
-            sql(conn)
-        elif many:
-            conn.executemany(sql, params)
-        else:
-            conn.execute(sql, params)
-    return True
 
 
 _prompt_fields = msgspec.json.Decoder(PromptFields)

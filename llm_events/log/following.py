@@ -48,7 +48,6 @@ class ProjectionFollowing:
     _queue: Any
     _group: Any
     _wlock: Any
-    _fold_lock: Any
     _shared_conn: sqlite3.Connection | None
     #: whether this process follows the file (:mod:`.follower`), made on first use
     _role: FollowerRole | None = None
@@ -84,10 +83,9 @@ class ProjectionFollowing:
             self.flush_events()
         applied = 0
         while True:
-            plan = self._plan(chunk)
             with self._write_transaction(wait_ms) as conn:
                 try:
-                    n = self._write_plan(conn, plan, chunk) or 0
+                    n = catchup.apply_pending(conn, self.projections, chunk)
                 except BaseException:
                     catchup.forget(self.projections)
                     raise
@@ -110,7 +108,6 @@ class ProjectionFollowing:
         left = False
         try:
             takeover = False
-            missed = 0  # plans that found the checkpoints moved when written
             while not self._closed:
                 head, applied = positions(self.conn())
                 if applied >= head:  # another process caught up: no lock taken
@@ -120,27 +117,17 @@ class ProjectionFollowing:
                         left = True  # another process follows this file, and keeps up
                         break
                     takeover = True  # it stopped applying: do its work this round
-                plan = self._plan(BACKGROUND_CHUNK)  # the fold, with the write lock free
                 self._group.wait_idle(BACKGROUND_YIELD_S)  # this process's appends first
                 with self._write_transaction(SETTLE_WAIT_MS) as conn:
                     if self._rebuilding:  # one began while this waited for the lock
-                        if plan is not None:
-                            catchup.forget(self.projections)
                         break
                     try:
-                        # another process applied meanwhile: look again, lock free (twice;
-                        # then fold under the lock, so the round ends)
-                        n = self._write_plan(conn, plan, BACKGROUND_CHUNK, refold=missed >= 2)
+                        n = catchup.apply_pending(conn, self.projections, BACKGROUND_CHUNK)
                     except BaseException:
                         catchup.forget(self.projections)
                         raise
-                if n is None:  # another process applied since the fold
-                    if not mine:
-                        break  # (taking over: the follower is back; the next round looks)
-                    missed += 1
-                    continue
                 if n < BACKGROUND_CHUNK:
-                    # that was the log's head when it was read: no
+                    # that was the log's head when it was read (under the write lock): no
                     # second look (a read after this process's commit costs as much as a
                     # small fold); appends since then wake this thread again
                     break
@@ -150,55 +137,6 @@ class ProjectionFollowing:
         except Exception as e:  # noqa: BLE001 - derived data: reported through lag()
             self.projection_error = e
         return True if mine else (False if left else None)
-
-    def _plan(self, chunk: int) -> catchup.Plan | None:
-        """The next ``chunk`` events folded on this thread's read connection, outside the
-        write lock (:func:`.catchup.plan_pending`): the lock is then held only to write the
-        rows, not to read, decode and fold the events.  None where there is no separate
-        read connection, or when the fold failed (the write transaction folds again, and
-        meets the error there)."""
-        if self._shared_conn is not None:
-            return None
-        with self._fold_lock:
-            try:
-                return catchup.plan_pending(self.conn(), self.projections, chunk)
-            except Exception:  # noqa: BLE001 - folded again under the lock, which reports it
-                catchup.forget(self.projections)
-                return None
-
-    def _write_plan(
-        self,
-        conn: sqlite3.Connection,
-        plan: catchup.Plan | None,
-        chunk: int,
-        refold: bool = True,
-    ) -> int | None:
-        """Write ``plan`` if the checkpoints did not move since it was folded; else (or if
-        writing it fails: a value SQLite refuses) fold again here, under the write lock, as
-        every other catch-up does.  Returns the events applied; None when the checkpoints
-        moved and ``refold`` is False (nothing written: the caller folds anew, lock free)."""
-        with self._fold_lock:
-            return self._write_plan_folding(conn, plan, chunk, refold)
-
-    def _write_plan_folding(
-        self, conn: sqlite3.Connection, plan: catchup.Plan | None, chunk: int, refold: bool
-    ) -> int | None:
-        if plan is not None and plan.read:
-            # (a plan that found nothing is not trusted: a cursor the thread left open may
-            # hold the read connection on an older snapshot; the fold under the lock looks)
-            conn.execute("SAVEPOINT planned")
-            try:
-                written = catchup.write_planned(conn, plan)
-            except Exception:  # noqa: BLE001 - folded again below, which handles or reports it
-                conn.execute("ROLLBACK TO planned")
-                written, refold = False, True  # (not a moved checkpoint: anew fails again)
-            conn.execute("RELEASE planned")
-            if written:
-                return plan.read
-            catchup.forget(self.projections)  # the caches hold what was not written
-            if not refold:
-                return None
-        return catchup.apply_pending(conn, self.projections, chunk)
 
     def _follower_role(self) -> FollowerRole:
         if self._role is None:
@@ -259,7 +197,7 @@ class ProjectionFollowing:
 
     def _settle(self, wait_ms: int | None = None) -> None:
         """Do the work projections left for later (the search index), in one transaction."""
-        with self._write_transaction(wait_ms) as conn, self._fold_lock:
+        with self._write_transaction(wait_ms) as conn:
             for projection in self.projections:
                 projection.settle(conn)
 
@@ -289,7 +227,7 @@ class ProjectionFollowing:
         with contextlib.ExitStack() as stack:
             stack.callback(self._end_rebuild)
             checkpointer = stack.enter_context(self._rebuild_settings())
-            with self._write_transaction() as conn, self._fold_lock:
+            with self._write_transaction() as conn:
                 catchup.reset(conn, targets)
                 catchup.defer_indexes(conn, targets)
                 rebuilding.bulk_search_index(conn, targets)
@@ -299,7 +237,7 @@ class ProjectionFollowing:
                 p.bulk(True)
                 stack.callback(p.bulk, False)
             while True:
-                with self._write_transaction() as conn, self._fold_lock:
+                with self._write_transaction() as conn:
                     try:
                         n = catchup.apply_pending(conn, targets, chunk)
                     except BaseException:
@@ -313,7 +251,7 @@ class ProjectionFollowing:
                     progress(n)
             left = True
             while left:  # what the projections left for the end (the search index)
-                with self._write_transaction() as conn, self._fold_lock:
+                with self._write_transaction() as conn:
                     left = any([p.settle(conn, SETTLE_ROWS) for p in targets])
         # (another process may have applied some chunks: count what is covered)
         return catchup.covered(self.conn(), [p.name for p in targets])

@@ -132,9 +132,6 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
         self._shared_conn = conn
         self._lock = threading.RLock()  # batch drains; the shared connection
         self._wlock = threading.RLock()  # this process's write connection and transactions
-        #: held while the projections (their caches) fold: a catch-up folds outside the
-        #: write lock (``following``), so two threads' folds must still take turns
-        self._fold_lock = threading.RLock()
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._wconn: sqlite3.Connection | None = None
@@ -214,7 +211,6 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
             self._wconn = None
             self._background = None  # its thread stayed in the parent
             self._wlock = threading.RLock()
-            self._fold_lock = threading.RLock()
             self._group = GroupCommit(self._commit_requests)
             self._pid = os.getpid()
 
@@ -406,7 +402,7 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
         inside the append's transaction, so no other writer comes between what it saw and
         what it appends.  Returns the events appended (written at once, also in batch mode).
         """
-        with self._write_transaction() as conn, self._fold_lock:
+        with self._write_transaction() as conn:
             try:
                 while catchup.apply_pending(conn, self.projections):
                     pass

@@ -239,21 +239,13 @@ class CallsProjection(Projection):
         clipped = False
         redo: dict[str, tuple] = {}
         if inserts:
-            found: dict[str, tuple] | None = None
-            if getattr(conn, "staged", False):
-                # folded outside the write lock (``catchup.plan_pending``): the insert runs
-                # later, so whether a row is stored is read (one query), not counted
-                found = self._load_many(conn, {values[_CALL_ID] for values in inserts})
-                conn.executemany(_INSERT_NEW_CALL, inserts)
-            else:
-                before = conn.total_changes
-                clipped = executemany(conn, _INSERT_NEW_CALL, inserts, report=False)
-                if conn.total_changes - before != len(inserts):
-                    found = self._load_many(conn, {values[_CALL_ID] for values in inserts})
-            if found:
+            before = conn.total_changes
+            clipped = executemany(conn, _INSERT_NEW_CALL, inserts, report=False)
+            if conn.total_changes - before != len(inserts):
                 # stored before this batch: their ``last_seq`` is before its first event
                 # (the others were inserted just now, before a retry after clipping)
                 first_seq = todo[0][0]
+                found = self._load_many(conn, {values[_CALL_ID] for values in inserts})
                 redo = {
                     call_id: stored
                     for call_id, stored in found.items()

@@ -67,8 +67,8 @@ class PromptsProjection(Projection):
         index_every, unindexed = self.index_every, self.unindexed
         self.__init__()
         self.index_every = index_every  # a rebuild's choice outlives the caches
-        # the rows waiting for the index are not a cache: forgetting them (a catch-up
-        # another thread's made stale) would leave them unindexed at close
+        # the rows waiting for the index are not a cache: forgetting them (after a
+        # catch-up that failed) would leave them unindexed at close
         self.unindexed = unindexed
 
     def create(self, conn: sqlite3.Connection) -> None:
@@ -162,10 +162,7 @@ class PromptsProjection(Projection):
             executemany(conn, _INSERT_PROMPT, rows)
             self.unindexed += len(rows)
             if self.index_every is not None and self.unindexed >= self.index_every:
-                if getattr(conn, "staged", False):  # it reads the rows inserted: at write
-                    conn.later(self.settle)
-                else:
-                    self.settle(conn)
+                self.settle(conn)
 
     def _row(self, conn: sqlite3.Connection, seq: int, done: ev.CallFinished) -> tuple | None:
         """The row of a call that finished ok, from what the log holds before ``seq`` (an
