@@ -59,18 +59,8 @@ def served(tmp_path_factory):
 
 
 def request_body(case: corpus.Case) -> dict:
-    if case.request is not None:
-        body = dict(case.request)
-    elif case.provider == "anthropic":
-        body = {
-            "model": "claude-x",
-            "max_tokens": 10,
-            "messages": [{"role": "user", "content": "hi"}],
-        }
-    elif case.provider == "openai_responses":
-        body = {"model": "gpt-x", "input": "hi"}
-    else:
-        body = {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]}
+    """The case's request as an SDK call's keyword arguments (the SDK sets ``stream``)."""
+    body = corpus.request_body(case)
     body.pop("stream", None)
     return body
 
