@@ -158,6 +158,7 @@ def test_dashboard_draws_its_charts_offline(server, page, tmp_path):
     assert page.locator(".le-chart canvas").count() == 5  # uPlot drew every chart
     facts = page.locator(".le-facts").inner_text()
     assert "CALLS\n11" in facts.upper()  # application calls only: the replay's are left out
+    assert "most calls: " in facts  # the busiest model, said as such
     assert (
         sample.failed_call_id[:18]
         in page.locator("section.le-card", has_text="Newest failures").inner_text()
