@@ -102,6 +102,11 @@ def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
     )
 
 
+def filtered(verdict: dict[str, Any] | None) -> bool:
+    """Whether an Azure ``content_filter_results`` object filtered anything."""
+    return any(isinstance(v, dict) and v.get("filtered") for v in (verdict or {}).values())
+
+
 class _Choice:
     """One choice of a stream (``n`` > 1 streams interleave them by ``index``), assembled
     from its deltas."""
@@ -114,6 +119,7 @@ class _Choice:
         self.logprobs: dict[str, list[Any]] = {}
         self.finish_reason: str | None = None
         self.stop_details: dict[str, Any] | None = None
+        self.content_filter: dict[str, Any] | None = None
 
     def add(self, choice: dict[str, Any], deltas: list[str] | None) -> None:
         delta = as_dict(choice.get("delta"))
@@ -150,6 +156,9 @@ class _Choice:
         details = stop_details(choice)
         if details:
             self.stop_details = details
+        verdict = choice.get("content_filter_results")
+        if isinstance(verdict, dict) and verdict and not filtered(self.content_filter):
+            self.content_filter = verdict  # the last verdict, or the first that filtered
 
     def wire(self, index: int) -> dict[str, Any]:
         """The choice as a whole answer would have it (``choices[]`` of a completion)."""
@@ -166,7 +175,10 @@ class _Choice:
                 }
                 for c in self.calls.parts()
             ]
-        return {"index": index, "message": message, "finish_reason": self.finish_reason}
+        wired = {"index": index, "message": message, "finish_reason": self.finish_reason}
+        if self.content_filter:
+            wired["content_filter_results"] = self.content_filter
+        return wired
 
 
 class ChatStreamParser(SSEJsonParser):
@@ -202,7 +214,7 @@ class ChatStreamParser(SSEJsonParser):
     def _chunk(self, chunk: dict[str, Any], deltas: list[str]) -> None:
         self._id = self._id or chunk.get("id")
         self._model = chunk.get("model") or self._model
-        for key in ("system_fingerprint", "service_tier"):
+        for key in ("system_fingerprint", "service_tier", "prompt_filter_results"):
             if chunk.get(key) is not None:
                 self._extra[key] = chunk[key]
         if chunk.get("usage"):
@@ -220,6 +232,8 @@ class ChatStreamParser(SSEJsonParser):
         first = self._choices[0]
         reasoning = "".join(first.reasoning)
         raw: dict[str, Any] = {"id": self._id, "model": self._model, **self._extra}
+        if first.content_filter:  # Azure's verdict on the answer (why content_filter stopped it)
+            raw["content_filter_results"] = first.content_filter
         if len(self._choices) > 1:
             raw["choices"] = [self._choices[i].wire(i) for i in sorted(self._choices)]
         return ModelResponse(
