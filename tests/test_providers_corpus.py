@@ -221,9 +221,9 @@ def sdk_responses(case):
 
 def check_responses(case, got, sdk):
     assert got.text == sdk.output_text
-    calls = [i for i in sdk.output if i.type == "function_call"]
+    calls = [i for i in sdk.output if i.type in ("function_call", "custom_tool_call")]
     assert [(c.id, c.name, c.arguments) for c in got.tool_calls] == [
-        (i.call_id, i.name, i.arguments) for i in calls
+        (i.call_id, i.name, i.arguments if i.type == "function_call" else i.input) for i in calls
     ]
     reasoning = [i for i in sdk.output if i.type == "reasoning"]
     assert [r.signature for r in got.reasoning] == [i.encrypted_content for i in reasoning]
