@@ -206,7 +206,12 @@ class ChatStreamParser(SSEJsonParser):
 
     def _event(self, chunk: dict[str, Any], data: str, deltas: list[str]) -> None:
         if "error" in chunk:
-            self.error = parse_error(500, data, self.headers)
+            # the status the error says it stands for (Groq's status_code, Azure's status);
+            # the HTTP status is the stream's 200, so 500 when it says none
+            said = as_dict(chunk["error"])
+            status = int_or_none(said.get("status_code", said.get("status")))
+            status = status if status is not None and 400 <= status <= 599 else 500
+            self.error = parse_error(status, data, self.headers)
             self.error.request_id = self.error.request_id or self.request_id
             return
         self._chunk(chunk, deltas)
