@@ -504,3 +504,23 @@ def test_answer_has_the_expected_fields(case):
         assert getattr(got.usage, key) == value, key
     for key, value in want.get("raw", {}).items():
         assert got.raw.get(key) == value, key
+
+
+def test_ollama_tool_call_ids_survive_a_round_trip():
+    """Ollama 0.12.10+ (github:ollama/ollama api/types.go, commit 809b9c68: ToolCall.ID,
+    Message.ToolCallID; server/routes.go makes them 'call_' + 8 characters) answers with
+    tool call ids and takes them back: the documented history request with the ids a
+    current server writes keeps them when rebuilt."""
+    case = corpus.case("ollama/chat_with_history_tools")
+    wire = json.loads(json.dumps(case.request))
+    wire["messages"][1]["tool_calls"][0]["id"] = "call_k3xq9z1a"
+    wire["messages"][2]["tool_call_id"] = "call_k3xq9z1a"
+    a = adapter(case)
+    req, blobs = a.parse_request(json.dumps(wire).encode())
+    built = a.build_request(req, blobs)
+    assert built["messages"][1]["tool_calls"][0]["id"] == "call_k3xq9z1a"
+    assert built["messages"][2]["tool_call_id"] == "call_k3xq9z1a"
+    assert built["messages"][2]["tool_name"] == "get_weather"
+    # without ids (older servers, the docs' example) none are made up
+    plain = a.build_request(*a.parse_request(json.dumps(case.request).encode()))
+    assert plain["messages"] == case.request["messages"]
