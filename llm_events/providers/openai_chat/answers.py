@@ -21,8 +21,9 @@ from .requests import call_body, tool_call
 
 
 def usage(data: Any) -> Usage:
-    """OpenAI usage: ``prompt_tokens`` (cached ones included) and ``completion_tokens``
-    (reasoning ones included), with the cached and reasoning counts from the details."""
+    """OpenAI usage: ``prompt_tokens`` (cached and cache-written ones included) and
+    ``completion_tokens`` (reasoning ones included), with the cached, cache-written
+    (``cache_write_tokens``, gpt-5.x and OpenRouter) and reasoning counts from the details."""
     data = as_dict(data)
     prompt = as_dict(data.get("prompt_tokens_details"))
     completion = as_dict(data.get("completion_tokens_details"))
@@ -30,6 +31,7 @@ def usage(data: Any) -> Usage:
         input_tokens=int_or_none(data.get("prompt_tokens")),
         output_tokens=int_or_none(data.get("completion_tokens")),
         cache_read_tokens=int_or_none(prompt.get("cached_tokens")),
+        cache_write_tokens=int_or_none(prompt.get("cache_write_tokens")),
         reasoning_tokens=int_or_none(completion.get("reasoning_tokens")),
     )
 

@@ -24,13 +24,15 @@ TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
 def usage(data: Any) -> Usage:
+    """Responses usage: ``input_tokens`` (cached and cache-written ones included) with the
+    cached and written counts from ``input_tokens_details``, reasoning from the output's."""
     data = as_dict(data)
+    details = as_dict(data.get("input_tokens_details"))
     return Usage(
         input_tokens=int_or_none(data.get("input_tokens")),
         output_tokens=int_or_none(data.get("output_tokens")),
-        cache_read_tokens=int_or_none(
-            as_dict(data.get("input_tokens_details")).get("cached_tokens")
-        ),
+        cache_read_tokens=int_or_none(details.get("cached_tokens")),
+        cache_write_tokens=int_or_none(details.get("cache_write_tokens")),
         reasoning_tokens=int_or_none(
             as_dict(data.get("output_tokens_details")).get("reasoning_tokens")
         ),
