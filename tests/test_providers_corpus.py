@@ -227,8 +227,13 @@ def check_responses(case, got, sdk):
     ]
     reasoning = [i for i in sdk.output if i.type == "reasoning"]
     assert [r.signature for r in got.reasoning] == [i.encrypted_content for i in reasoning]
+    # the summary parts, then the reasoning text itself (DeepSeek's Responses API sends
+    # content, reasoning_text), a blank line between parts
     assert [r.content for r in got.reasoning] == [
-        "\n\n".join(s.text for s in i.summary) for i in reasoning
+        "\n\n".join(
+            t for t in [*(s.text for s in i.summary), *(c.text for c in i.content or [])] if t
+        )
+        for i in reasoning
     ]
     # the status, or why the answer is incomplete (max_output_tokens)
     reason = sdk.incomplete_details.reason if sdk.status == "incomplete" else sdk.status
