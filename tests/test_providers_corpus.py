@@ -529,3 +529,25 @@ def test_ollama_tool_call_ids_survive_a_round_trip():
     # without ids (older servers, the docs' example) none are made up
     plain = a.build_request(*a.parse_request(json.dumps(case.request).encode()))
     assert plain["messages"] == case.request["messages"]
+
+
+def test_an_anthropic_stream_error_keeps_the_request_id_it_carries():
+    """Current in-band error events end with the request id, as error bodies do (the form
+    quoted verbatim from a recorded llm-calls.json in public code:
+    '{"type":"error","error":{"details":null,"type":"overloaded_error","message":
+    "Overloaded"},"request_id":"req_011CeiFgtbLdxTCebK7Q9eTC"}'); with no request-id
+    header (a gateway that drops it) that id is the one kept."""
+    case = corpus.case("anthropic/stream_error_overloaded")
+    event = (
+        b'event: error\ndata: {"type":"error","error":{"details":null,"type":"overloaded_error",'
+        b'"message":"Overloaded"},"request_id":"req_011CeiFgtbLdxTCebK7Q9eTC"}\n\n'
+    )
+    body = case.body[: case.body.index(b"event: error")] + event
+    headers = {k: v for k, v in case.headers().items() if k.lower() != "request-id"}
+    parser = adapter(case).stream_parser(headers)
+    for piece in corpus.chunks(body):
+        parser.feed(piece)
+    parser.close()
+    assert parser.error is not None and parser.error.error_type == "overloaded_error"
+    assert parser.error.request_id == "req_011CeiFgtbLdxTCebK7Q9eTC"
+    assert parser.response().text == "Hello"
