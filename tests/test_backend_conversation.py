@@ -150,9 +150,11 @@ OLLAMA_MESSAGES = [
     {
         "role": "assistant",
         "content": "Let me check.",
-        "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}],
+        "tool_calls": [
+            {"id": "call_1", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+        ],
     },
-    {"role": "tool", "content": "22C, sunny", "tool_name": "get_weather"},
+    {"role": "tool", "content": "22C, sunny", "tool_name": "get_weather", "tool_call_id": "call_1"},
     {"role": "user", "content": "And tomorrow?"},
 ]
 

@@ -38,7 +38,7 @@ ANSWERS = {
         "  (empty)",
         "",
         "  finish    length",
-        "  usage     1,220 in / 100 out (100 reasoning)",
+        "  usage     1,220 in (1,217 cache write) / 100 out (100 reasoning)",
         "  ids       request req_ed1692f28b27414ebc298d2b377f052d   "
         "response chatcmpl-E0AeOu004E5onbvs8LtrVv7w8NYn2   model gpt-5.6-sol",
     ],

@@ -117,9 +117,9 @@ def test_tool_results_get_the_name_of_the_call_they_answer():
         {
             "role": "assistant",
             "content": "",
-            "tool_calls": [{"function": {"name": "add", "arguments": {"a": 1}}}],
+            "tool_calls": [{"id": "c1", "function": {"name": "add", "arguments": {"a": 1}}}],
         },
-        {"role": "tool", "content": '{"sum": 1}', "tool_name": "add"},
+        {"role": "tool", "content": '{"sum": 1}', "tool_name": "add", "tool_call_id": "c1"},
     ]
 
 

@@ -74,6 +74,8 @@ def wire_messages(
             tool_name = names.get(part.id) or message.name
             if tool_name:
                 wire["tool_name"] = tool_name
+            if part.id:  # Ollama 0.12.10+: a tool message names its call (api.Message.ToolCallID)
+                wire["tool_call_id"] = part.id
             out.append(wire)
         rest = [p for p in message.parts if not isinstance(p, ToolCallResponsePart)]
         if message.role == "tool" or (results and not rest):
@@ -106,7 +108,10 @@ def wire_messages(
                     "name": call.name,
                     "arguments": json_value(call.arguments),
                 }
-                wire["tool_calls"].append({"function": function})
+                # Ollama 0.12.10+ gives each call an id (api.ToolCall.ID), sent back as given
+                wire["tool_calls"].append(
+                    {"id": call.id, "function": function} if call.id else {"function": function}
+                )
         out.append(wire)
     return out
 

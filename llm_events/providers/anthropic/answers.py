@@ -197,7 +197,12 @@ class MessagesStreamParser(SSEJsonParser):
         elif kind == "message_stop":
             self.done = True
         elif kind == "error":
-            self.error = stream_error(as_dict(data.get("error")), self.headers, self.request_id)
+            # the header's request-id, else the one the event carries (current error events
+            # end with "request_id", as the error bodies do)
+            said = data.get("request_id") if isinstance(data.get("request_id"), str) else None
+            self.error = stream_error(
+                as_dict(data.get("error")), self.headers, self.request_id or said
+            )
 
     def response(self) -> ModelResponse:
         text: list[str] = []

@@ -21,8 +21,9 @@ from .requests import call_body, tool_call
 
 
 def usage(data: Any) -> Usage:
-    """OpenAI usage: ``prompt_tokens`` (cached ones included) and ``completion_tokens``
-    (reasoning ones included), with the cached and reasoning counts from the details."""
+    """OpenAI usage: ``prompt_tokens`` (cached and cache-written ones included) and
+    ``completion_tokens`` (reasoning ones included), with the cached, cache-written
+    (``cache_write_tokens``, gpt-5.x and OpenRouter) and reasoning counts from the details."""
     data = as_dict(data)
     prompt = as_dict(data.get("prompt_tokens_details"))
     completion = as_dict(data.get("completion_tokens_details"))
@@ -30,6 +31,7 @@ def usage(data: Any) -> Usage:
         input_tokens=int_or_none(data.get("prompt_tokens")),
         output_tokens=int_or_none(data.get("completion_tokens")),
         cache_read_tokens=int_or_none(prompt.get("cached_tokens")),
+        cache_write_tokens=int_or_none(prompt.get("cache_write_tokens")),
         reasoning_tokens=int_or_none(completion.get("reasoning_tokens")),
     )
 
@@ -102,6 +104,11 @@ def parse_chat_response(data: Any, headers: Mapping[str, str] | None) -> ModelRe
     )
 
 
+def filtered(verdict: dict[str, Any] | None) -> bool:
+    """Whether an Azure ``content_filter_results`` object filtered anything."""
+    return any(isinstance(v, dict) and v.get("filtered") for v in (verdict or {}).values())
+
+
 class _Choice:
     """One choice of a stream (``n`` > 1 streams interleave them by ``index``), assembled
     from its deltas."""
@@ -114,6 +121,7 @@ class _Choice:
         self.logprobs: dict[str, list[Any]] = {}
         self.finish_reason: str | None = None
         self.stop_details: dict[str, Any] | None = None
+        self.content_filter: dict[str, Any] | None = None
 
     def add(self, choice: dict[str, Any], deltas: list[str] | None) -> None:
         delta = as_dict(choice.get("delta"))
@@ -150,6 +158,9 @@ class _Choice:
         details = stop_details(choice)
         if details:
             self.stop_details = details
+        verdict = choice.get("content_filter_results")
+        if isinstance(verdict, dict) and verdict and not filtered(self.content_filter):
+            self.content_filter = verdict  # the last verdict, or the first that filtered
 
     def wire(self, index: int) -> dict[str, Any]:
         """The choice as a whole answer would have it (``choices[]`` of a completion)."""
@@ -166,7 +177,10 @@ class _Choice:
                 }
                 for c in self.calls.parts()
             ]
-        return {"index": index, "message": message, "finish_reason": self.finish_reason}
+        wired = {"index": index, "message": message, "finish_reason": self.finish_reason}
+        if self.content_filter:
+            wired["content_filter_results"] = self.content_filter
+        return wired
 
 
 class ChatStreamParser(SSEJsonParser):
@@ -194,7 +208,12 @@ class ChatStreamParser(SSEJsonParser):
 
     def _event(self, chunk: dict[str, Any], data: str, deltas: list[str]) -> None:
         if "error" in chunk:
-            self.error = parse_error(500, data, self.headers)
+            # the status the error says it stands for (Groq's status_code, Azure's status);
+            # the HTTP status is the stream's 200, so 500 when it says none
+            said = as_dict(chunk["error"])
+            status = int_or_none(said.get("status_code", said.get("status")))
+            status = status if status is not None and 400 <= status <= 599 else 500
+            self.error = parse_error(status, data, self.headers)
             self.error.request_id = self.error.request_id or self.request_id
             return
         self._chunk(chunk, deltas)
@@ -202,7 +221,7 @@ class ChatStreamParser(SSEJsonParser):
     def _chunk(self, chunk: dict[str, Any], deltas: list[str]) -> None:
         self._id = self._id or chunk.get("id")
         self._model = chunk.get("model") or self._model
-        for key in ("system_fingerprint", "service_tier"):
+        for key in ("system_fingerprint", "service_tier", "prompt_filter_results"):
             if chunk.get(key) is not None:
                 self._extra[key] = chunk[key]
         if chunk.get("usage"):
@@ -220,6 +239,8 @@ class ChatStreamParser(SSEJsonParser):
         first = self._choices[0]
         reasoning = "".join(first.reasoning)
         raw: dict[str, Any] = {"id": self._id, "model": self._model, **self._extra}
+        if first.content_filter:  # Azure's verdict on the answer (why content_filter stopped it)
+            raw["content_filter_results"] = first.content_filter
         if len(self._choices) > 1:
             raw["choices"] = [self._choices[i].wire(i) for i in sorted(self._choices)]
         return ModelResponse(

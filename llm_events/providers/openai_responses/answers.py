@@ -24,13 +24,15 @@ TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
 def usage(data: Any) -> Usage:
+    """Responses usage: ``input_tokens`` (cached and cache-written ones included) with the
+    cached and written counts from ``input_tokens_details``, reasoning from the output's."""
     data = as_dict(data)
+    details = as_dict(data.get("input_tokens_details"))
     return Usage(
         input_tokens=int_or_none(data.get("input_tokens")),
         output_tokens=int_or_none(data.get("output_tokens")),
-        cache_read_tokens=int_or_none(
-            as_dict(data.get("input_tokens_details")).get("cached_tokens")
-        ),
+        cache_read_tokens=int_or_none(details.get("cached_tokens")),
+        cache_write_tokens=int_or_none(details.get("cache_write_tokens")),
         reasoning_tokens=int_or_none(
             as_dict(data.get("output_tokens_details")).get("reasoning_tokens")
         ),
@@ -142,6 +144,12 @@ class ResponsesStreamParser(SSEJsonParser):
             self._response.update({k: v for k, v in response.items() if v is not None})
             if kind in TERMINAL:
                 self.done = True
+                # the final response's reasoning items win: their encrypted_content is what a
+                # non-streamed answer holds and what the client sends back (each serialisation
+                # of an item is encrypted anew, so output_item.done's differs)
+                for position, item in enumerate(as_list(response.get("output"))):
+                    if as_dict(item).get("type") == "reasoning":
+                        self._reasoning_done(position, item)
                 self.finish_reason, self._details = finish(response)
                 if kind == "response.failed":
                     self.error = failure(response, self.headers, self.request_id)
@@ -157,11 +165,7 @@ class ResponsesStreamParser(SSEJsonParser):
         elif kind == "response.output_item.done":
             item = as_dict(data.get("item"))
             if item.get("type") == "reasoning":
-                slot = self._slot(index)
-                slot["signature"] = item.get("encrypted_content")
-                whole = reasoning_part(item).content
-                if whole:  # the item whole: what a non-streamed answer holds
-                    slot["parts"] = {(0, 0): [whole]}
+                self._reasoning_done(index, item)
             elif item.get("type") in ("function_call", "custom_tool_call"):
                 self._calls.start(index, id=item.get("call_id"), name=item.get("name"))
                 final = (
@@ -204,6 +208,14 @@ class ResponsesStreamParser(SSEJsonParser):
                 retryable=is_retryable_status(status),
                 raw=data,
             )
+
+    def _reasoning_done(self, index: int | None, item: dict[str, Any]) -> None:
+        slot = self._slot(index)
+        if item.get("encrypted_content") or not slot["signature"]:
+            slot["signature"] = item.get("encrypted_content")
+        whole = reasoning_part(item).content
+        if whole:  # the item whole: what a non-streamed answer holds
+            slot["parts"] = {(0, 0): [whole]}
 
     def _slot(self, index: int | None) -> dict[str, Any]:
         """The reasoning item at ``index``: its text parts by (kind, index), its signature."""
