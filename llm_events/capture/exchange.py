@@ -106,6 +106,7 @@ class Exchange:
         self.headers: dict[str, str] = {}
         self.stream: parsing.StreamParser | None = None
         self.parse_failed = False
+        self.parse_error: str | None = None
         self.body = bytearray()
         self.body_over = False
         self.body_dropped = False
@@ -133,9 +134,9 @@ class Exchange:
         if self.adapter is not None and status < 400 and kind in _STREAM_TYPES:
             try:
                 self.stream = self.adapter.stream_parser(headers)
-            except Exception:  # a parser that cannot start: the bytes still go through
+            except Exception as e:  # a parser that cannot start: the bytes still go through
                 log.debug("stream parser failed to start", exc_info=True)
-                self.parse_failed = True
+                self._unreadable(e)
 
     def chunk(self, data: bytes) -> None:
         """A chunk of the response body, as it passes."""
@@ -148,9 +149,9 @@ class Exchange:
             if not self.parse_failed and self.decoder is not None and self.decoder.ok:
                 try:
                     self.stream.feed(self.decoder(data))
-                except Exception:
+                except Exception as e:
                     log.debug("stream parser failed", exc_info=True)
-                    self.parse_failed = True
+                    self._unreadable(e)
             return
         if self.body_dropped:
             return
@@ -183,9 +184,9 @@ class Exchange:
         if self.stream is not None and not self.parse_failed:
             try:
                 self.stream.close()
-            except Exception:
+            except Exception as e:
                 log.debug("stream parser failed at the end", exc_info=True)
-                self.parse_failed = True
+                self._unreadable(e)
             error = getattr(self.stream, "error", None)
             if isinstance(error, ProviderError):
                 # an error event inside a 200 stream: final (a started stream is not retried)
@@ -193,7 +194,50 @@ class Exchange:
                     error.status_code, msgspec.structs.replace(error, retryable=False)
                 )
         response = self._response()
+        if self.adapter is not None:
+            problem = self._answer_problem(response)
+            if problem is not None:
+                # the client got the bytes as they came; the call did not get an answer
+                error_type, message = problem
+                return self._attempt_failed(
+                    error_type=error_type, message=message, retryable=False, status_code=status
+                )
         return [self._succeeded(response), *self._finish_call("ok")]
+
+    def _unreadable(self, exc: BaseException) -> None:
+        self.parse_failed = True
+        self.parse_error = f"{type(exc).__name__}: {exc}"[:500]
+
+    def _answer_problem(self, response: ModelResponse | None) -> tuple[str, str] | None:
+        """Why a chat answer that ended normally is not one (``None`` when it is): not
+        the provider's format (an HTML page, a body that is not JSON or not UTF-8, one that
+        cannot be decoded), or a stream that ended before its last event."""
+        kind = self.headers.get("content-type") or "no content-type"
+        coding = self.headers.get("content-encoding")
+        if self.stream is not None and not self.parse_failed:
+            if self.decoder is not None and not self.decoder.ok:
+                why = f"its content-encoding {coding!r} could not be undone"
+            elif response is not None and not self.stream.done and response.finish_reason is None:
+                what = (
+                    f"the answer stream ended before its last event ({self.bytes_out} bytes came)"
+                )
+                return "IncompleteStream", what
+            else:
+                return None
+        elif self.parse_failed:
+            why = self.parse_error or "it could not be read"
+        elif response is not None or self.body_dropped:
+            return None  # an answer too large to keep is not read at all
+        elif coding and (self.decoder is None or not self.decoder.ok):
+            why = f"its content-encoding {coding!r} could not be undone"
+        elif not self.bytes_out:
+            why = "it is empty"
+        else:
+            why = "it is not the provider's JSON"
+        return (
+            "InvalidResponse",
+            f"the answer ({kind}, {self.bytes_out} bytes) is unreadable: {why}",
+        )
 
     def failed(self, exc: BaseException, *, retry_possible: bool) -> list[ev.Event]:
         """The upstream could not be reached, timed out or cut the answer off.

@@ -1,0 +1,124 @@
+"""The proxy attacked at the network edge: upstreams that answer with something that is not
+an answer, clients that go away, upstreams too slow to wait for.
+
+Upstreams are raw sockets on 127.0.0.1 (:mod:`.raw_upstream`); clients are the real SDKs or
+httpx.  Each test checks what a user would notice: the status and bytes the client got, and
+the call the store holds (its outcome honest, the store verified).
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+import pytest
+
+from llm_events.capture.server import ProxySettings, ProxyThread, build_app
+
+from .proxy_support import OPENAI_KEY, call_events, finished_calls
+from .raw_upstream import RawUpstream, chunk, chunked_head, http_response
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+REQUEST = {"model": "gpt-4o-mini", "messages": MESSAGES}
+
+
+def proxy_for(up: RawUpstream, store, **settings) -> ProxyThread:
+    s = ProxySettings(upstreams={"openai": up.url + "/v1", "anthropic": up.url}, **settings)
+    return ProxyThread(build_app(s, store))
+
+
+def outcome(store, call_id: str):
+    events = call_events(store, call_id)
+    return events, events["call_finished"][0]
+
+
+ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "hey"},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "why"),
+    [
+        (b"<html><body>Service Unavailable</body></html>", [("content-type", "text/html")], "JSON"),
+        (b'{"id": "x", "choices": "\xff\xfe\xfa"}', [("content-type", "application/json")], "JSON"),
+        (ANSWER, [("content-type", "application/json"), ("content-encoding", "gzip")], "gzip"),
+        (b"", [("content-type", "application/json")], "empty"),
+    ],
+    ids=["html", "not-utf8", "bad-gzip", "empty"],
+)
+def test_a_200_that_is_not_an_answer_passes_unchanged_and_is_recorded_as_failed(
+    store, body, headers, why
+):
+    with (
+        RawUpstream(lambda c, h, b: c.sendall(http_response(200, body, headers))) as up,
+        proxy_for(up, store) as proxy,
+    ):
+        with (
+            httpx.Client() as client,
+            client.stream("POST", proxy.url + "/v1/chat/completions", json=REQUEST) as r,
+        ):
+            assert r.status_code == 200
+            raw = b"".join(r.iter_raw())
+        assert raw == body  # the upstream's bytes, unchanged
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    failed = events["attempt_failed"][0]
+    assert (failed.error_type, failed.status_code, failed.retryable) == (
+        "InvalidResponse",
+        200,
+        False,
+    )
+    assert why in failed.message
+    assert "attempt_succeeded" not in events
+    assert (done.status, done.error_type) == ("error", "InvalidResponse")
+    assert store.verify().ok
+
+
+def _stream_chunk(content: str) -> bytes:
+    delta = {"role": "assistant", "content": content}
+    body = {
+        "id": "chatcmpl-s",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+    }
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def test_a_stream_that_ends_before_its_last_event_is_recorded_as_incomplete(store):
+    """The upstream ends the stream cleanly but without a finish_reason or [DONE]: the SDK
+    shows what came, and the call says the answer is incomplete (not ok)."""
+
+    def handler(conn, head, body):
+        conn.sendall(chunked_head())
+        for piece in ("Hel", "lo, wor"):
+            conn.sendall(chunk(_stream_chunk(piece)))
+        conn.sendall(b"0\r\n\r\n")
+
+    with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in stream)
+    assert text == "Hello, wor"
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    failed = events["attempt_failed"][0]
+    assert failed.error_type == "IncompleteStream" and failed.partial_text == "Hello, wor"
+    assert "attempt_succeeded" not in events
+    assert (done.status, done.error_type) == ("error", "IncompleteStream")
+    assert store.verify().ok
