@@ -122,3 +122,38 @@ def test_a_stream_that_ends_before_its_last_event_is_recorded_as_incomplete(stor
     assert "attempt_succeeded" not in events
     assert (done.status, done.error_type) == ("error", "IncompleteStream")
     assert store.verify().ok
+
+
+def test_a_client_that_leaves_before_the_answer_closes_the_upstream_request(store):
+    """The SDK times out while the upstream is still thinking: the proxy closes its
+    upstream connection (as the SDK's direct one would be), records the call as cancelled,
+    and keeps serving."""
+    answered = []
+
+    def handler(conn, head, body):
+        if b"slow" not in body:
+            conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
+            return
+        if not up.wait_closed(conn, timeout=10):
+            conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
+            answered.append(True)
+
+    with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
+        client = openai.OpenAI(
+            base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0, timeout=0.5
+        )
+        slow = [{"role": "user", "content": "slow"}]
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=slow)
+        assert up.closed.wait(5), "the upstream request was left running"
+        again = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert again.choices[0].message.content == "hey"
+    first, second = finished_calls(store, 2)
+    events, done = outcome(store, first)
+    assert events["prompt_built"][0].user == "slow"
+    failed = events["attempt_failed"][0]
+    assert (failed.error_type, failed.status_code) == ("Cancelled", None)
+    assert (done.status, done.error_type) == ("error", "Cancelled")
+    assert outcome(store, second)[1].status == "ok"
+    assert not answered
+    assert store.verify().ok

@@ -277,17 +277,9 @@ class ProxyApp:
         receive: Receive,
         send: Send,
     ) -> None:
-        try:
-            response = await self._send(*upstream_request)
-        except httpx.HTTPError as e:
-            exchange.status = 502
-            exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
-            await self._record(exchange.failed(e, retry_possible=True))
-            message = f"llm-events proxy: upstream {route.upstream} ({route.url}) failed: " + (
-                str(e) or type(e).__name__
-            )
-            await self._reply(send, 502, error_body(route, 502, message, "upstream_unreachable"))
-            return
+        # the client going away (an SDK's timeout, a closed stream) cancels this task, from
+        # the moment the request goes upstream: waiting for the head, or reading the body,
+        # the upstream connection is closed then, as the client's own would have been
         task = asyncio.current_task()
         state = {"disconnected": False, "finished": False}
 
@@ -302,7 +294,23 @@ class ProxyApp:
         watcher = asyncio.ensure_future(receive())
         watcher.add_done_callback(watch_done)
         events: list = []
+        response: Any = None
         try:
+            try:
+                response = await self._send(*upstream_request)
+            except httpx.HTTPError as e:
+                state["finished"] = True
+                watcher.cancel()
+                exchange.status = 502
+                exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
+                await self._record(exchange.failed(e, retry_possible=True))
+                message = f"llm-events proxy: upstream {route.upstream} ({route.url}) failed: " + (
+                    str(e) or type(e).__name__
+                )
+                await self._reply(
+                    send, 502, error_body(route, 502, message, "upstream_unreachable")
+                )
+                return
             headers = response.headers()
             exchange.response_started(response.status_code, headers)
             await send(
@@ -333,8 +341,9 @@ class ProxyApp:
         finally:
             state["finished"] = True
             watcher.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(response.aclose())
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(response.aclose())
             if events:
                 self.recorder.hold(events)
 
