@@ -154,6 +154,7 @@ def test_help_explains(db_path):
         "--upstream",
         "--token",
         "--inject-key",
+        "--timeout",
     ):
         assert phrase in r.stdout
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -156,4 +157,36 @@ def test_a_client_that_leaves_before_the_answer_closes_the_upstream_request(stor
     assert (done.status, done.error_type) == ("error", "Cancelled")
     assert outcome(store, second)[1].status == "ok"
     assert not answered
+    assert store.verify().ok
+
+
+def test_an_upstream_slower_than_the_timeout_is_a_504_in_the_providers_format(store):
+    """No byte of the answer within ``timeout_s``: the SDK gets a 504 it reads as its
+    provider's error, the upstream request is closed, the attempt records the timeout."""
+
+    def handler(conn, head, body):
+        up.wait_closed(conn, timeout=10)
+
+    with RawUpstream(handler) as up, proxy_for(up, store, timeout_s=0.5) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        with pytest.raises(openai.InternalServerError) as info:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert info.value.status_code == 504
+        assert info.value.body["code"] == "upstream_timeout"
+        assert "0.5 s" in info.value.body["message"]
+        assert up.closed.wait(5)
+        claude = anthropic.Anthropic(base_url=proxy.url, api_key="sk-ant-x", max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as ainfo:
+            claude.messages.create(
+                model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
+        assert ainfo.value.status_code == 504
+        assert ainfo.value.body["error"]["type"] == "api_error"
+    # the shutdown finished the calls still waiting for a retry
+    first, second = finished_calls(store, 2)
+    for call_id in (first, second):
+        events, done = outcome(store, call_id)
+        failed = events["attempt_failed"][0]
+        assert (failed.error_type, failed.retryable) == ("ReadTimeout", True)
+        assert (done.status, done.error_type) == ("error", "ReadTimeout")
     assert store.verify().ok

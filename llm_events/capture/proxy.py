@@ -6,8 +6,9 @@ exchange (:mod:`.exchange`) whose write-ahead events are committed, on a worker 
 before the request goes upstream; the outcome is committed once the answer has passed.
 
 Faults give the client what a direct call would have given: an upstream that cannot be
-reached answers 502 with a JSON error in the provider's own format; a stream cut off by the
-upstream is cut off for the client too; a client that goes away is recorded as cancelled.
+reached answers 502 (504 when it timed out) with a JSON error in the provider's own
+format; a stream cut off by the upstream is cut off for the client too; a client that goes
+away is recorded as cancelled (and its upstream request closed).
 """
 
 from __future__ import annotations
@@ -301,15 +302,7 @@ class ProxyApp:
             except httpx.HTTPError as e:
                 state["finished"] = True
                 watcher.cancel()
-                exchange.status = 502
-                exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
-                await self._record(exchange.failed(e, retry_possible=True))
-                message = f"llm-events proxy: upstream {route.upstream} ({route.url}) failed: " + (
-                    str(e) or type(e).__name__
-                )
-                await self._reply(
-                    send, 502, error_body(route, 502, message, "upstream_unreachable")
-                )
+                await self._unreachable(e, exchange, route, send)
                 return
             headers = response.headers()
             exchange.response_started(response.status_code, headers)
@@ -346,6 +339,28 @@ class ProxyApp:
                     await asyncio.shield(response.aclose())
             if events:
                 self.recorder.hold(events)
+
+    async def _unreachable(
+        self, e: httpx.HTTPError, exchange: Exchange, route: Route, send: Send
+    ) -> None:
+        """No answer from the upstream: 504 when it timed out, 502 otherwise, in the
+        provider's error format (an error the client's SDK retries, as it would its own
+        connection error or timeout)."""
+        where = f"upstream {route.upstream} ({route.url})"
+        if isinstance(e, httpx.TimeoutException):
+            status, code = 504, "upstream_timeout"
+            connect = isinstance(e, httpx.ConnectTimeout)
+            limit = self.timeout.connect if connect else self.timeout.read
+            message = (
+                f"llm-events proxy: {where} did not answer within {limit:g} s ({type(e).__name__})"
+            )
+        else:
+            status, code = 502, "upstream_unreachable"
+            message = f"llm-events proxy: {where} failed: " + (str(e) or type(e).__name__)
+        exchange.status = status
+        exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
+        await self._record(exchange.failed(e, retry_possible=True))
+        await self._reply(send, status, error_body(route, status, message, code))
 
     async def _record(self, events: list) -> None:
         if self.recorder.recording and events:
