@@ -190,3 +190,20 @@ def test_an_upstream_slower_than_the_timeout_is_a_504_in_the_providers_format(st
         assert (failed.error_type, failed.retryable) == ("ReadTimeout", True)
         assert (done.status, done.error_type) == ("error", "ReadTimeout")
     assert store.verify().ok
+
+
+def test_an_answer_in_a_coding_nobody_knows_is_recorded_as_the_sdk_read_it(store):
+    """``Content-Encoding: snappy`` on a plain JSON body: httpx (so the SDK) reads the
+    bytes as they are, and so does the recorder."""
+    headers = [("content-type", "application/json"), ("content-encoding", "snappy")]
+    with (
+        RawUpstream(lambda c, h, b: c.sendall(http_response(200, ANSWER, headers))) as up,
+        proxy_for(up, store) as proxy,
+    ):
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert answer.choices[0].message.content == "hey"
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    assert events["attempt_succeeded"][0].text == "hey"
+    assert done.status == "ok"

@@ -91,13 +91,18 @@ def _step(coding: str) -> Callable[[bytes], bytes] | None:
 
 class Decoder:
     """Undoes a response's ``Content-Encoding`` chunk by chunk (``ok`` False when it cannot:
-    an unknown coding or a corrupt body; the recorder then reads nothing of it)."""
+    a corrupt body; the recorder then reads nothing of it).
+
+    A coding it does not know is passed over, as the clients do (httpx, and so the openai
+    and anthropic SDKs, and Node's fetch read such a body as it is): the recorder reads
+    what the client read.  ``skipped`` names those codings."""
 
     def __init__(self, encoding: str) -> None:
         codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
         codings = [c for c in codings if c != "identity"]
         steps = [_step(c) for c in reversed(codings)]  # the last coding applied comes off first
-        self.ok = all(s is not None for s in steps)
+        self.skipped = [c for c, s in zip(reversed(codings), steps, strict=True) if s is None]
+        self.ok = True
         self._steps = [s for s in steps if s is not None]
 
     def __call__(self, data: bytes) -> bytes:

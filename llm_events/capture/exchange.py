@@ -234,6 +234,8 @@ class Exchange:
             why = "it is empty"
         else:
             why = "it is not the provider's JSON"
+            if self.decoder is not None and self.decoder.skipped:
+                why += f" (content-encoding {', '.join(self.decoder.skipped)} read as it is)"
         return (
             "InvalidResponse",
             f"the answer ({kind}, {self.bytes_out} bytes) is unreadable: {why}",
