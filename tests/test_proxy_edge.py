@@ -8,6 +8,7 @@ the call the store holds (its outcome honest, the store verified).
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import anthropic
@@ -207,3 +208,26 @@ def test_an_answer_in_a_coding_nobody_knows_is_recorded_as_the_sdk_read_it(store
     events, done = outcome(store, call_id)
     assert events["attempt_succeeded"][0].text == "hey"
     assert done.status == "ok"
+
+
+def test_a_gzipped_request_goes_upstream_as_sent_and_its_conversation_is_recorded(store):
+    from .fake_upstream import OPENAI_TEXT, FakeUpstream
+    from .proxy_support import proxy_to
+
+    sent = gzip.compress(json.dumps(REQUEST).encode())
+    with FakeUpstream() as up, proxy_to(up, store) as proxy:
+        r = httpx.post(
+            proxy.url + "/v1/chat/completions",
+            content=sent,
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == OPENAI_TEXT
+        assert up.seen[-1]["body"] == sent
+        assert up.seen[-1]["headers"]["content-encoding"] == "gzip"
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    assert events["prompt_built"][0].user == "Say hello"
+    started = events["attempt_started"][0]
+    assert started.params["body"] == REQUEST
+    assert started.params["http"]["content_encoding"] == "gzip"
+    assert events["attempt_succeeded"][0].text == OPENAI_TEXT and done.status == "ok"

@@ -115,3 +115,20 @@ class Decoder:
             self.ok = False
             return b""
         return data
+
+
+def undone_whole(data: bytes, encoding: str, limit: int) -> bytes | None:
+    """A whole body (a request's) with its ``Content-Encoding`` undone, or ``None`` when it
+    is corrupt, in a coding the recorder cannot undo, or would come out over ``limit``
+    bytes (a small body can stand for a huge one)."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    if any(c != "identity" and c not in decodable() for c in codings):
+        return None
+    decoder = Decoder(encoding)
+    out = bytearray()
+    step = 16 * 1024
+    for i in range(0, len(data), step):
+        out += decoder(data[i : i + step])
+        if not decoder.ok or len(out) > limit:
+            return None
+    return bytes(out)
