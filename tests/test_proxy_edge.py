@@ -128,35 +128,39 @@ def test_a_stream_that_ends_before_its_last_event_is_recorded_as_incomplete(stor
 
 def test_a_client_that_leaves_before_the_answer_closes_the_upstream_request(store):
     """The SDK times out while the upstream is still thinking: the proxy closes its
-    upstream connection (as the SDK's direct one would be), records the call as cancelled,
-    and keeps serving."""
+    upstream connection (as the SDK's direct one would be) and keeps serving; the SDK's
+    retry is the call's second attempt, the first one cancelled."""
     answered = []
 
     def handler(conn, head, body):
-        if b"slow" not in body:
-            conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
-            return
-        if not up.wait_closed(conn, timeout=10):
-            conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
+        if b"slow" in body and b"x-stainless-retry-count: 0" in head.lower():
+            if up.wait_closed(conn, timeout=10):
+                return
             answered.append(True)
+        conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
 
     with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
         client = openai.OpenAI(
-            base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0, timeout=0.5
+            base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=1, timeout=0.5
         )
         slow = [{"role": "user", "content": "slow"}]
-        with pytest.raises(openai.APITimeoutError):
-            client.chat.completions.create(model="gpt-4o-mini", messages=slow)
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=slow)
+        assert answer.choices[0].message.content == "hey"
         assert up.closed.wait(5), "the upstream request was left running"
-        again = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-        assert again.choices[0].message.content == "hey"
+        with pytest.raises(openai.APITimeoutError):
+            client.with_options(max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=slow
+            )
+    # the shutdown finished the call still waiting for a retry
     first, second = finished_calls(store, 2)
     events, done = outcome(store, first)
     assert events["prompt_built"][0].user == "slow"
+    assert [a.attempt for a in events["attempt_started"]] == [1, 2]
     failed = events["attempt_failed"][0]
-    assert (failed.error_type, failed.status_code) == ("Cancelled", None)
+    assert (failed.error_type, failed.status_code, failed.retryable) == ("Cancelled", None, True)
+    assert (done.status, done.attempts) == ("ok", 2)
+    events, done = outcome(store, second)
     assert (done.status, done.error_type) == ("error", "Cancelled")
-    assert outcome(store, second)[1].status == "ok"
     assert not answered
     assert store.verify().ok
 

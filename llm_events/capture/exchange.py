@@ -269,14 +269,17 @@ class Exchange:
         return self.cancelled()
 
     def cancelled(self) -> list[ev.Event]:
-        """The client went away before the answer ended: cancelled, with what had come."""
+        """The client went away before the answer ended: cancelled, with what had come.
+        Before the answer began (an SDK's timeout, which it retries) the call waits for a
+        retry, as after an error the client may retry."""
         if self.done:
             return []
         self.done = True
+        began = self.status is not None
         return self._attempt_failed(
             error_type="Cancelled",
-            message="the client disconnected before the answer ended",
-            retryable=False,
+            message="the client disconnected before the answer " + ("ended" if began else "began"),
+            retryable=not began,
             status_code=self.status,
         )
 
