@@ -235,3 +235,30 @@ def test_a_gzipped_request_goes_upstream_as_sent_and_its_conversation_is_recorde
     assert started.params["body"] == REQUEST
     assert started.params["http"]["content_encoding"] == "gzip"
     assert events["attempt_succeeded"][0].text == OPENAI_TEXT and done.status == "ok"
+
+
+def test_a_5xx_html_page_reaches_the_sdk_whole_and_is_recorded_clipped(store):
+    page = b"<html><head><title>502 Bad Gateway</title></head><body>" + b"x" * 200_000
+    page += b"</body></html>"
+    headers = [("content-type", "text/html")]
+    with (
+        RawUpstream(lambda c, h, b: c.sendall(http_response(502, page, headers))) as up,
+        proxy_for(up, store) as proxy,
+    ):
+        claude = anthropic.Anthropic(base_url=proxy.url, api_key="sk-ant-x", max_retries=0)
+        with pytest.raises(anthropic.InternalServerError) as info:
+            claude.messages.create(
+                model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
+        assert info.value.status_code == 502
+        assert info.value.response.content == page
+        # the proxy still serves
+        r = httpx.post(proxy.url + "/v1/messages", content=b"{}")
+        assert r.status_code == 502 and r.content == page
+    first, second = finished_calls(store, 2)
+    events, done = outcome(store, first)
+    failed = events["attempt_failed"][0]
+    assert (failed.error_type, failed.status_code) == ("ServerError", 502)
+    assert failed.message.startswith("<html><head><title>502 Bad Gateway")
+    assert len(failed.message) <= 2000 and len(done.error_message) <= 2000  # clipped
+    assert store.verify().ok
