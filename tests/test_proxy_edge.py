@@ -262,3 +262,37 @@ def test_a_5xx_html_page_reaches_the_sdk_whole_and_is_recorded_clipped(store):
     assert failed.message.startswith("<html><head><title>502 Bad Gateway")
     assert len(failed.message) <= 2000 and len(done.error_message) <= 2000  # clipped
     assert store.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("model", "recorded", "answered"),
+    [
+        ('"gpt\\ud800"', "gpt\\ud800", "gpt\\ud800"),
+        ("5", None, "5"),  # the adapter reads no model from a number; the answer echoes it
+        ('{"a": 1}', None, '{"a": 1}'),
+    ],
+    ids=["lone-surrogate", "number", "object"],
+)
+def test_a_model_name_that_is_not_a_string_of_text_is_forwarded_and_recorded(
+    store, model, recorded, answered
+):
+    """``"model": "gpt\\ud800"`` (valid JSON, not storable text) was refused with a 503
+    and left no call; an answer echoing ``"model": 5`` crashed the recorder after the client
+    had its answer, leaving the call running for ever."""
+    from .fake_upstream import OPENAI_TEXT, FakeUpstream
+    from .proxy_support import proxy_to
+
+    body = '{"model": ' + model + ', "messages": [{"role": "user", "content": "Say hello"}]}'
+    with FakeUpstream() as up, proxy_to(up, store) as proxy:
+        r = httpx.post(proxy.url + "/v1/chat/completions", content=body.encode())
+        assert r.status_code == 200
+        assert r.json()["choices"][0]["message"]["content"] == OPENAI_TEXT
+        assert up.seen[-1]["body"] == body.encode()
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    assert events["call_started"][0].model == recorded
+    assert events["prompt_built"][0].user == "Say hello"
+    ok = events["attempt_succeeded"][0]
+    assert (ok.text, ok.response_model) == (OPENAI_TEXT, answered)
+    assert done.status == "ok"
+    assert store.verify().ok

@@ -286,6 +286,11 @@ class Exchange:
     # --- building events -----------------------------------------------------------------
 
     def _event(self, cls: type[ev.Event], **fields: Any) -> Any:
+        for key, value in fields.items():
+            # a name or id off the wire with a lone surrogate would fail the whole commit
+            # (and the other calls' events sharing it): escaped, as storable_str does
+            if isinstance(value, str) and not value.isascii():
+                fields[key] = parsing.storable_str(value)
         return cls(id=ev.new_id(), ts=ev.now_iso(), call_id=self.call_id, **fields)
 
     def _clean(self, value: Any, where: str) -> Any:
@@ -344,6 +349,18 @@ class Exchange:
             fields["raw"] = self._plain_raw()
             return self._event(ev.AttemptSucceeded, **fields)
         u = r.usage
+        wire = parsing.storable_str
+        if not all(
+            v is None or isinstance(v, str)
+            for v in (r.response_id, r.response_model, r.request_id, r.finish_reason)
+        ):  # an answer whose ids are numbers or objects: recorded as their JSON
+            r = msgspec.structs.replace(
+                r,
+                response_id=wire(r.response_id),
+                response_model=wire(r.response_model),
+                request_id=wire(r.request_id),
+                finish_reason=wire(r.finish_reason),
+            )
         # a stream's raw: what the parser kept of it beyond the fields (ids, the choices of
         # an n > 1 stream); a whole answer's: its body
         raw = self._clean(r.raw, "response") if self.stream is not None else self._recorded_raw()
