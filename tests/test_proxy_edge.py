@@ -296,3 +296,29 @@ def test_a_model_name_that_is_not_a_string_of_text_is_forwarded_and_recorded(
     assert (ok.text, ok.response_model) == (OPENAI_TEXT, answered)
     assert done.status == "ok"
     assert store.verify().ok
+
+
+def test_an_anthropic_stream_that_ends_before_message_stop_is_recorded_as_incomplete(store):
+    from .fake_upstream import anthropic_chunks
+
+    frames = anthropic_chunks("claude-sonnet-4-5")[:4]  # up to the first text delta
+
+    def handler(conn, head, body):
+        conn.sendall(chunked_head())
+        for frame in frames:
+            conn.sendall(chunk(frame))
+        conn.sendall(b"0\r\n\r\n")
+
+    with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
+        claude = anthropic.Anthropic(base_url=proxy.url, api_key="sk-ant-x", max_retries=0)
+        with claude.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "x"}]
+        ) as s:
+            text = "".join(s.text_stream)
+    assert text == "Hi! My name"
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    failed = events["attempt_failed"][0]
+    assert (failed.error_type, failed.partial_text) == ("IncompleteStream", "Hi! My name")
+    assert (done.status, done.error_type) == ("error", "IncompleteStream")
+    assert store.verify().ok
