@@ -322,3 +322,34 @@ def test_an_anthropic_stream_that_ends_before_message_stop_is_recorded_as_incomp
     assert (failed.error_type, failed.partial_text) == ("IncompleteStream", "Hi! My name")
     assert (done.status, done.error_type) == ("error", "IncompleteStream")
     assert store.verify().ok
+
+
+def test_a_fault_of_the_recorder_never_reaches_the_client_nor_leaves_a_call_running(
+    store, monkeypatch
+):
+    """A recorder that fails on an answer (here: pricing raising, as it did on a numeric
+    model) still gives the client its answer unchanged and closes the call as
+    RecorderError; the proxy keeps serving."""
+    from llm_events.capture import exchange as exchange_module
+
+    from .fake_upstream import OPENAI_TEXT, FakeUpstream
+    from .proxy_support import proxy_to
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in the recorder")
+
+    monkeypatch.setattr(exchange_module, "price_call", broken)
+    with FakeUpstream() as up, proxy_to(up, store) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert answer.choices[0].message.content == OPENAI_TEXT
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == OPENAI_TEXT
+    first, second = finished_calls(store, 2)
+    for call_id in (first, second):
+        events, done = outcome(store, call_id)
+        failed = events["attempt_failed"][0]
+        assert failed.error_type == "RecorderError" and "a bug in the recorder" in failed.message
+        assert failed.status_code == 200
+        assert (done.status, done.error_type) == ("error", "RecorderError")
+    assert store.verify().ok

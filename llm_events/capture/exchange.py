@@ -17,10 +17,11 @@ answer over it is still read whole (up to :data:`PARSE_LIMIT` times the limit).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -77,6 +78,40 @@ def retryable_status(status: int) -> bool:
     return status in (408, 409, 429) or status >= 500
 
 
+def _outcome(method: Callable[..., list[ev.Event]]) -> Callable[..., list[ev.Event]]:
+    """An outcome that never raises: a fault of the recorder itself (reading an answer it
+    did not expect) still closes the attempt and the call, as ``RecorderError``, and never
+    reaches the client, who has its answer."""
+
+    @functools.wraps(method)
+    def guarded(self: Exchange, *args: Any, **kwargs: Any) -> list[ev.Event]:
+        if self.bug is None:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as e:
+                log.exception("llm-events: the recorder failed on an answer")
+                self.bug = e
+        return self._recorder_failed()
+
+    return guarded
+
+
+def _passing(method: Callable[..., None]) -> Callable[..., None]:
+    """What is fed as the answer passes: a fault of the recorder is kept for the outcome,
+    and the bytes go on to the client."""
+
+    @functools.wraps(method)
+    def guarded(self: Exchange, *args: Any) -> None:
+        if self.bug is None:
+            try:
+                method(self, *args)
+            except Exception as e:
+                log.exception("llm-events: the recorder failed on an answer")
+                self.bug = e
+
+    return guarded
+
+
 class Exchange:
     """One request and its answer, becoming events (see the module docstring)."""
 
@@ -115,6 +150,9 @@ class Exchange:
         self.done = False
         self._json: Any = _UNSET
         self._decoded: Any = _UNSET
+        #: a fault of the recorder itself (see :func:`_outcome`)
+        self.bug: Exception | None = None
+        self._bug_recorded = False
 
     @property
     def call_id(self) -> str:
@@ -126,6 +164,7 @@ class Exchange:
 
     # --- what passes ---------------------------------------------------------------------
 
+    @_passing
     def response_started(self, status: int, headers: dict[str, str]) -> None:
         """The response head (header names lower-cased)."""
         self.status, self.headers = status, headers
@@ -138,6 +177,7 @@ class Exchange:
                 log.debug("stream parser failed to start", exc_info=True)
                 self._unreadable(e)
 
+    @_passing
     def chunk(self, data: bytes) -> None:
         """A chunk of the response body, as it passes."""
         if not data:
@@ -171,6 +211,7 @@ class Exchange:
     def latency_ms(self) -> float:
         return round((time.perf_counter() - self.t0) * 1000, 3)
 
+    @_outcome
     def finished(self) -> list[ev.Event]:
         """The response ended normally: succeeded (< 400) or failed with its status."""
         if self.done:
@@ -241,6 +282,7 @@ class Exchange:
             f"the answer ({kind}, {self.bytes_out} bytes) is unreadable: {why}",
         )
 
+    @_outcome
     def failed(self, exc: BaseException, *, retry_possible: bool) -> list[ev.Event]:
         """The upstream could not be reached, timed out or cut the answer off.
 
@@ -257,6 +299,7 @@ class Exchange:
             status_code=None,
         )
 
+    @_outcome
     def closed_early(self) -> list[ev.Event]:
         """The reader stopped before the body's end: an error status or a stream whose
         last event had come (an SDK stops at ``[DONE]``, and raises at an error event)
@@ -268,6 +311,7 @@ class Exchange:
             return self.finished()
         return self.cancelled()
 
+    @_outcome
     def cancelled(self) -> list[ev.Event]:
         """The client went away before the answer ended: cancelled, with what had come.
         Before the answer began (an SDK's timeout, which it retries) the call waits for a
@@ -282,6 +326,31 @@ class Exchange:
             retryable=not began,
             status_code=self.status,
         )
+
+    def _recorder_failed(self) -> list[ev.Event]:
+        """The attempt and the call closed as ``RecorderError`` (once), built from nothing
+        the fault could have come from."""
+        if self._bug_recorded:
+            return []
+        self._bug_recorded = self.done = True
+        bug = self.bug
+        message = f"llm-events could not record this answer: {type(bug).__name__}: {bug}"
+        failed = ev.AttemptFailed(
+            id=ev.new_id(),
+            ts=ev.now_iso(),
+            call_id=self.call_id,
+            attempt=self.attempt,
+            backend=self.request.upstream,
+            error_type="RecorderError",
+            message=parsing.storable_str(message[:1000]) or "",
+            status_code=self.status,
+            latency_ms=self.latency_ms(),
+        )
+        call = self.call
+        call.attempts = self.attempt
+        call.error_type, call.error_message = "RecorderError", failed.message
+        self.recorder.open_calls.forget(call)
+        return [failed, self.recorder.call_finished(call, "error", None)]
 
     # --- building events -----------------------------------------------------------------
 
