@@ -353,3 +353,30 @@ def test_a_fault_of_the_recorder_never_reaches_the_client_nor_leaves_a_call_runn
         assert failed.status_code == 200
         assert (done.status, done.error_type) == ("error", "RecorderError")
     assert store.verify().ok
+
+
+def test_an_upstream_redirect_is_passed_on_and_recorded_as_such(store):
+    """An --upstream URL that redirects (http to https, a moved host): the SDK follows the
+    Location itself, past the proxy, so the call the store holds says where it went."""
+
+    def handler(conn, head, body):
+        if head.startswith(b"POST /v1/moved/"):
+            conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
+            return
+        location = f"{up.url}/v1/moved/chat/completions"
+        page = b"<html><body>Moved</body></html>"
+        conn.sendall(
+            http_response(307, page, [("location", location), ("content-type", "text/html")])
+        )
+
+    with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert answer.choices[0].message.content == "hey"  # from the upstream, directly
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    failed = events["attempt_failed"][0]
+    assert (failed.error_type, failed.status_code) == ("Redirected", 307)
+    assert f"{up.url}/v1/moved/chat/completions" in failed.message
+    assert done.error_type == "Redirected"
+    assert store.verify().ok

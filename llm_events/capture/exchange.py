@@ -255,6 +255,12 @@ class Exchange:
         cannot be decoded), or a stream that ended before its last event."""
         kind = self.headers.get("content-type") or "no content-type"
         coding = self.headers.get("content-encoding")
+        if 300 <= (self.status or 0) < 400:
+            where = self.headers.get("location") or "nowhere"
+            return "Redirected", (
+                f"the upstream answered {self.status}, redirecting to {where}: a client that "
+                "follows it sends the request there itself (past a proxy unless it is one)"
+            )
         if self.stream is not None and not self.parse_failed:
             if self.decoder is not None and not self.decoder.ok:
                 why = f"its content-encoding {coding!r} could not be undone"
