@@ -380,3 +380,28 @@ def test_an_upstream_redirect_is_passed_on_and_recorded_as_such(store):
     assert f"{up.url}/v1/moved/chat/completions" in failed.message
     assert done.error_type == "Redirected"
     assert store.verify().ok
+
+
+def test_a_stream_that_turns_unreadable_keeps_what_had_come(store):
+    def handler(conn, head, body):
+        conn.sendall(chunked_head())
+        for piece in ("Hel", "lo"):
+            conn.sendall(chunk(_stream_chunk(piece)))
+        conn.sendall(chunk(b"data: <html>502 Bad Gateway</html>\n\n"))
+        conn.sendall(b"0\r\n\r\n")
+
+    with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        text = ""
+        with pytest.raises(ValueError):  # the SDK cannot read the event either
+            for c in client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            ):
+                text += c.choices[0].delta.content or ""
+    assert text == "Hello"
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    failed = events["attempt_failed"][0]
+    assert failed.error_type == "InvalidResponse" and "not valid JSON" in failed.message
+    assert failed.partial_text == "Hello"
+    assert store.verify().ok

@@ -401,6 +401,16 @@ class Exchange:
             log.debug("response parser failed", exc_info=True)
             return None
 
+    def _partial(self) -> ModelResponse | None:
+        """What a stream had delivered, also when it then turned unreadable."""
+        if self.stream is None:
+            return None
+        try:
+            return self.stream.response()
+        except Exception:
+            log.debug("stream parser failed on its partial answer", exc_info=True)
+            return None
+
     def _plain_raw(self) -> dict[str, Any]:
         return {
             "method": self.request.method,
@@ -524,7 +534,7 @@ class Exchange:
         status_code: int | None,
         error: ProviderError | None = None,
     ) -> list[ev.Event]:
-        partial = self._response() if self.stream is not None else None
+        partial = self._partial()
         fields: dict[str, Any] = {}
         if error is not None:
             fields = {
