@@ -405,3 +405,40 @@ def test_a_stream_that_turns_unreadable_keeps_what_had_come(store):
     assert failed.error_type == "InvalidResponse" and "not valid JSON" in failed.message
     assert failed.partial_text == "Hello"
     assert store.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "code"),
+    [
+        (
+            b'{"error": {"message": "The model `gpt-x` does not exist",'
+            b' "type": "invalid_request_error", "code": "model_not_found"}}',
+            "The model `gpt-x` does not exist",
+            "model_not_found",
+        ),
+        (
+            b'{"object": "error", "message": "maximum context length is 4096 tokens",'
+            b' "type": "BadRequestError", "param": null, "code": 400}',
+            "maximum context length is 4096 tokens",
+            "400",
+        ),
+    ],
+    ids=["openai-shape", "vllm-shape"],
+)
+def test_an_error_sent_with_status_200_is_recorded_with_the_providers_message(
+    store, body, message, code
+):
+    headers = [("content-type", "application/json")]
+    with (
+        RawUpstream(lambda c, h, b: c.sendall(http_response(200, body, headers))) as up,
+        proxy_for(up, store) as proxy,
+    ):
+        r = httpx.post(proxy.url + "/v1/chat/completions", json=REQUEST)
+        assert (r.status_code, r.content) == (200, body)
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    failed = events["attempt_failed"][0]
+    assert (failed.error_type, failed.status_code) == ("InvalidResponse", 200)
+    assert message in failed.message and failed.error_code == code
+    assert message in done.error_message
+    assert store.verify().ok

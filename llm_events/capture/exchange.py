@@ -240,10 +240,34 @@ class Exchange:
             if problem is not None:
                 # the client got the bytes as they came; the call did not get an answer
                 error_type, message = problem
+                error = self._error_in_answer(response)
+                if error is not None:
+                    message = f"the upstream's {status} answer is an error: {error.message}"
                 return self._attempt_failed(
-                    error_type=error_type, message=message, retryable=False, status_code=status
+                    error_type=error_type,
+                    message=message,
+                    retryable=False,
+                    status_code=status,
+                    error=error,
                 )
         return [self._succeeded(response), *self._finish_call("ok")]
+
+    def _error_in_answer(self, response: ModelResponse | None) -> ProviderError | None:
+        """A provider's error in a whole answer with a 2xx status (some OpenAI-compatible
+        servers send ``{"error": {...}}`` or vLLM's ``{"object": "error", ...}`` with 200)."""
+        if response is not None or self.stream is not None:
+            return None
+        data = self._body_json()
+        if not isinstance(data, dict) or not (
+            "error" in data or data.get("object") == "error" or data.get("type") == "error"
+        ):
+            return None
+        try:
+            error = parse_error(self.status or 200, self._body_bytes(), self.headers)
+        except Exception:
+            log.debug("error parser failed", exc_info=True)
+            return None
+        return error if error.message else None
 
     def _unreadable(self, exc: BaseException) -> None:
         self.parse_failed = True
