@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
 import anthropic
 import httpx
@@ -441,4 +442,39 @@ def test_an_error_sent_with_status_200_is_recorded_with_the_providers_message(
     assert (failed.error_type, failed.status_code) == ("InvalidResponse", 200)
     assert message in failed.message and failed.error_code == code
     assert message in done.error_message
+    assert store.verify().ok
+
+
+def test_a_client_that_leaves_mid_stream_closes_the_upstream_stream(store):
+    sent = []
+
+    def handler(conn, head, body):
+        if not json.loads(body).get("stream"):
+            conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
+            return
+        conn.sendall(chunked_head())
+        for i in range(100):
+            try:
+                conn.sendall(chunk(_stream_chunk(f"p{i} ")))
+            except OSError:
+                up.closed.set()
+                return
+            sent.append(i)
+            time.sleep(0.05)
+
+    with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        got = [next(stream).choices[0].delta.content for _ in range(2)]
+        stream.close()
+        assert up.closed.wait(5), "the upstream stream was left running"
+        assert len(sent) < 100
+        again = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert got == ["p0 ", "p1 "]
+    first = finished_calls(store, 1)[0]
+    events, done = outcome(store, first)
+    failed = events["attempt_failed"][0]
+    assert failed.error_type == "Cancelled" and failed.partial_text.startswith("p0 p1 ")
+    assert done.error_type == "Cancelled"
+    assert again.choices[0].message.content == "hey"  # the proxy still serves
     assert store.verify().ok
