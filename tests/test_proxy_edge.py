@@ -478,3 +478,22 @@ def test_a_client_that_leaves_mid_stream_closes_the_upstream_stream(store):
     assert done.error_type == "Cancelled"
     assert again.choices[0].message.content == "hey"  # the proxy still serves
     assert store.verify().ok
+
+
+def test_the_access_log_says_what_the_store_says(store, caplog):
+    """A 200 that is not an answer was logged ``outcome=ok`` (so was a client gone
+    mid-stream)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="llm_events.proxy.access")
+    page = [("content-type", "text/html")]
+    with (
+        RawUpstream(lambda c, h, b: c.sendall(http_response(200, b"<html></html>", page))) as up,
+        proxy_for(up, store) as proxy,
+    ):
+        assert httpx.post(proxy.url + "/v1/chat/completions", json=REQUEST).status_code == 200
+        assert httpx.get(proxy.url + "/v1/models").status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "llm_events.proxy.access"]
+    assert len(lines) == 2
+    assert "status=200" in lines[0] and lines[0].endswith("outcome=InvalidResponse")
+    assert lines[1].endswith("outcome=ok")  # a plain exchange: no answer to read

@@ -152,6 +152,8 @@ class Exchange:
         self._decoded: Any = _UNSET
         #: a fault of the recorder itself (see :func:`_outcome`)
         self.bug: Exception | None = None
+        #: the error type of this attempt, once it failed
+        self.error_type: str | None = None
         self._bug_recorded = False
 
     @property
@@ -376,6 +378,7 @@ class Exchange:
             status_code=self.status,
             latency_ms=self.latency_ms(),
         )
+        self.error_type = "RecorderError"
         call = self.call
         call.attempts = self.attempt
         call.error_type, call.error_message = "RecorderError", failed.message
@@ -585,6 +588,7 @@ class Exchange:
             latency_ms=self.latency_ms(),
             **fields,
         )
+        self.error_type = error_type
         call = self.call
         call.attempts = self.attempt
         call.error_type, call.error_message = error_type, failed.message

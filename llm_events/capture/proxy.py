@@ -404,7 +404,11 @@ class ProxyApp:
         fault = getattr(exchange, "fault", None)
         if fault:
             return "upstream error"
-        return "ok" if (exchange.status or 0) < 400 else "error"
+        if (exchange.status or 0) < 400:
+            # an answer that passed but is not one (InvalidResponse, IncompleteStream,
+            # Redirected), or a client that went away (Cancelled): as the store says
+            return exchange.error_type or "ok"
+        return "error"
 
     def _log(
         self,
