@@ -497,3 +497,20 @@ def test_the_access_log_says_what_the_store_says(store, caplog):
     assert len(lines) == 2
     assert "status=200" in lines[0] and lines[0].endswith("outcome=InvalidResponse")
     assert lines[1].endswith("outcome=ok")  # a plain exchange: no answer to read
+
+
+def test_a_stream_the_upstream_cuts_off_has_its_access_line(store, caplog):
+    import logging
+
+    from .fake_upstream import FakeUpstream, Scripted
+    from .proxy_support import proxy_to
+
+    caplog.set_level(logging.INFO, logger="llm_events.proxy.access")
+    with FakeUpstream() as up, proxy_to(up, store) as proxy:
+        up.script(Scripted(cut_after=3))
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(proxy.url + "/v1/chat/completions", json={**REQUEST, "stream": True})
+        finished_calls(store, 1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "llm_events.proxy.access"]
+    assert len(lines) == 1 and "status=200" in lines[0]
+    assert lines[0].endswith('outcome="upstream error"')

@@ -267,8 +267,10 @@ class ProxyApp:
             await self._reply(send, 503, error_body(route, 503, message, "recording_failed"))
             self._log(method, path, route, 503, t0, exchange, "not recorded")
             return
-        await self._forward((method, url, fwd, body), exchange, route, receive, send)
-        self._log(method, path, route, exchange.status, t0, exchange, self._outcome(exchange))
+        try:
+            await self._forward((method, url, fwd, body), exchange, route, receive, send)
+        finally:  # also for a stream the upstream cut off (UpstreamCut goes on to uvicorn)
+            self._log(method, path, route, exchange.status, t0, exchange, self._outcome(exchange))
 
     async def _forward(
         self,
@@ -319,6 +321,7 @@ class ProxyApp:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except httpx.HTTPError as e:
                 events = exchange.failed(e, retry_possible=False)
+                exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
                 raise UpstreamCut(str(e)) from e
             state["finished"] = True
             watcher.cancel()
