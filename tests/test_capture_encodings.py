@@ -82,8 +82,19 @@ def test_gzip_zlib_and_raw_deflate_are_undone_in_any_pieces(size):
         assert undone(decoder, data, size) == BODY and decoder.ok, coding
 
 
-def test_a_coding_that_cannot_be_undone_reads_nothing():
-    decoder = Decoder("compress")
-    assert not decoder.ok and decoder(b"\x1f\x9d...") == b""
+def test_a_coding_it_does_not_know_is_read_as_the_client_reads_it_and_a_corrupt_body_not():
+    decoder = Decoder("snappy")  # httpx (the SDKs) and Node's fetch pass it over
+    assert decoder.ok and decoder(b'{"id": 1}') == b'{"id": 1}'
+    assert decoder.skipped == ["snappy"]
     corrupt = Decoder("gzip")
     assert corrupt(b"not gzip at all") == b"" and not corrupt.ok
+
+
+def test_a_whole_request_body_is_undone_within_a_limit():
+    from llm_events.capture.encodings import undone_whole
+
+    assert undone_whole(gzip.compress(BODY), "gzip", len(BODY)) == BODY
+    bomb = gzip.compress(b"\0" * 50_000_000)  # 50 MB from about 50 kB
+    assert len(bomb) < 100_000 and undone_whole(bomb, "gzip", 1_000_000) is None
+    assert undone_whole(b"not gzip", "gzip", 100) is None
+    assert undone_whole(BODY, "snappy", len(BODY)) is None

@@ -154,6 +154,7 @@ def test_help_explains(db_path):
         "--upstream",
         "--token",
         "--inject-key",
+        "--timeout",
     ):
         assert phrase in r.stdout
 
@@ -163,3 +164,30 @@ def test_module_entry_point_help():
         [sys.executable, "-m", "llm_events", "proxy", "--help"], capture_output=True, text=True
     )
     assert r.returncode == 0 and "recording reverse proxy" in r.stdout
+
+
+def test_timeout_reaches_the_workers_and_the_store_verifies(db_path):
+    """``--timeout`` (here 0.5 s, two workers): a silent upstream is a 504 for the SDK, the
+    call is recorded, and ``llm-events verify`` passes on the store."""
+    from .raw_upstream import RawUpstream
+
+    with RawUpstream(lambda conn, head, body: up.wait_closed(conn, 10)) as up:
+        proxy = ProxyProcess(db_path, up.url, "--timeout", "0.5", "--workers", "2")
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        with pytest.raises(openai.InternalServerError) as info:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
+        assert info.value.status_code == 504
+        assert info.value.body["code"] == "upstream_timeout"
+        code, err = proxy.stop()
+    assert code == 0, err
+    assert "status=504" in err and "Traceback" not in err
+    store = EventStore(db_path)
+    (call_id,) = finished_calls(store, 1)
+    assert call_events(store, call_id)["attempt_failed"][0].error_type == "ReadTimeout"
+    store.close()
+    r = subprocess.run(
+        [console_script(), "verify", "--db", str(db_path)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -91,13 +91,18 @@ def _step(coding: str) -> Callable[[bytes], bytes] | None:
 
 class Decoder:
     """Undoes a response's ``Content-Encoding`` chunk by chunk (``ok`` False when it cannot:
-    an unknown coding or a corrupt body; the recorder then reads nothing of it)."""
+    a corrupt body; the recorder then reads nothing of it).
+
+    A coding it does not know is passed over, as the clients do (httpx, and so the openai
+    and anthropic SDKs, and Node's fetch read such a body as it is): the recorder reads
+    what the client read.  ``skipped`` names those codings."""
 
     def __init__(self, encoding: str) -> None:
         codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
         codings = [c for c in codings if c != "identity"]
         steps = [_step(c) for c in reversed(codings)]  # the last coding applied comes off first
-        self.ok = all(s is not None for s in steps)
+        self.skipped = [c for c, s in zip(reversed(codings), steps, strict=True) if s is None]
+        self.ok = True
         self._steps = [s for s in steps if s is not None]
 
     def __call__(self, data: bytes) -> bytes:
@@ -110,3 +115,20 @@ class Decoder:
             self.ok = False
             return b""
         return data
+
+
+def undone_whole(data: bytes, encoding: str, limit: int) -> bytes | None:
+    """A whole body (a request's) with its ``Content-Encoding`` undone, or ``None`` when it
+    is corrupt, in a coding the recorder cannot undo, or would come out over ``limit``
+    bytes (a small body can stand for a huge one)."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    if any(c != "identity" and c not in decodable() for c in codings):
+        return None
+    decoder = Decoder(encoding)
+    out = bytearray()
+    step = 16 * 1024
+    for i in range(0, len(data), step):
+        out += decoder(data[i : i + step])
+        if not decoder.ok or len(out) > limit:
+            return None
+    return bytes(out)

@@ -17,10 +17,11 @@ answer over it is still read whole (up to :data:`PARSE_LIMIT` times the limit).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -77,6 +78,40 @@ def retryable_status(status: int) -> bool:
     return status in (408, 409, 429) or status >= 500
 
 
+def _outcome(method: Callable[..., list[ev.Event]]) -> Callable[..., list[ev.Event]]:
+    """An outcome that never raises: a fault of the recorder itself (reading an answer it
+    did not expect) still closes the attempt and the call, as ``RecorderError``, and never
+    reaches the client, who has its answer."""
+
+    @functools.wraps(method)
+    def guarded(self: Exchange, *args: Any, **kwargs: Any) -> list[ev.Event]:
+        if self.bug is None:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as e:
+                log.exception("llm-events: the recorder failed on an answer")
+                self.bug = e
+        return self._recorder_failed()
+
+    return guarded
+
+
+def _passing(method: Callable[..., None]) -> Callable[..., None]:
+    """What is fed as the answer passes: a fault of the recorder is kept for the outcome,
+    and the bytes go on to the client."""
+
+    @functools.wraps(method)
+    def guarded(self: Exchange, *args: Any) -> None:
+        if self.bug is None:
+            try:
+                method(self, *args)
+            except Exception as e:
+                log.exception("llm-events: the recorder failed on an answer")
+                self.bug = e
+
+    return guarded
+
+
 class Exchange:
     """One request and its answer, becoming events (see the module docstring)."""
 
@@ -106,6 +141,7 @@ class Exchange:
         self.headers: dict[str, str] = {}
         self.stream: parsing.StreamParser | None = None
         self.parse_failed = False
+        self.parse_error: str | None = None
         self.body = bytearray()
         self.body_over = False
         self.body_dropped = False
@@ -114,6 +150,11 @@ class Exchange:
         self.done = False
         self._json: Any = _UNSET
         self._decoded: Any = _UNSET
+        #: a fault of the recorder itself (see :func:`_outcome`)
+        self.bug: Exception | None = None
+        #: the error type of this attempt, once it failed
+        self.error_type: str | None = None
+        self._bug_recorded = False
 
     @property
     def call_id(self) -> str:
@@ -125,6 +166,7 @@ class Exchange:
 
     # --- what passes ---------------------------------------------------------------------
 
+    @_passing
     def response_started(self, status: int, headers: dict[str, str]) -> None:
         """The response head (header names lower-cased)."""
         self.status, self.headers = status, headers
@@ -133,10 +175,11 @@ class Exchange:
         if self.adapter is not None and status < 400 and kind in _STREAM_TYPES:
             try:
                 self.stream = self.adapter.stream_parser(headers)
-            except Exception:  # a parser that cannot start: the bytes still go through
+            except Exception as e:  # a parser that cannot start: the bytes still go through
                 log.debug("stream parser failed to start", exc_info=True)
-                self.parse_failed = True
+                self._unreadable(e)
 
+    @_passing
     def chunk(self, data: bytes) -> None:
         """A chunk of the response body, as it passes."""
         if not data:
@@ -148,9 +191,9 @@ class Exchange:
             if not self.parse_failed and self.decoder is not None and self.decoder.ok:
                 try:
                     self.stream.feed(self.decoder(data))
-                except Exception:
+                except Exception as e:
                     log.debug("stream parser failed", exc_info=True)
-                    self.parse_failed = True
+                    self._unreadable(e)
             return
         if self.body_dropped:
             return
@@ -170,6 +213,7 @@ class Exchange:
     def latency_ms(self) -> float:
         return round((time.perf_counter() - self.t0) * 1000, 3)
 
+    @_outcome
     def finished(self) -> list[ev.Event]:
         """The response ended normally: succeeded (< 400) or failed with its status."""
         if self.done:
@@ -183,9 +227,9 @@ class Exchange:
         if self.stream is not None and not self.parse_failed:
             try:
                 self.stream.close()
-            except Exception:
+            except Exception as e:
                 log.debug("stream parser failed at the end", exc_info=True)
-                self.parse_failed = True
+                self._unreadable(e)
             error = getattr(self.stream, "error", None)
             if isinstance(error, ProviderError):
                 # an error event inside a 200 stream: final (a started stream is not retried)
@@ -193,8 +237,84 @@ class Exchange:
                     error.status_code, msgspec.structs.replace(error, retryable=False)
                 )
         response = self._response()
+        if self.adapter is not None:
+            problem = self._answer_problem(response)
+            if problem is not None:
+                # the client got the bytes as they came; the call did not get an answer
+                error_type, message = problem
+                error = self._error_in_answer(response)
+                if error is not None:
+                    message = f"the upstream's {status} answer is an error: {error.message}"
+                return self._attempt_failed(
+                    error_type=error_type,
+                    message=message,
+                    retryable=False,
+                    status_code=status,
+                    error=error,
+                )
         return [self._succeeded(response), *self._finish_call("ok")]
 
+    def _error_in_answer(self, response: ModelResponse | None) -> ProviderError | None:
+        """A provider's error in a whole answer with a 2xx status (some OpenAI-compatible
+        servers send ``{"error": {...}}`` or vLLM's ``{"object": "error", ...}`` with 200)."""
+        if response is not None or self.stream is not None:
+            return None
+        data = self._body_json()
+        if not isinstance(data, dict) or not (
+            "error" in data or data.get("object") == "error" or data.get("type") == "error"
+        ):
+            return None
+        try:
+            error = parse_error(self.status or 200, self._body_bytes(), self.headers)
+        except Exception:
+            log.debug("error parser failed", exc_info=True)
+            return None
+        return error if error.message else None
+
+    def _unreadable(self, exc: BaseException) -> None:
+        self.parse_failed = True
+        self.parse_error = f"{type(exc).__name__}: {exc}"[:500]
+
+    def _answer_problem(self, response: ModelResponse | None) -> tuple[str, str] | None:
+        """Why a chat answer that ended normally is not one (``None`` when it is): not
+        the provider's format (an HTML page, a body that is not JSON or not UTF-8, one that
+        cannot be decoded), or a stream that ended before its last event."""
+        kind = self.headers.get("content-type") or "no content-type"
+        coding = self.headers.get("content-encoding")
+        if 300 <= (self.status or 0) < 400:
+            where = self.headers.get("location") or "nowhere"
+            return "Redirected", (
+                f"the upstream answered {self.status}, redirecting to {where}: a client that "
+                "follows it sends the request there itself (past a proxy unless it is one)"
+            )
+        if self.stream is not None and not self.parse_failed:
+            if self.decoder is not None and not self.decoder.ok:
+                why = f"its content-encoding {coding!r} could not be undone"
+            elif response is not None and not self.stream.done and response.finish_reason is None:
+                what = (
+                    f"the answer stream ended before its last event ({self.bytes_out} bytes came)"
+                )
+                return "IncompleteStream", what
+            else:
+                return None
+        elif self.parse_failed:
+            why = self.parse_error or "it could not be read"
+        elif response is not None or self.body_dropped:
+            return None  # an answer too large to keep is not read at all
+        elif coding and (self.decoder is None or not self.decoder.ok):
+            why = f"its content-encoding {coding!r} could not be undone"
+        elif not self.bytes_out:
+            why = "it is empty"
+        else:
+            why = "it is not the provider's JSON"
+            if self.decoder is not None and self.decoder.skipped:
+                why += f" (content-encoding {', '.join(self.decoder.skipped)} read as it is)"
+        return (
+            "InvalidResponse",
+            f"the answer ({kind}, {self.bytes_out} bytes) is unreadable: {why}",
+        )
+
+    @_outcome
     def failed(self, exc: BaseException, *, retry_possible: bool) -> list[ev.Event]:
         """The upstream could not be reached, timed out or cut the answer off.
 
@@ -211,6 +331,7 @@ class Exchange:
             status_code=None,
         )
 
+    @_outcome
     def closed_early(self) -> list[ev.Event]:
         """The reader stopped before the body's end: an error status or a stream whose
         last event had come (an SDK stops at ``[DONE]``, and raises at an error event)
@@ -222,21 +343,56 @@ class Exchange:
             return self.finished()
         return self.cancelled()
 
+    @_outcome
     def cancelled(self) -> list[ev.Event]:
-        """The client went away before the answer ended: cancelled, with what had come."""
+        """The client went away before the answer ended: cancelled, with what had come.
+        Before the answer began (an SDK's timeout, which it retries) the call waits for a
+        retry, as after an error the client may retry."""
         if self.done:
             return []
         self.done = True
+        began = self.status is not None
         return self._attempt_failed(
             error_type="Cancelled",
-            message="the client disconnected before the answer ended",
-            retryable=False,
+            message="the client disconnected before the answer " + ("ended" if began else "began"),
+            retryable=not began,
             status_code=self.status,
         )
+
+    def _recorder_failed(self) -> list[ev.Event]:
+        """The attempt and the call closed as ``RecorderError`` (once), built from nothing
+        the fault could have come from."""
+        if self._bug_recorded:
+            return []
+        self._bug_recorded = self.done = True
+        bug = self.bug
+        message = f"llm-events could not record this answer: {type(bug).__name__}: {bug}"
+        failed = ev.AttemptFailed(
+            id=ev.new_id(),
+            ts=ev.now_iso(),
+            call_id=self.call_id,
+            attempt=self.attempt,
+            backend=self.request.upstream,
+            error_type="RecorderError",
+            message=parsing.storable_str(message[:1000]) or "",
+            status_code=self.status,
+            latency_ms=self.latency_ms(),
+        )
+        self.error_type = "RecorderError"
+        call = self.call
+        call.attempts = self.attempt
+        call.error_type, call.error_message = "RecorderError", failed.message
+        self.recorder.open_calls.forget(call)
+        return [failed, self.recorder.call_finished(call, "error", None)]
 
     # --- building events -----------------------------------------------------------------
 
     def _event(self, cls: type[ev.Event], **fields: Any) -> Any:
+        for key, value in fields.items():
+            # a name or id off the wire with a lone surrogate would fail the whole commit
+            # (and the other calls' events sharing it): escaped, as storable_str does
+            if isinstance(value, str) and not value.isascii():
+                fields[key] = parsing.storable_str(value)
         return cls(id=ev.new_id(), ts=ev.now_iso(), call_id=self.call_id, **fields)
 
     def _clean(self, value: Any, where: str) -> Any:
@@ -272,6 +428,16 @@ class Exchange:
             log.debug("response parser failed", exc_info=True)
             return None
 
+    def _partial(self) -> ModelResponse | None:
+        """What a stream had delivered, also when it then turned unreadable."""
+        if self.stream is None:
+            return None
+        try:
+            return self.stream.response()
+        except Exception:
+            log.debug("stream parser failed on its partial answer", exc_info=True)
+            return None
+
     def _plain_raw(self) -> dict[str, Any]:
         return {
             "method": self.request.method,
@@ -295,6 +461,18 @@ class Exchange:
             fields["raw"] = self._plain_raw()
             return self._event(ev.AttemptSucceeded, **fields)
         u = r.usage
+        wire = parsing.storable_str
+        if not all(
+            v is None or isinstance(v, str)
+            for v in (r.response_id, r.response_model, r.request_id, r.finish_reason)
+        ):  # an answer whose ids are numbers or objects: recorded as their JSON
+            r = msgspec.structs.replace(
+                r,
+                response_id=wire(r.response_id),
+                response_model=wire(r.response_model),
+                request_id=wire(r.request_id),
+                finish_reason=wire(r.finish_reason),
+            )
         # a stream's raw: what the parser kept of it beyond the fields (ids, the choices of
         # an n > 1 stream); a whole answer's: its body
         raw = self._clean(r.raw, "response") if self.stream is not None else self._recorded_raw()
@@ -383,7 +561,7 @@ class Exchange:
         status_code: int | None,
         error: ProviderError | None = None,
     ) -> list[ev.Event]:
-        partial = self._response() if self.stream is not None else None
+        partial = self._partial()
         fields: dict[str, Any] = {}
         if error is not None:
             fields = {
@@ -410,6 +588,7 @@ class Exchange:
             latency_ms=self.latency_ms(),
             **fields,
         )
+        self.error_type = error_type
         call = self.call
         call.attempts = self.attempt
         call.error_type, call.error_message = error_type, failed.message

@@ -33,7 +33,8 @@ from ..log.store import EventStore, StoreError
 from . import parsing
 from .blob_refs import blob_refs, blob_rows
 from .credentials import ExchangeRedactor, credential_values, secret_scrubber
-from .exchange import DEFAULT_MAX_BODY_BYTES, Exchange, decode_json, log
+from .encodings import undone_whole
+from .exchange import DEFAULT_MAX_BODY_BYTES, PARSE_LIMIT, Exchange, decode_json, log
 from .request_head import Annotations, Request, annotations
 from .retries import OpenCall, OpenCalls, request_keys
 
@@ -105,7 +106,13 @@ class ExchangeRecorder:
         headers = request.headers
         redactor = ExchangeRedactor(self.redactor, self._memo(), self._scrubber(headers))
         adapter = parsing.adapter_for_path(request.provider_path or request.path)
-        body_json = decode_json(request.body) if adapter is not None and request.body else None
+        body = request.body
+        coding = headers.get("content-encoding")
+        if coding and body and adapter is not None:
+            # a compressed request (the bytes go upstream as they came): read it decoded
+            limit = self.max_body_bytes * PARSE_LIMIT
+            body = undone_whole(body, coding, limit) or body
+        body_json = decode_json(body) if adapter is not None and body else None
         chat: ChatRequest | None = None
         blobs: dict[str, bytes] = {}
         if adapter is not None and isinstance(body_json, dict):
@@ -163,9 +170,11 @@ class ExchangeRecorder:
         http = {"method": request.method, "path": request.path, "url": request.url}
         if request.provider_path and request.provider_path != request.path:
             http["provider_path"] = request.provider_path
+        if coding:
+            http["content_encoding"] = coding
         params: dict[str, Any] = {"http": http}
         if retried is None and chat is not None:
-            params["body"] = self._recorded_body(request.body, body_json, blobs)
+            params["body"] = self._recorded_body(body, body_json, blobs)
         events.append(
             exchange._event(
                 ev.AttemptStarted,

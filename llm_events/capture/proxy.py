@@ -6,8 +6,9 @@ exchange (:mod:`.exchange`) whose write-ahead events are committed, on a worker 
 before the request goes upstream; the outcome is committed once the answer has passed.
 
 Faults give the client what a direct call would have given: an upstream that cannot be
-reached answers 502 with a JSON error in the provider's own format; a stream cut off by the
-upstream is cut off for the client too; a client that goes away is recorded as cancelled.
+reached answers 502 (504 when it timed out) with a JSON error in the provider's own
+format; a stream cut off by the upstream is cut off for the client too; a client that goes
+away is recorded as cancelled (and its upstream request closed).
 """
 
 from __future__ import annotations
@@ -266,8 +267,10 @@ class ProxyApp:
             await self._reply(send, 503, error_body(route, 503, message, "recording_failed"))
             self._log(method, path, route, 503, t0, exchange, "not recorded")
             return
-        await self._forward((method, url, fwd, body), exchange, route, receive, send)
-        self._log(method, path, route, exchange.status, t0, exchange, self._outcome(exchange))
+        try:
+            await self._forward((method, url, fwd, body), exchange, route, receive, send)
+        finally:  # also for a stream the upstream cut off (UpstreamCut goes on to uvicorn)
+            self._log(method, path, route, exchange.status, t0, exchange, self._outcome(exchange))
 
     async def _forward(
         self,
@@ -277,17 +280,9 @@ class ProxyApp:
         receive: Receive,
         send: Send,
     ) -> None:
-        try:
-            response = await self._send(*upstream_request)
-        except httpx.HTTPError as e:
-            exchange.status = 502
-            exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
-            await self._record(exchange.failed(e, retry_possible=True))
-            message = f"llm-events proxy: upstream {route.upstream} ({route.url}) failed: " + (
-                str(e) or type(e).__name__
-            )
-            await self._reply(send, 502, error_body(route, 502, message, "upstream_unreachable"))
-            return
+        # the client going away (an SDK's timeout, a closed stream) cancels this task, from
+        # the moment the request goes upstream: waiting for the head, or reading the body,
+        # the upstream connection is closed then, as the client's own would have been
         task = asyncio.current_task()
         state = {"disconnected": False, "finished": False}
 
@@ -302,7 +297,15 @@ class ProxyApp:
         watcher = asyncio.ensure_future(receive())
         watcher.add_done_callback(watch_done)
         events: list = []
+        response: Any = None
         try:
+            try:
+                response = await self._send(*upstream_request)
+            except httpx.HTTPError as e:
+                state["finished"] = True
+                watcher.cancel()
+                await self._unreachable(e, exchange, route, send)
+                return
             headers = response.headers()
             exchange.response_started(response.status_code, headers)
             await send(
@@ -318,6 +321,7 @@ class ProxyApp:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except httpx.HTTPError as e:
                 events = exchange.failed(e, retry_possible=False)
+                exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
                 raise UpstreamCut(str(e)) from e
             state["finished"] = True
             watcher.cancel()
@@ -333,10 +337,33 @@ class ProxyApp:
         finally:
             state["finished"] = True
             watcher.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(response.aclose())
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(response.aclose())
             if events:
                 self.recorder.hold(events)
+
+    async def _unreachable(
+        self, e: httpx.HTTPError, exchange: Exchange, route: Route, send: Send
+    ) -> None:
+        """No answer from the upstream: 504 when it timed out, 502 otherwise, in the
+        provider's error format (an error the client's SDK retries, as it would its own
+        connection error or timeout)."""
+        where = f"upstream {route.upstream} ({route.url})"
+        if isinstance(e, httpx.TimeoutException):
+            status, code = 504, "upstream_timeout"
+            connect = isinstance(e, httpx.ConnectTimeout)
+            limit = self.timeout.connect if connect else self.timeout.read
+            message = (
+                f"llm-events proxy: {where} did not answer within {limit:g} s ({type(e).__name__})"
+            )
+        else:
+            status, code = 502, "upstream_unreachable"
+            message = f"llm-events proxy: {where} failed: " + (str(e) or type(e).__name__)
+        exchange.status = status
+        exchange.fault = f"{type(e).__name__}: {e}"  # type: ignore[attr-defined]
+        await self._record(exchange.failed(e, retry_possible=True))
+        await self._reply(send, status, error_body(route, status, message, code))
 
     async def _record(self, events: list) -> None:
         if self.recorder.recording and events:
@@ -380,7 +407,11 @@ class ProxyApp:
         fault = getattr(exchange, "fault", None)
         if fault:
             return "upstream error"
-        return "ok" if (exchange.status or 0) < 400 else "error"
+        if (exchange.status or 0) < 400:
+            # an answer that passed but is not one (InvalidResponse, IncompleteStream,
+            # Redirected), or a client that went away (Cancelled): as the store says
+            return exchange.error_type or "ok"
+        return "error"
 
     def _log(
         self,

@@ -89,6 +89,13 @@ class OpenCalls:
             for key in call.keys:
                 self._by_key[key] = call
 
+    def forget(self, call: OpenCall) -> None:
+        """Stop waiting for a retry of ``call`` (it has been finished otherwise)."""
+        with self._lock:
+            for k in call.keys:
+                if self._by_key.get(k) is call:
+                    del self._by_key[k]
+
     def expired(self, *, everything: bool = False) -> list[OpenCall]:
         """Remove and return the calls whose wait is over (all of them with ``everything``)."""
         now = time.monotonic()

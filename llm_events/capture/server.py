@@ -49,6 +49,8 @@ class ProxySettings:
     inject: dict[str, str] = field(default_factory=dict)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     record: bool = True
+    #: how long to wait for the upstream's answer to begin, and between two of its pieces
+    timeout_s: float = 600.0
 
     def check(self) -> None:
         if not is_loopback(self.host) and not self.token:
@@ -66,8 +68,14 @@ def build_app(settings: ProxySettings, store: EventStore | None) -> ProxyApp:
         max_body_bytes=settings.max_body_bytes,
         secrets=list(settings.inject.values()),
     )
+    import httpx
+
     return ProxyApp(
-        Router(settings.upstreams), recorder, token=settings.token, inject=settings.inject
+        Router(settings.upstreams),
+        recorder,
+        token=settings.token,
+        inject=settings.inject,
+        timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
     )
 
 

@@ -53,6 +53,16 @@ from .options import BadOption
     help="Bodies larger than this are forwarded whole and recorded truncated (marked).",
 )
 @click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for an upstream's answer to begin, and between two pieces of "
+    "it; past it the client gets a 504 in the provider's error format.",
+)
+@click.option(
     "--workers",
     "-w",
     type=click.IntRange(min=0),
@@ -72,6 +82,7 @@ def proxy_command(
     token: str | None,
     inject: tuple[str, ...],
     max_body_bytes: int,
+    timeout_s: float,
     workers: int,
     no_record: bool,
     quiet: bool,
@@ -106,6 +117,7 @@ def proxy_command(
             token=token or None,
             max_body_bytes=max_body_bytes,
             record=not no_record,
+            timeout_s=timeout_s,
         )
         from ..capture.routing import BUILTIN_UPSTREAMS
 
