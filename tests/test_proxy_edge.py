@@ -514,3 +514,34 @@ def test_a_stream_the_upstream_cuts_off_has_its_access_line(store, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "llm_events.proxy.access"]
     assert len(lines) == 1 and "status=200" in lines[0]
     assert lines[0].endswith('outcome="upstream error"')
+
+
+def test_a_request_over_the_size_limit_is_a_413_and_never_sent(store):
+    """The proxy holds a request whole before sending it on: a body with no bound was memory
+    with no bound. Over ``max_request_bytes`` (declared by Content-Length or, chunked, as it
+    arrives) the SDK gets a 413 in the provider's format, the upstream sees nothing, nothing
+    is recorded as a call; the proxy goes on serving."""
+    from .fake_upstream import OPENAI_TEXT, FakeUpstream
+    from .proxy_support import proxy_to
+
+    big = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 200_000}]}
+    with FakeUpstream() as up, proxy_to(up, store, max_request_bytes=100_000) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        with pytest.raises(openai.APIStatusError) as raised:
+            client.chat.completions.create(**big)
+        assert raised.value.status_code == 413
+        assert raised.value.code == "request_too_large"
+        assert "over the proxy's limit of 100,000 bytes" in raised.value.message
+
+        def chunks():
+            body = json.dumps(big).encode()
+            for i in range(0, len(body), 16_384):
+                yield body[i : i + 16_384]
+
+        r = httpx.post(proxy.url + "/v1/chat/completions", content=chunks(), timeout=30)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+        assert up.seen == []
+        small = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert small.choices[0].message.content == OPENAI_TEXT
+    assert len(finished_calls(store, 1)) == 1  # only the small one
+    assert len(list(store.iter_events(types=["call_started"]))) == 1

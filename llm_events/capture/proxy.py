@@ -106,13 +106,28 @@ def error_body(route: Route | None, status: int, message: str, code: str) -> byt
     return json.dumps(body).encode()
 
 
-async def read_body(receive: Receive) -> bytes:
+#: The largest request body the proxy takes (``--max-request-bytes``): it holds a request
+#: whole before sending it on, so a body without a bound would be memory without one.
+#: Providers refuse far smaller ones (Anthropic's Messages API 32 MB, OpenAI's 50 MB of images).
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+class RequestTooLarge(Exception):
+    """The client's body is over the proxy's limit (it is answered 413, nothing is sent)."""
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes:
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise asyncio.CancelledError
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise RequestTooLarge(size)
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
@@ -130,8 +145,10 @@ class ProxyApp:
         timeout: httpx.Timeout | None = None,
         http2: bool = True,
         client: httpx.AsyncClient | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         self.router = router
+        self.max_request_bytes = max_request_bytes
         self.recorder = recorder
         self.token = token
         self.inject = inject or {}
@@ -232,8 +249,23 @@ class ProxyApp:
             self._log(method, path, route, 401, t0, None, "refused")
             return
         try:
-            body = await read_body(receive)
+            declared = int(headers.get("content-length") or 0)
+        except ValueError:
+            declared = 0  # (uvicorn refuses a malformed one before this)
+        try:
+            if declared > self.max_request_bytes:
+                raise RequestTooLarge(declared)
+            body = await read_body(receive, self.max_request_bytes)
         except asyncio.CancelledError:
+            return
+        except RequestTooLarge as e:
+            message = (
+                f"llm-events proxy: the request body ({e.args[0]:,} bytes so far) is over "
+                f"the proxy's limit of {self.max_request_bytes:,} bytes (--max-request-bytes); "
+                "nothing was sent upstream"
+            )
+            await self._reply(send, 413, error_body(route, 413, message, "request_too_large"))
+            self._log(method, path, route, 413, t0, None, "refused")
             return
         query = scope.get("query_string", b"")
         if route is None:

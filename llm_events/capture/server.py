@@ -22,7 +22,7 @@ from typing import IO, Any
 from ..log.store import EventStore
 from .exchange import DEFAULT_MAX_BODY_BYTES
 from .exchange_recorder import ExchangeRecorder
-from .proxy import ProxyApp, UpstreamCut
+from .proxy import DEFAULT_MAX_REQUEST_BYTES, ProxyApp, UpstreamCut
 from .routing import Router
 
 
@@ -51,6 +51,8 @@ class ProxySettings:
     record: bool = True
     #: how long to wait for the upstream's answer to begin, and between two of its pieces
     timeout_s: float = 600.0
+    #: a larger request body is answered 413 and not sent (the proxy holds requests whole)
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
     def check(self) -> None:
         if not is_loopback(self.host) and not self.token:
@@ -76,6 +78,7 @@ def build_app(settings: ProxySettings, store: EventStore | None) -> ProxyApp:
         token=settings.token,
         inject=settings.inject,
         timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
+        max_request_bytes=settings.max_request_bytes,
     )
 
 

@@ -53,6 +53,14 @@ from .options import BadOption
     help="Bodies larger than this are forwarded whole and recorded truncated (marked).",
 )
 @click.option(
+    "--max-request-bytes",
+    type=click.IntRange(min=1024),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="Requests with a larger body are answered 413 (in the provider's error format) and "
+    "not sent: the proxy holds each request whole before sending it on.",
+)
+@click.option(
     "--timeout",
     "timeout_s",
     type=click.FloatRange(min=0, min_open=True),
@@ -82,6 +90,7 @@ def proxy_command(
     token: str | None,
     inject: tuple[str, ...],
     max_body_bytes: int,
+    max_request_bytes: int,
     timeout_s: float,
     workers: int,
     no_record: bool,
@@ -116,6 +125,7 @@ def proxy_command(
             upstreams=named,
             token=token or None,
             max_body_bytes=max_body_bytes,
+            max_request_bytes=max_request_bytes,
             record=not no_record,
             timeout_s=timeout_s,
         )
