@@ -62,11 +62,19 @@ def choice_fields(
         "usage": usage(data.get("usage")),
         "response_id": data.get("id"),
         "response_model": data.get("model"),
-        "request_id": header_request_id(headers),
+        "request_id": header_request_id(headers) or body_request_id(data),
         "headers": kept_headers(headers),
         "logprobs": choice.get("logprobs"),
         "raw": data,
     }
+
+
+def body_request_id(data: dict[str, Any]) -> str | None:
+    """The request id a server puts in the body when no header carries it (Groq's
+    ``x_groq.id``, ``req_...``, in a whole answer and a stream's first chunk)."""
+    groq = data.get("x_groq")
+    value = groq.get("id") if isinstance(groq, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def first_choice(data: Any) -> dict[str, Any]:
@@ -219,6 +227,7 @@ class ChatStreamParser(SSEJsonParser):
         self._chunk(chunk, deltas)
 
     def _chunk(self, chunk: dict[str, Any], deltas: list[str]) -> None:
+        self.request_id = self.request_id or body_request_id(chunk)
         self._id = self._id or chunk.get("id")
         self._model = chunk.get("model") or self._model
         for key in ("system_fingerprint", "service_tier", "prompt_filter_results"):
