@@ -260,7 +260,7 @@ class ProxyApp:
             return
         except RequestTooLarge as e:
             message = (
-                f"llm-events proxy: the request body ({e.args[0]:,} bytes so far) is over "
+                f"llm-events proxy: the request body ({e.args[0]:,} bytes or more) is over "
                 f"the proxy's limit of {self.max_request_bytes:,} bytes (--max-request-bytes); "
                 "nothing was sent upstream"
             )
