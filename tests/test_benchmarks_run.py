@@ -85,8 +85,41 @@ def test_rebuild_and_its_floor_on_a_small_store(bench_core, tmp_path):
         "index_cpu_s",
         "sum_cpu_s",
         "writer_best_cpu_s",
+        "least_fold_cpu_s",
+        "drop_cpu_s",
+        "best_cpu_s",
     }
     assert out["lookups_met"] in (True, False)
+
+
+def test_the_least_fold_makes_the_rebuilds_rows_and_says_when_it_does_not(bench_core, tmp_path):
+    """The floor's fold is checked against the rebuilt tables: a fold that skipped work (or
+    a rebuild that changed its rows) stops the benchmark instead of flattering the floor."""
+    import sqlite3
+
+    from llm_events.log import catchup
+
+    least_fold = importlib.import_module("least_fold")
+    path, _ = bench_core.big_store(tmp_path / "cache", 1_000)
+    EventStore = bench_core.EventStore
+    store = EventStore(path)
+    store.rebuild()
+    store.close()
+    conn = sqlite3.connect(path)
+    rows = conn.execute(
+        "SELECT seq, type, CAST(payload AS BLOB) FROM events ORDER BY seq"
+    ).fetchall()
+    fold = least_fold.LeastFold()
+    decoded = catchup._decode_rows(rows, None)
+    fold.apply([(seq, row[1], event) for (seq, event), row in zip(decoded, rows, strict=True)])
+    assert len(fold.calls) == conn.execute("SELECT count(*) FROM calls").fetchone()[0] > 100
+    least_fold.check(fold, conn)  # the same rows
+    conn.execute("UPDATE prompts SET model = 'other' WHERE id = 7")
+    with pytest.raises(AssertionError, match="differs from the rebuild in prompts"):
+        least_fold.check(fold, conn)
+    fold.calls.pop()
+    with pytest.raises(AssertionError, match="calls rows"):
+        least_fold.check(fold, conn)
 
 
 def test_profile_recording_prints_where_a_call_goes(tmp_path):
