@@ -87,7 +87,9 @@ class Side:
             def encode_and_hash(requests: list, store: Any = store) -> None:
                 with store._deferred_lock:
                     deferred, store._deferred = store._deferred, []
-                encoded = [(e, ev.encode(e)) for e in deferred]
+                # held events: encoded when held (since 2026-12-02), or still events (a tree
+                # from before)
+                encoded = [d if isinstance(d, tuple) else (d, ev.encode(d)) for d in deferred]
                 for r in requests:
                     encoded += r.encoded
                 prev = "0" * 64

@@ -27,12 +27,12 @@ class BatchWriting:
     batch_max: int
     _closed: bool
     _lock: Any
-    _queue: list[ev.Event]
+    _queue: list[tuple[ev.Event, bytes]]  # encoded
     _queue_cond: threading.Condition
     _batch_error: BaseException | None
     _writer: threading.Thread | None
-    _deferred: list[ev.Event]
-    _append_now: Callable[..., None]  # the store's: commit these events now
+    _deferred: list[tuple[ev.Event, bytes]]
+    _append_now: Callable[..., None]  # the store's: commit these encoded events now
 
     def _start_writer(self) -> None:
         self._writer = threading.Thread(
@@ -40,12 +40,12 @@ class BatchWriting:
         )
         self._writer.start()
 
-    def _enqueue(self, events: Sequence[ev.Event]) -> None:
+    def _enqueue(self, encoded: Sequence[tuple[ev.Event, bytes]]) -> None:
         with self._queue_cond:
             if self._batch_error is not None:
                 err, self._batch_error = self._batch_error, None
                 raise StoreError(f"background write to {self.path} failed: {err}") from err
-            self._queue.extend(events)
+            self._queue.extend(encoded)
             backlog = len(self._queue)
             if backlog >= self.batch_max:
                 self._queue_cond.notify_all()
@@ -75,7 +75,7 @@ class BatchWriting:
     def flush_events(self) -> None:
         """Commit held and queued events; raise if a background write failed."""
         if self._deferred:
-            self._append_now(())
+            self._append_now([])
         if self.batch:
             self._drain()
             with self._queue_cond:

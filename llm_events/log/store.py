@@ -45,6 +45,7 @@ from .following import (
 from .projections import Projection, default_projections
 from .reading import EventReading, StoredEvent
 from .readonly import connect_readonly
+from .redaction import UnstorableValueError
 from .schema import (
     APPLICATION_ID,
     GENESIS,
@@ -141,12 +142,12 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
         self.batch = False  # set below, once the file is open and migrated
         self.batch_interval = batch_interval
         self.batch_max = batch_max
-        self._queue: list[ev.Event] = []
+        self._queue: list[tuple[ev.Event, bytes]] = []  # batch mode: encoded, waiting
         self._queue_cond = threading.Condition()
         self._batch_error: BaseException | None = None
         self._writer: threading.Thread | None = None
         self._background: Background | None = None
-        self._deferred: list[ev.Event] = []
+        self._deferred: list[tuple[ev.Event, bytes]] = []  # held, encoded
         self._deferred_lock = threading.Lock()
         self._group = GroupCommit(self._commit_requests)
         #: the last error a catch-up met off the caller's path (reported by ``lag`` users)
@@ -319,10 +320,11 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
         """
         if not events:
             return
+        encoded = _encoded(events)
         if self.batch:
-            self._enqueue(events)
+            self._enqueue(encoded)
             return
-        self._append_now(events, ignore_existing=ignore_existing)
+        self._append_now(encoded, ignore_existing=ignore_existing)
 
     def defer(self, events: Sequence[ev.Event]) -> None:
         """Hold events until the next append, which commits them first in its transaction.
@@ -330,20 +332,26 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
         For events that need not be durable on their own (a ``prompt_built`` matters once a
         call sends the prompt): it saves a commit.  :meth:`flush`, :meth:`close` and exit
         write what is still held, and so does holding more than ``DEFER_MAX`` events.
+
+        Events are encoded here, not when they are committed: one that cannot be stored is
+        refused to its caller, instead of failing the commit of every later caller's events.
         """
+        encoded = _encoded(events)
         if self.batch:
-            self._enqueue(events)
+            self._enqueue(encoded)
             return
         with self._deferred_lock:
-            self._deferred.extend(events)
+            self._deferred.extend(encoded)
             full = len(self._deferred) >= DEFER_MAX
         if full:
-            self._append_now(())
+            self._append_now([])
 
-    def _append_now(self, events: Sequence[ev.Event], *, ignore_existing: bool = False) -> None:
+    def _append_now(
+        self, encoded: list[tuple[ev.Event, bytes]], *, ignore_existing: bool = False
+    ) -> None:
+        """Commit these encoded events (and the held ones) before returning."""
         if self.readonly:
             raise StoreError(f"event store {self.path} is open read-only")
-        encoded = [(e, ev.encode(e)) for e in events]
         if not encoded and not self._deferred:
             return
         try:
@@ -356,9 +364,8 @@ class EventStore(EventReading, BatchWriting, ProjectionFollowing):
         with self._deferred_lock:
             deferred, self._deferred = self._deferred, []
         try:
-            held = [(e, ev.encode(e)) for e in deferred]
             with self._write_transaction() as conn:
-                encoded = held
+                encoded = deferred
                 for r in requests:
                     if r.ignore_existing:
                         encoded = encoded + _without_existing(conn, r.encoded, encoded)
@@ -554,3 +561,24 @@ def _flush_all_at_exit() -> None:
             import sys
 
             print(f"llm-events: could not flush {store.path}: {e}", file=sys.stderr)
+
+
+def _encoded(events: Sequence[ev.Event]) -> list[tuple[ev.Event, bytes]]:
+    """Each event with its payload; an event that cannot be encoded is refused whole (its
+    caller's events are all left unwritten, and no one else's are touched)."""
+    try:
+        return [(e, ev.encode(e)) for e in events]
+    except (TypeError, ValueError) as err:
+        bad = next(e for e in events if not _encodes(e))
+        raise UnstorableValueError(
+            f"{getattr(bad, 'type_name', type(bad).__name__)} event {getattr(bad, 'id', '?')} "
+            f"cannot be stored: {err}; none of these {len(events)} events was written"
+        ) from None
+
+
+def _encodes(event: Any) -> bool:
+    try:
+        ev.encode(event)
+    except (TypeError, ValueError):
+        return False
+    return True
