@@ -545,3 +545,45 @@ def test_a_request_over_the_size_limit_is_a_413_and_never_sent(store):
         assert small.choices[0].message.content == OPENAI_TEXT
     assert len(finished_calls(store, 1)) == 1  # only the small one
     assert len(list(store.iter_events(types=["call_started"]))) == 1
+
+
+def test_a_client_that_stalls_mid_body_gets_a_408_and_nothing_is_sent(store):
+    """uvicorn bounds idle connections between requests, not a client that stops sending
+    its body: such a request held its connection (and its bytes) for ever. Past
+    ``body_timeout_s`` with no new piece the client is answered 408 in the provider's
+    format, the upstream sees nothing, nothing is recorded, and the proxy goes on."""
+    import socket
+
+    from .fake_upstream import OPENAI_TEXT, FakeUpstream
+    from .proxy_support import proxy_to
+
+    with FakeUpstream() as up, proxy_to(up, store, body_timeout_s=0.5) as proxy:
+        host, port = proxy.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                b'{"model": "gpt-4o-mini", '
+            )
+            t0 = time.monotonic()
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                piece = sock.recv(65536)
+                if not piece:
+                    break
+                reply += piece
+            waited = time.monotonic() - t0
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 "), head
+        error = json.loads(body)["error"]
+        assert error["code"] == "request_timeout"
+        assert error["message"] == (
+            "llm-events proxy: no more of the request body came for 0.5 s (after 25 bytes); "
+            "nothing was sent upstream"
+        )
+        assert 0.4 < waited < 9
+        assert up.seen == []
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        small = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert small.choices[0].message.content == OPENAI_TEXT
+    assert len(finished_calls(store, 1)) == 1  # only the whole one

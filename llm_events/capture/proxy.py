@@ -112,15 +112,33 @@ def error_body(route: Route | None, status: int, message: str, code: str) -> byt
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
+#: How long the proxy waits for the next piece of a request body (``body_timeout_s``): the
+#: ASGI server bounds idle connections between requests, not a client stalling mid-body,
+#: and each such request holds a connection and its bytes so far.
+DEFAULT_BODY_TIMEOUT_S = 60.0
+
+
 class RequestTooLarge(Exception):
     """The client's body is over the proxy's limit (it is answered 413, nothing is sent)."""
 
 
-async def read_body(receive: Receive, limit: int | None = None) -> bytes:
+class BodyTimedOut(Exception):
+    """The client sent no more of its body for too long (answered 408, nothing is sent)."""
+
+
+async def read_body(
+    receive: Receive, limit: int | None = None, idle_s: float | None = None
+) -> bytes:
+    """The request body, whole; ``RequestTooLarge`` past ``limit`` bytes, ``BodyTimedOut``
+    when ``idle_s`` seconds pass with no piece of it."""
     chunks = []
     size = 0
     while True:
-        message = await receive()
+        try:
+            async with asyncio.timeout(idle_s):
+                message = await receive()
+        except TimeoutError:
+            raise BodyTimedOut(size) from None
         if message["type"] == "http.disconnect":
             raise asyncio.CancelledError
         chunk = message.get("body", b"")
@@ -146,9 +164,11 @@ class ProxyApp:
         http2: bool = True,
         client: httpx.AsyncClient | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     ) -> None:
         self.router = router
         self.max_request_bytes = max_request_bytes
+        self.body_timeout_s = body_timeout_s
         self.recorder = recorder
         self.token = token
         self.inject = inject or {}
@@ -255,8 +275,16 @@ class ProxyApp:
         try:
             if declared > self.max_request_bytes:
                 raise RequestTooLarge(declared)
-            body = await read_body(receive, self.max_request_bytes)
+            body = await read_body(receive, self.max_request_bytes, self.body_timeout_s)
         except asyncio.CancelledError:
+            return
+        except BodyTimedOut as e:
+            message = (
+                f"llm-events proxy: no more of the request body came for {self.body_timeout_s:g} "
+                f"s (after {e.args[0]:,} bytes); nothing was sent upstream"
+            )
+            await self._reply(send, 408, error_body(route, 408, message, "request_timeout"))
+            self._log(method, path, route, 408, t0, None, "refused")
             return
         except RequestTooLarge as e:
             message = (

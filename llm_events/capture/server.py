@@ -22,7 +22,7 @@ from typing import IO, Any
 from ..log.store import EventStore
 from .exchange import DEFAULT_MAX_BODY_BYTES
 from .exchange_recorder import ExchangeRecorder
-from .proxy import DEFAULT_MAX_REQUEST_BYTES, ProxyApp, UpstreamCut
+from .proxy import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_REQUEST_BYTES, ProxyApp, UpstreamCut
 from .routing import Router
 
 
@@ -53,6 +53,8 @@ class ProxySettings:
     timeout_s: float = 600.0
     #: a larger request body is answered 413 and not sent (the proxy holds requests whole)
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    #: a client that sends no more of its request body for this long is answered 408
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
 
     def check(self) -> None:
         if not is_loopback(self.host) and not self.token:
@@ -79,6 +81,7 @@ def build_app(settings: ProxySettings, store: EventStore | None) -> ProxyApp:
         inject=settings.inject,
         timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
         max_request_bytes=settings.max_request_bytes,
+        body_timeout_s=settings.body_timeout_s,
     )
 
 

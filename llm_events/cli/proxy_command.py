@@ -71,6 +71,16 @@ from .options import BadOption
     "it; past it the client gets a 504 in the provider's error format.",
 )
 @click.option(
+    "--body-timeout",
+    "body_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the next piece of a client's request body; past it the "
+    "client gets a 408 and nothing is sent upstream.",
+)
+@click.option(
     "--workers",
     "-w",
     type=click.IntRange(min=0),
@@ -92,6 +102,7 @@ def proxy_command(
     max_body_bytes: int,
     max_request_bytes: int,
     timeout_s: float,
+    body_timeout_s: float,
     workers: int,
     no_record: bool,
     quiet: bool,
@@ -128,6 +139,7 @@ def proxy_command(
             max_request_bytes=max_request_bytes,
             record=not no_record,
             timeout_s=timeout_s,
+            body_timeout_s=body_timeout_s,
         )
         from ..capture.routing import BUILTIN_UPSTREAMS
 
