@@ -187,7 +187,7 @@ def test_an_upstream_slower_than_the_timeout_is_a_504_in_the_providers_format(st
                 model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )
         assert ainfo.value.status_code == 504
-        assert ainfo.value.body["error"]["type"] == "api_error"
+        assert ainfo.value.body["error"]["type"] == "timeout_error"  # Anthropic's, for a 504
     # the shutdown finished the calls still waiting for a retry
     first, second = finished_calls(store, 2)
     for call_id in (first, second):
@@ -540,6 +540,13 @@ def test_a_request_over_the_size_limit_is_a_413_and_never_sent(store):
 
         r = httpx.post(proxy.url + "/v1/chat/completions", content=chunks(), timeout=30)
         assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+        claude = anthropic.Anthropic(base_url=proxy.url, api_key="sk-ant-test", max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as raised_a:
+            claude.messages.create(
+                model="claude-3-5-haiku-latest", max_tokens=16, messages=big["messages"]
+            )
+        assert raised_a.value.status_code == 413  # Anthropic's own type for it
+        assert raised_a.value.body["error"]["type"] == "request_too_large"
         assert up.seen == []
         small = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert small.choices[0].message.content == OPENAI_TEXT
@@ -587,3 +594,40 @@ def test_a_client_that_stalls_mid_body_gets_a_408_and_nothing_is_sent(store):
         small = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert small.choices[0].message.content == OPENAI_TEXT
     assert len(finished_calls(store, 1)) == 1  # only the whole one
+
+
+def test_a_request_that_cannot_be_recorded_is_a_503_and_never_sent(tmp_path):
+    """Write-ahead: ``attempt_started`` is committed before the request goes upstream. A
+    store that refuses the write (here one opened read-only, as a full disk or a file
+    another user owns would) makes the proxy answer 503 ``recording_failed`` in the
+    provider's format, and send nothing: an unrecorded call never reaches the provider."""
+    from llm_events import EventStore
+
+    from .fake_upstream import FakeUpstream
+    from .proxy_support import proxy_to
+
+    path = tmp_path / "ro.db"
+    EventStore(path).close()
+    store = EventStore(path, readonly=True)
+    with FakeUpstream() as up, proxy_to(up, store) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        with pytest.raises(openai.APIStatusError) as raised:
+            client.chat.completions.create(**REQUEST)
+        assert raised.value.status_code == 503
+        assert raised.value.code == "recording_failed"
+        assert raised.value.body["message"] == (
+            "llm-events proxy: the request could not be recorded, so it was not sent"
+        )
+        claude = anthropic.Anthropic(base_url=proxy.url, api_key="sk-ant-test", max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as raised_a:
+            claude.messages.create(
+                model="claude-3-5-haiku-latest", max_tokens=16, messages=MESSAGES
+            )
+        assert raised_a.value.status_code == 503
+        assert raised_a.value.body["error"] == {
+            "type": "api_error",
+            "message": "llm-events proxy: the request could not be recorded, so it was not sent",
+        }
+        assert up.seen == []
+    store.close()
+    assert EventStore(path, readonly=True).count() == 0

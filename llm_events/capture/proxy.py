@@ -92,11 +92,26 @@ def forwarded_response_headers(
     ]
 
 
+#: Anthropic's error ``type`` of each status its API documents (others: ``api_error`` for
+#: 5xx, ``invalid_request_error`` for 4xx, as Anthropic says it does).
+_ANTHROPIC_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
 def error_body(route: Route | None, status: int, message: str, code: str) -> bytes:
     """An error in the provider's own format, so the client's SDK reads it as it would its
     provider's (OpenAI's ``{"error": {...}}``, Anthropic's ``{"type": "error", ...}``)."""
     if route is not None and route.anthropic:
-        kind = "api_error" if status >= 500 else "authentication_error"
+        kind = _ANTHROPIC_ERROR_TYPES.get(status) or (
+            "api_error" if status >= 500 else "invalid_request_error"
+        )
         body: Any = {"type": "error", "error": {"type": kind, "message": message}}
     elif route is not None and route.path.startswith("/api/"):
         body = {"error": message}
