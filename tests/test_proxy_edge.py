@@ -356,31 +356,92 @@ def test_a_fault_of_the_recorder_never_reaches_the_client_nor_leaves_a_call_runn
     assert store.verify().ok
 
 
-def test_an_upstream_redirect_is_passed_on_and_recorded_as_such(store):
-    """An --upstream URL that redirects (http to https, a moved host): the SDK follows the
-    Location itself, past the proxy, so the call the store holds says where it went."""
+def test_a_redirect_to_another_host_is_passed_on_and_recorded_as_such(store):
+    """An --upstream URL that redirects to another host (a moved service): the SDK follows
+    the Location itself, past the proxy, so the call the store holds says where it went."""
+
+    def moved(conn, head, body):
+        conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
 
     def handler(conn, head, body):
-        if head.startswith(b"POST /v1/moved/"):
-            conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
-            return
-        location = f"{up.url}/v1/moved/chat/completions"
+        location = f"{elsewhere.url}/v1/moved/chat/completions"
         page = b"<html><body>Moved</body></html>"
         conn.sendall(
             http_response(307, page, [("location", location), ("content-type", "text/html")])
         )
 
-    with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
+    with RawUpstream(moved) as elsewhere, RawUpstream(handler) as up, proxy_for(up, store) as proxy:
         client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
         answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-        assert answer.choices[0].message.content == "hey"  # from the upstream, directly
+        assert answer.choices[0].message.content == "hey"  # from the other host, directly
     (call_id,) = finished_calls(store, 1)
     events, done = outcome(store, call_id)
     failed = events["attempt_failed"][0]
     assert (failed.error_type, failed.status_code) == ("Redirected", 307)
-    assert f"{up.url}/v1/moved/chat/completions" in failed.message
+    assert f"{elsewhere.url}/v1/moved/chat/completions: a client that follows" in failed.message
     assert done.error_type == "Redirected"
     assert store.verify().ok
+
+
+def test_a_redirect_within_the_upstream_brings_the_client_back_through_the_proxy(store):
+    """A Location under the upstream's own base URL is rewritten to the same place under
+    the proxy (as reverse proxies rewrite redirects), so the SDK that follows it is
+    recorded again instead of talking to the provider past the proxy; the store keeps the
+    upstream's own Location."""
+
+    def handler(conn, head, body):
+        if head.startswith(b"POST /v1/chat/completions2 "):
+            conn.sendall(http_response(200, ANSWER, [("content-type", "application/json")]))
+            return
+        location = f"{up.url}/v1/chat/completions2"
+        conn.sendall(http_response(308, b"", [("location", location)]))
+
+    with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert answer.choices[0].message.content == "hey"
+        seen = [h.split(b"\r\n", 1)[0] for h in up.requests]
+        assert seen == [
+            b"POST /v1/chat/completions HTTP/1.1",
+            b"POST /v1/chat/completions2 HTTP/1.1",
+        ]
+    first, second = finished_calls(store, 2)
+    assert outcome(store, second)[1].status == "ok"  # the followed request, recorded too
+    events, done = outcome(store, first)
+    failed = events["attempt_failed"][0]
+    assert (failed.error_type, failed.status_code) == ("Redirected", 308)
+    assert failed.message == (
+        f"the upstream answered 308, redirecting to {up.url}/v1/chat/completions2; passed on "
+        f"as {proxy.url}/v1/chat/completions2, so a client that follows it comes back through "
+        "the proxy and is recorded as another call"
+    )
+    assert store.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("location", "upstream_url", "client_path", "expected"),
+    [
+        # built-in openai upstream whose base ends in /v1 (the client's /v1 absorbed)
+        ("https://api.example/v1/chat/x", "https://api.example/v1/chat/completions",
+         "/v1/chat/completions", "http://127.0.0.1:8787/v1/chat/x"),
+        # a named upstream: its /NAME prefix kept
+        ("http://gpu:8000/v1/models/", "http://gpu:8000/v1/models", "/vllm/v1/models",
+         "http://127.0.0.1:8787/vllm/v1/models/"),
+        ("https://other.example/v1/chat/x", "https://api.example/v1/chat/completions",
+         "/v1/chat/completions", None),  # another host: unchanged
+        ("https://api.example/v10/x", "https://api.example/v1/chat/completions",
+         "/v1/chat/completions", None),  # not under the base path
+        ("/v1/chat/x", "https://api.example/v1/chat/completions", "/v1/chat/completions", None),
+    ],
+)  # fmt: skip
+def test_which_locations_are_pointed_back_at_the_proxy(
+    location, upstream_url, client_path, expected
+):
+    from llm_events.capture.proxy import proxied_location
+
+    base = upstream_url.rsplit("/v1", 1)[0] + "/v1"
+    got = proxied_location(location, base, upstream_url, client_path, "http://127.0.0.1:8787")
+    assert got == expected
 
 
 def test_a_stream_that_turns_unreadable_keeps_what_had_come(store):
@@ -471,7 +532,8 @@ def test_a_client_that_leaves_mid_stream_closes_the_upstream_stream(store):
         assert len(sent) < 100
         again = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert got == ["p0 ", "p1 "]
-    first = finished_calls(store, 1)[0]
+    first, second = finished_calls(store, 2)
+    assert outcome(store, second)[1].status == "ok"  # the followed request, recorded too
     events, done = outcome(store, first)
     failed = events["attempt_failed"][0]
     assert failed.error_type == "Cancelled" and failed.partial_text.startswith("p0 p1 ")

@@ -155,6 +155,8 @@ class Exchange:
         #: the error type of this attempt, once it failed
         self.error_type: str | None = None
         self._bug_recorded = False
+        #: where a redirect sent the client instead of the upstream's Location (the proxy)
+        self.relocated_to: str | None = None
 
     @property
     def call_id(self) -> str:
@@ -283,6 +285,12 @@ class Exchange:
         coding = self.headers.get("content-encoding")
         if 300 <= (self.status or 0) < 400:
             where = self.headers.get("location") or "nowhere"
+            if self.relocated_to is not None:
+                return "Redirected", (
+                    f"the upstream answered {self.status}, redirecting to {where}; passed on "
+                    f"as {self.relocated_to}, so a client that follows it comes back through "
+                    "the proxy and is recorded as another call"
+                )
             return "Redirected", (
                 f"the upstream answered {self.status}, redirecting to {where}: a client that "
                 "follows it sends the request there itself (past a proxy unless it is one)"

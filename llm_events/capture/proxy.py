@@ -92,6 +92,26 @@ def forwarded_response_headers(
     ]
 
 
+def proxied_location(
+    location: str, base: str, upstream_url: str, client_path: str, origin: str
+) -> str | None:
+    """A redirect's ``Location`` as the client must see it to stay behind the proxy: one
+    under the upstream's base URL becomes the same place under the proxy (as a reverse
+    proxy's redirect rewriting does), so a client that follows it is recorded again;
+    ``None`` for a Location elsewhere (another host, relative), passed on unchanged.
+
+    ``upstream_url`` is where the request went (``base`` + what followed the client's
+    prefix, e.g. ``/v1`` or ``/vllm/v1``), ``client_path`` the path the client asked for.
+    """
+    if not (location == base or location.startswith(base + "/")):
+        return None
+    sent = upstream_url[len(base) :]
+    if not client_path.endswith(sent):
+        return None
+    prefix = client_path[: len(client_path) - len(sent)]
+    return origin + prefix + location[len(base) :]
+
+
 #: Anthropic's error ``type`` of each status its API documents (others: ``api_error`` for
 #: 5xx, ``invalid_request_error`` for 4xx, as Anthropic says it does).
 _ANTHROPIC_ERROR_TYPES = {
@@ -273,6 +293,9 @@ class ProxyApp:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         # routed on the path as sent (percent-escapes kept), so it goes upstream unchanged
         raw_path = scope.get("raw_path")
+        server = scope.get("server") or ("127.0.0.1", 0)
+        host = headers.get("host") or f"{server[0]}:{server[1]}"
+        origin = f"{scope.get('scheme', 'http')}://{host}"
         path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
         method: str = scope["method"]
         route = self.router.route(path, headers)
@@ -343,7 +366,8 @@ class ProxyApp:
             self._log(method, path, route, 503, t0, exchange, "not recorded")
             return
         try:
-            await self._forward((method, url, fwd, body), exchange, route, receive, send)
+            back = (self.router.upstreams.get(route.upstream, ""), route.url, path, origin)
+            await self._forward((method, url, fwd, body), exchange, route, receive, send, back)
         finally:  # also for a stream the upstream cut off (UpstreamCut goes on to uvicorn)
             self._log(method, path, route, exchange.status, t0, exchange, self._outcome(exchange))
 
@@ -354,7 +378,10 @@ class ProxyApp:
         route: Route,
         receive: Receive,
         send: Send,
+        back: tuple[str, str, str, str] | None = None,
     ) -> None:
+        """``back``: (upstream base, upstream URL, client path, proxy origin), for
+        :func:`proxied_location`."""
         # the client going away (an SDK's timeout, a closed stream) cancels this task, from
         # the moment the request goes upstream: waiting for the head, or reading the body,
         # the upstream connection is closed then, as the client's own would have been
@@ -383,11 +410,14 @@ class ProxyApp:
                 return
             headers = response.headers()
             exchange.response_started(response.status_code, headers)
+            out_headers = forwarded_response_headers(response.headers_raw, headers)
+            if 300 <= response.status_code < 400 and back is not None and back[0]:
+                out_headers = _relocated(out_headers, back, exchange)
             await send(
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": forwarded_response_headers(response.headers_raw, headers),
+                    "headers": out_headers,
                 }
             )
             try:
@@ -535,3 +565,19 @@ class _HttpxAnswer:
 def _logfmt(value: Any) -> str:
     text = str(value)
     return json.dumps(text) if (" " in text or '"' in text or not text) else text
+
+
+def _relocated(
+    headers: list[tuple[bytes, bytes]], back: tuple[str, str, str, str], exchange: Exchange
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` with a ``Location`` under the upstream pointed at the proxy instead
+    (the exchange notes where it now points: the recorded headers stay the upstream's)."""
+    out = []
+    for k, v in headers:
+        if k.lower() == b"location":
+            moved = proxied_location(v.decode("latin-1"), *back)
+            if moved is not None:
+                exchange.relocated_to = moved
+                v = moved.encode("latin-1")
+        out.append((k, v))
+    return out
