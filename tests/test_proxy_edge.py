@@ -693,3 +693,30 @@ def test_a_request_that_cannot_be_recorded_is_a_503_and_never_sent(tmp_path):
         assert up.seen == []
     store.close()
     assert EventStore(path, readonly=True).count() == 0
+
+
+def test_an_html_page_labelled_as_a_stream_is_recorded_as_no_stream(store):
+    """A gateway's error page sent as ``text/event-stream`` holds no event at all: the
+    attempt fails as ``InvalidResponse`` saying what came, not as a stream cut short."""
+    page = b"<html><head><title>503 Service Unavailable</title></head><body>down</body></html>"
+
+    def handler(conn, head, body):
+        conn.sendall(chunked_head())
+        conn.sendall(chunk(page))
+        conn.sendall(b"0\r\n\r\n")
+
+    with RawUpstream(handler) as up, proxy_for(up, store) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        got = list(
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        )
+        assert got == []  # the SDK finds no event either
+    (call_id,) = finished_calls(store, 1)
+    events, done = outcome(store, call_id)
+    failed = events["attempt_failed"][0]
+    assert failed.error_type == "InvalidResponse"
+    assert failed.message == (
+        f"the answer (text/event-stream, {len(page)} bytes) is unreadable: no server-sent "
+        f"event in it (it begins {page[:60].decode()!r})"
+    )
+    assert (done.status, done.error_type) == ("error", "InvalidResponse")

@@ -112,6 +112,10 @@ def _passing(method: Callable[..., None]) -> Callable[..., None]:
     return guarded
 
 
+#: The bytes of a stream kept to say what came instead of events.
+_HEAD_BYTES = 60
+
+
 class Exchange:
     """One request and its answer, becoming events (see the module docstring)."""
 
@@ -143,6 +147,7 @@ class Exchange:
         self.parse_failed = False
         self.parse_error: str | None = None
         self.body = bytearray()
+        self.stream_head = b""  # a stream's first bytes, decoded
         self.body_over = False
         self.body_dropped = False
         self.bytes_out = 0
@@ -192,7 +197,10 @@ class Exchange:
         if self.stream is not None:
             if not self.parse_failed and self.decoder is not None and self.decoder.ok:
                 try:
-                    self.stream.feed(self.decoder(data))
+                    decoded = self.decoder(data)
+                    if len(self.stream_head) < _HEAD_BYTES:  # (named if it is no stream)
+                        self.stream_head += decoded[: _HEAD_BYTES - len(self.stream_head)]
+                    self.stream.feed(decoded)
                 except Exception as e:
                     log.debug("stream parser failed", exc_info=True)
                     self._unreadable(e)
@@ -298,6 +306,9 @@ class Exchange:
         if self.stream is not None and not self.parse_failed:
             if self.decoder is not None and not self.decoder.ok:
                 why = f"its content-encoding {coding!r} could not be undone"
+            elif getattr(self.stream, "events_seen", None) == 0 and self.bytes_out:
+                head = self.stream_head.decode("utf-8", "replace")
+                why = f"no server-sent event in it (it begins {head!r})"
             elif response is not None and not self.stream.done and response.finish_reason is None:
                 what = (
                     f"the answer stream ended before its last event ({self.bytes_out} bytes came)"

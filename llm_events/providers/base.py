@@ -350,6 +350,9 @@ class SSEJsonParser(StreamParser):
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(headers)
         self._sse = SSEStream()
+        #: events with data seen: none in a body that came means it was no event stream
+        #: (an HTML error page a gateway labelled ``text/event-stream``)
+        self.events_seen = 0
 
     def feed(self, chunk: bytes) -> list[str]:
         return self._handle(self._sse.feed(chunk))
@@ -364,6 +367,7 @@ class SSEJsonParser(StreamParser):
             stripped = data.strip()
             if not stripped:
                 continue
+            self.events_seen += 1
             if stripped == "[DONE]":
                 self._done_marker()
                 continue
