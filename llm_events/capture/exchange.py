@@ -306,7 +306,7 @@ class Exchange:
         if self.stream is not None and not self.parse_failed:
             if self.decoder is not None and not self.decoder.ok:
                 why = f"its content-encoding {coding!r} could not be undone"
-            elif getattr(self.stream, "events_seen", None) == 0 and self.bytes_out:
+            elif self.stream.events_seen == 0 and self.bytes_out:
                 head = self.stream_head.decode("utf-8", "replace")
                 why = f"no server-sent event in it (it begins {head!r})"
             elif response is not None and not self.stream.done and response.finish_reason is None:

@@ -328,6 +328,10 @@ class StreamParser:
         self.request_id = header_request_id(headers)
         self.done = False
         self.error: ProviderError | None = None
+        #: events with data seen so far (``None``: a format that does not count them); none
+        #: in a body that came means it was no event stream (an HTML error page a gateway
+        #: labelled ``text/event-stream``)
+        self.events_seen: int | None = None
 
     def feed(self, chunk: bytes) -> list[str]:
         raise NotImplementedError
@@ -350,8 +354,6 @@ class SSEJsonParser(StreamParser):
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(headers)
         self._sse = SSEStream()
-        #: events with data seen: none in a body that came means it was no event stream
-        #: (an HTML error page a gateway labelled ``text/event-stream``)
         self.events_seen = 0
 
     def feed(self, chunk: bytes) -> list[str]:
@@ -367,7 +369,7 @@ class SSEJsonParser(StreamParser):
             stripped = data.strip()
             if not stripped:
                 continue
-            self.events_seen += 1
+            self.events_seen = (self.events_seen or 0) + 1
             if stripped == "[DONE]":
                 self._done_marker()
                 continue
